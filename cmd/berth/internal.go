@@ -1,0 +1,59 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/engine"
+	"github.com/berth-dev/berth/engine/runtime"
+	"github.com/berth-dev/berth/netdns"
+)
+
+var (
+	_ = register(newShimCommand)
+	_ = register(newDNSCommand)
+)
+
+// newShimCommand is the per-container monitor the engine starts; users do
+// not call it.
+func newShimCommand(*projectFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:    "shim CONFIG",
+		Short:  "Supervise one container (internal)",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := runtime.ReadConfig(args[0])
+			if err != nil {
+				return err
+			}
+			e, err := openEngine(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return e.RunShim(cmd.Context(), cfg)
+		},
+	}
+}
+
+// newDNSCommand is the shared DNS server the engine starts on demand.
+func newDNSCommand(*projectFlags) *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:    "dns",
+		Short:  "Serve DNS for Berth networks (internal)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if dir == "" {
+				dir = engine.OptionsFromEnv().Run + "/dns"
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			return netdns.Serve(cmd.Context(), netdns.Config{Dir: dir, Logger: log})
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "records directory")
+	return cmd
+}

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/compose"
+)
+
+var _ = register(newLogsCommand)
+
+func newLogsCommand(pf *projectFlags) *cobra.Command {
+	var (
+		o       compose.LogOptions
+		tail    string
+		noColor bool
+	)
+	cmd := &cobra.Command{
+		Use:   "logs [SERVICE...]",
+		Short: "View output from containers",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, _, err := loadProjectOrName(cmd, pf)
+			if err != nil {
+				return err
+			}
+			n, err := parseTail(tail)
+			if err != nil {
+				return err
+			}
+			e, err := openEngine(cmd.Context())
+			if err != nil {
+				return err
+			}
+			o.Tail = n
+			o.Color = !noColor && isTerminal(cmd.OutOrStdout())
+			return compose.Logs(cmd.Context(), e, p.Name, args, cmd.OutOrStdout(), o)
+		},
+	}
+	cmd.Flags().BoolVarP(&o.Follow, "follow", "f", false, "follow log output")
+	cmd.Flags().StringVarP(&tail, "tail", "n", "all", "number of lines to show from the end of the logs for each container")
+	cmd.Flags().BoolVarP(&o.Timestamps, "timestamps", "t", false, "show timestamps")
+	cmd.Flags().BoolVar(&noColor, "no-color", false, "produce monochrome output")
+	cmd.Flags().BoolVar(&o.NoPrefix, "no-log-prefix", false, "don't print prefix in logs")
+	return cmd
+}

@@ -1,0 +1,189 @@
+package compose
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/containerd/errdefs"
+
+	"github.com/berth-dev/berth/engine/container"
+)
+
+// ContainerName is the name Compose gives replica n of a service.
+func ContainerName(p *types.Project, s types.ServiceConfig, n int) string {
+	if s.ContainerName != "" {
+		return s.ContainerName
+	}
+	return fmt.Sprintf("%s-%s-%d", p.Name, s.Name, n)
+}
+
+// ServiceHash is the config hash label: it changes when anything that
+// shapes the service's containers changes, and only then. Scale is left
+// out: adding replicas must not recreate the existing ones.
+func ServiceHash(s types.ServiceConfig) (string, error) {
+	s.Scale = nil
+	if s.Deploy != nil {
+		d := *s.Deploy
+		d.Replicas = nil
+		s.Deploy = &d
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// Replicas is how many containers the service wants.
+func Replicas(s types.ServiceConfig) int {
+	if s.Scale != nil {
+		return *s.Scale
+	}
+	if s.Deploy != nil && s.Deploy.Replicas != nil {
+		return *s.Deploy.Replicas
+	}
+	return 1
+}
+
+// containerConfig turns one service into an engine container config. It is
+// pure: no engine calls, so plans and tests can use it.
+func containerConfig(p *types.Project, s types.ServiceConfig, n int, hash string) (container.Config, error) {
+	where := func(field string) string { return fmt.Sprintf("service %q: %s", s.Name, field) }
+	if s.Image == "" {
+		if s.Build != nil {
+			return container.Config{}, fmt.Errorf("%s: build is not supported yet; import the image and set image: %w", where("build"), errdefs.ErrNotImplemented)
+		}
+		return container.Config{}, fmt.Errorf("%s: an image is required: %w", where("image"), errdefs.ErrInvalidArgument)
+	}
+	cfg := container.Config{
+		Image:      s.Image,
+		WorkingDir: s.WorkingDir,
+		User:       s.User,
+		Hostname:   s.Hostname,
+		StopSignal: s.StopSignal,
+		Restart:    s.Restart,
+	}
+	if s.Entrypoint != nil {
+		cfg.Entrypoint = []string(s.Entrypoint)
+	}
+	if s.Command != nil {
+		cfg.Cmd = []string(s.Command)
+	}
+	if s.StopGracePeriod != nil {
+		cfg.StopGrace = time.Duration(*s.StopGracePeriod)
+	}
+	keys := slices.Sorted(maps.Keys(s.Environment))
+	for _, k := range keys {
+		if v := s.Environment[k]; v != nil {
+			cfg.Env = append(cfg.Env, k+"="+*v)
+		}
+	}
+	cfg.Labels = map[string]string{}
+	maps.Copy(cfg.Labels, s.Labels)
+	maps.Copy(cfg.Labels, map[string]string{
+		LabelProject:     p.Name,
+		LabelService:     s.Name,
+		LabelNumber:      strconv.Itoa(n),
+		LabelConfigHash:  hash,
+		LabelOneoff:      "False",
+		LabelWorkingDir:  p.WorkingDir,
+		LabelConfigFiles: strings.Join(p.ComposeFiles, ","),
+		LabelVersion:     Version,
+	})
+
+	for _, v := range s.Volumes {
+		switch v.Type {
+		case types.VolumeTypeVolume:
+			if v.Source == "" {
+				return container.Config{}, fmt.Errorf("%s: anonymous volume at %q is not supported yet: %w", where("volumes"), v.Target, errdefs.ErrNotImplemented)
+			}
+			vol, ok := p.Volumes[v.Source]
+			if !ok {
+				return container.Config{}, fmt.Errorf("%s: volume %q is not declared in the top-level volumes: %w", where("volumes"), v.Source, errdefs.ErrInvalidArgument)
+			}
+			cfg.Mounts = append(cfg.Mounts, container.Mount{Type: "volume", Source: vol.Name, Target: v.Target, ReadOnly: v.ReadOnly})
+		case types.VolumeTypeBind:
+			cfg.Mounts = append(cfg.Mounts, container.Mount{Type: "bind", Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly})
+		default:
+			return container.Config{}, fmt.Errorf("%s: volume type %q is not supported yet: %w", where("volumes"), v.Type, errdefs.ErrNotImplemented)
+		}
+	}
+
+	switch {
+	case s.NetworkMode == "" || s.NetworkMode == "bridge":
+	case s.NetworkMode == "none":
+	default:
+		return container.Config{}, fmt.Errorf("%s: network_mode %q is not supported yet: %w", where("network_mode"), s.NetworkMode, errdefs.ErrNotImplemented)
+	}
+	if s.NetworkMode != "none" {
+		nets, err := serviceNetworks(p, s)
+		if err != nil {
+			return container.Config{}, err
+		}
+		cfg.Networks = nets
+	}
+
+	for _, port := range s.Ports {
+		if port.Published == "" {
+			return container.Config{}, fmt.Errorf("%s: port %d without a host port is not supported yet: %w", where("ports"), port.Target, errdefs.ErrNotImplemented)
+		}
+		hp, err := strconv.ParseUint(port.Published, 10, 16)
+		if err != nil {
+			return container.Config{}, fmt.Errorf("%s: host port %q: port ranges are not supported yet: %w", where("ports"), port.Published, errdefs.ErrNotImplemented)
+		}
+		cfg.Ports = append(cfg.Ports, container.Port{HostIP: port.HostIP, HostPort: uint16(hp), ContainerPort: uint16(port.Target), Protocol: port.Protocol})
+	}
+	return cfg, nil
+}
+
+// serviceNetworks lists the service's networks, highest priority first and
+// then by name, each with the service name as an alias as Compose does.
+func serviceNetworks(p *types.Project, s types.ServiceConfig) ([]container.Attachment, error) {
+	type entry struct {
+		key string
+		cfg *types.ServiceNetworkConfig
+	}
+	var es []entry
+	if len(s.Networks) == 0 {
+		es = append(es, entry{key: "default"})
+	}
+	for k, c := range s.Networks {
+		es = append(es, entry{k, c})
+	}
+	sort.Slice(es, func(i, j int) bool {
+		pi, pj := 0, 0
+		if es[i].cfg != nil {
+			pi = es[i].cfg.Priority
+		}
+		if es[j].cfg != nil {
+			pj = es[j].cfg.Priority
+		}
+		if pi != pj {
+			return pi > pj
+		}
+		return es[i].key < es[j].key
+	})
+	var out []container.Attachment
+	for _, e := range es {
+		n, ok := p.Networks[e.key]
+		if !ok {
+			return nil, fmt.Errorf("service %q: networks: network %q is not declared: %w", s.Name, e.key, errdefs.ErrInvalidArgument)
+		}
+		a := container.Attachment{Network: n.Name, Aliases: []string{s.Name}}
+		if e.cfg != nil {
+			a.Aliases = append(a.Aliases, e.cfg.Aliases...)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}

@@ -1,0 +1,213 @@
+package container
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/berth-dev/berth/internal/atomicfile"
+	"github.com/berth-dev/berth/internal/lockfile"
+	"github.com/berth-dev/berth/internal/names"
+)
+
+// Config is what a container is made from: the resolved process, its
+// mounts, networks and ports. Fields may be added; old records still load.
+type Config struct {
+	Image      string            `json:"image"`    // reference as the user gave it
+	ImageID    string            `json:"image_id"` // resolved image ID
+	Entrypoint []string          `json:"entrypoint,omitempty"`
+	Cmd        []string          `json:"cmd,omitempty"`
+	Env        []string          `json:"env,omitempty"`
+	WorkingDir string            `json:"working_dir,omitempty"`
+	User       string            `json:"user,omitempty"`
+	Hostname   string            `json:"hostname,omitempty"`
+	StopSignal string            `json:"stop_signal,omitempty"`
+	StopGrace  time.Duration     `json:"stop_grace,omitempty"` // 0 means the default of 10 s
+	Labels     map[string]string `json:"labels,omitempty"`
+	Mounts     []Mount           `json:"mounts,omitempty"`
+	Networks   []Attachment      `json:"networks,omitempty"` // the first gets the default route
+	Ports      []Port            `json:"ports,omitempty"`
+	Restart    string            `json:"restart,omitempty"` // recorded; applied by a later shim
+}
+
+// Mount is a named volume or a bind mount.
+type Mount struct {
+	Type     string `json:"type"`   // "volume" or "bind"
+	Source   string `json:"source"` // volume name or absolute host path
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"read_only,omitempty"`
+}
+
+// Attachment connects the container to a network under extra names.
+type Attachment struct {
+	Network string   `json:"network"`
+	Aliases []string `json:"aliases,omitempty"`
+}
+
+// Port publishes a container port on the host.
+type Port struct {
+	HostIP        string `json:"host_ip,omitempty"`
+	HostPort      uint16 `json:"host_port"`
+	ContainerPort uint16 `json:"container_port"`
+	Protocol      string `json:"protocol"`
+}
+
+// Container is a stored record.
+type Container struct {
+	ID      string    `json:"id"`
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+	Config  Config    `json:"config"`
+}
+
+// ShortID is the 12-character form docker ps shows.
+func (c Container) ShortID() string { return c.ID[:12] }
+
+// Store keeps one directory per container under its root.
+type Store struct{ root string }
+
+// Open returns the store rooted at root, creating it.
+func Open(root string) (*Store, error) {
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, err
+	}
+	return &Store{root: root}, nil
+}
+
+// Dir is the container's state directory.
+func (s *Store) Dir(id string) string { return filepath.Join(s.root, id) }
+
+// LogPath is the container's json-file log, named as Docker names it.
+func (s *Store) LogPath(id string) string { return filepath.Join(s.Dir(id), id+"-json.log") }
+
+// StatusPath is where the shim records the container's status.
+func (s *Store) StatusPath(id string) string { return filepath.Join(s.Dir(id), "status.json") }
+
+func (s *Store) lock(ctx context.Context) (*lockfile.Lock, error) {
+	return lockfile.Acquire(ctx, filepath.Join(s.root, ".lock"))
+}
+
+// Create stores a new record. Names are unique: a taken name is
+// errdefs.ErrAlreadyExists (a Conflict in Docker's words).
+func (s *Store) Create(ctx context.Context, name string, cfg Config) (Container, error) {
+	if err := names.Object("container", name); err != nil {
+		return Container{}, err
+	}
+	l, err := s.lock(ctx)
+	if err != nil {
+		return Container{}, err
+	}
+	defer l.Unlock()
+	all, err := s.List(ctx)
+	if err != nil {
+		return Container{}, err
+	}
+	for _, c := range all {
+		if c.Name == name {
+			return Container{}, fmt.Errorf("container name %q is already in use by %s: %w", name, c.ShortID(), errdefs.ErrAlreadyExists)
+		}
+	}
+	c := Container{ID: newID(), Name: name, Created: time.Now().UTC(), Config: cfg}
+	dir := s.Dir(c.ID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return Container{}, err
+	}
+	if err := atomicfile.WriteJSON(filepath.Join(dir, "container.json"), c, 0o600); err != nil {
+		os.RemoveAll(dir)
+		return Container{}, err
+	}
+	return c, nil
+}
+
+// Get finds a container by ID, unique ID prefix or name.
+func (s *Store) Get(ctx context.Context, ref string) (Container, error) {
+	all, err := s.List(ctx)
+	if err != nil {
+		return Container{}, err
+	}
+	var found []Container
+	for _, c := range all {
+		if c.ID == ref || c.Name == ref {
+			return c, nil
+		}
+		if len(ref) >= 4 && strings.HasPrefix(c.ID, ref) {
+			found = append(found, c)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return Container{}, fmt.Errorf("container %q: %w", ref, errdefs.ErrNotFound)
+	}
+	return Container{}, fmt.Errorf("container %q is ambiguous: %w", ref, errdefs.ErrInvalidArgument)
+}
+
+// List returns every record, oldest first. A directory whose record is
+// missing or torn (a crash between mkdir and write) is skipped.
+func (s *Store) List(ctx context.Context) ([]Container, error) {
+	ents, err := os.ReadDir(s.root)
+	if err != nil {
+		return nil, err
+	}
+	var out []Container
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		var c Container
+		if err := atomicfile.ReadJSON(filepath.Join(s.root, e.Name(), "container.json"), &c); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			continue
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Created.Equal(out[j].Created) {
+			return out[i].Created.Before(out[j].Created)
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
+}
+
+// Orphans lists directories with no readable record: leftovers of a crash
+// that the next command may delete.
+func (s *Store) Orphans() []string {
+	ents, _ := os.ReadDir(s.root)
+	var out []string
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(s.root, e.Name(), "container.json")); errors.Is(err, os.ErrNotExist) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// Remove deletes the record and everything in its directory.
+func (s *Store) Remove(ctx context.Context, id string) error {
+	if len(id) != 64 {
+		return fmt.Errorf("container id %q: %w", id, errdefs.ErrInvalidArgument)
+	}
+	return os.RemoveAll(s.Dir(id))
+}
+
+func newID() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

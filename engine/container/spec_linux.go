@@ -1,0 +1,143 @@
+package container
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/containerd/errdefs"
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/moby/profiles/seccomp"
+	"github.com/moby/sys/user"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Process is the resolved process of a container.
+type Process struct {
+	Args           []string
+	Env            []string
+	Cwd            string
+	UID, GID       uint32
+	AdditionalGids []uint32
+}
+
+// SpecOptions are the host-side facts a spec needs besides the record.
+type SpecOptions struct {
+	Rootfs      string // absolute path of the mounted root filesystem
+	NetNS       string // network namespace to join; empty means a new one
+	CgroupsPath string // e.g. "/berth/<id>"
+	// CgroupV2 gives the container a private cgroup namespace, as Docker
+	// does on unified hosts; on v1 hosts it shares the host's.
+	CgroupV2 bool
+	Hostname string
+	Process  Process
+	Mounts   []specs.Mount // volumes, binds, resolv.conf, hosts, hostname
+}
+
+// defaultCaps is Docker's default capability set.
+var defaultCaps = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
+	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+}
+
+// Paths Docker hides from containers (masked) or makes read-only.
+var (
+	maskedPaths = []string{
+		"/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore",
+		"/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+		"/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+		"/sys/firmware", "/sys/devices/virtual/powercap",
+	}
+	readonlyPaths = []string{
+		"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+	}
+)
+
+// Spec builds the OCI runtime spec of a normal (unprivileged) container.
+func Spec(o SpecOptions) (*specs.Spec, error) {
+	if o.Rootfs == "" || len(o.Process.Args) == 0 {
+		return nil, fmt.Errorf("spec: rootfs and a command are required: %w", errdefs.ErrInvalidArgument)
+	}
+	caps := append([]string(nil), defaultCaps...)
+	s := &specs.Spec{
+		Version:  specs.Version,
+		Root:     &specs.Root{Path: o.Rootfs},
+		Hostname: o.Hostname,
+		Process: &specs.Process{
+			Args: o.Process.Args,
+			Env:  o.Process.Env,
+			Cwd:  o.Process.Cwd,
+			User: specs.User{UID: o.Process.UID, GID: o.Process.GID, AdditionalGids: o.Process.AdditionalGids},
+			Capabilities: &specs.LinuxCapabilities{
+				Bounding: caps, Effective: caps, Permitted: caps,
+			},
+			Rlimits: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1048576, Soft: 1048576}},
+		},
+		Mounts: append(defaultMounts(), o.Mounts...),
+		Linux: &specs.Linux{
+			CgroupsPath: o.CgroupsPath,
+			Namespaces: []specs.LinuxNamespace{
+				{Type: specs.PIDNamespace},
+				{Type: specs.MountNamespace},
+				{Type: specs.UTSNamespace},
+				{Type: specs.IPCNamespace},
+				{Type: specs.NetworkNamespace, Path: o.NetNS},
+			},
+			MaskedPaths:   maskedPaths,
+			ReadonlyPaths: readonlyPaths,
+			Resources: &specs.LinuxResources{
+				// Deny every device, then allow what defaultMounts' /dev gets
+				// through libcontainer's standard set.
+				Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
+			},
+		},
+	}
+	if o.CgroupV2 {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+	}
+	prof, err := seccomp.GetDefaultProfile(s)
+	if err != nil {
+		return nil, fmt.Errorf("seccomp profile: %w", err)
+	}
+	s.Linux.Seccomp = prof
+	return s, nil
+}
+
+func defaultMounts() []specs.Mount {
+	return []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"ro", "nosuid", "noexec", "nodev"}},
+		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+	}
+}
+
+// ResolveUser turns a Compose/Docker user string ("", "1000", "1000:1000",
+// "app", "app:staff") into IDs, reading /etc/passwd and /etc/group inside
+// rootfs without ever following a link out of it.
+func ResolveUser(rootfs, spec string) (uid, gid uint32, groups []uint32, err error) {
+	passwd, err := securejoin.SecureJoin(rootfs, "/etc/passwd")
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	group, err := securejoin.SecureJoin(rootfs, "/etc/group")
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	eu, err := user.GetExecUserPath(spec, &user.ExecUser{}, passwd, group)
+	if err != nil {
+		if _, statErr := os.Stat(passwd); statErr != nil && spec != "" {
+			return 0, 0, nil, fmt.Errorf("user %q: no /etc/passwd in image: %w", spec, errdefs.ErrInvalidArgument)
+		}
+		return 0, 0, nil, fmt.Errorf("user %q: %v: %w", spec, err, errdefs.ErrInvalidArgument)
+	}
+	for _, g := range eu.Sgids {
+		if g != eu.Gid {
+			groups = append(groups, uint32(g))
+		}
+	}
+	return uint32(eu.Uid), uint32(eu.Gid), groups, nil
+}

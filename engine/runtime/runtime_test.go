@@ -1,0 +1,229 @@
+package runtime_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/engine/container"
+	"github.com/berth-dev/berth/engine/jsonlog"
+	"github.com/berth-dev/berth/engine/runtime"
+	"github.com/berth-dev/berth/internal/atomicfile"
+)
+
+// The test binary doubles as "berth init" and "berth shim", exactly as the
+// real binary does.
+func TestMain(m *testing.M) {
+	runtime.MaybeInit()
+	if len(os.Args) > 2 && os.Args[1] == "shim" {
+		cfg, err := runtime.ReadConfig(os.Args[2])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		if err := runtime.Serve(context.Background(), cfg, runtime.ReadyPipe(), nil); err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates namespaces and cgroups")
+	}
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		t.Skip("needs /bin/busybox (Debian busybox-static)")
+	}
+}
+
+// busyboxRoot makes a minimal root filesystem from the host's static busybox.
+func busyboxRoot(t *testing.T) string {
+	root := filepath.Join(t.TempDir(), "rootfs")
+	for _, d := range []string{"bin", "etc", "proc", "sys", "dev", "tmp"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	b, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "bin/busybox"), b, 0o755)
+	for _, a := range []string{"sh", "echo", "sleep", "cat", "id", "grep", "ls"} {
+		os.Symlink("busybox", filepath.Join(root, "bin", a))
+	}
+	os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)
+	return root
+}
+
+type harness struct {
+	cfg runtime.Config
+	dir string
+}
+
+func newHarness(t *testing.T, args ...string) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	id := fmt.Sprintf("rt%d%d", os.Getpid(), time.Now().UnixNano()%1e9)
+	spec, err := container.Spec(container.SpecOptions{
+		Rootfs:      busyboxRoot(t),
+		CgroupsPath: "/berth-rttest/" + id,
+		Hostname:    "box",
+		Process:     container.Process{Args: args, Env: []string{"PATH=/bin"}, Cwd: "/"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := atomicfile.WriteJSON(filepath.Join(dir, "config.json"), spec, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{dir: dir, cfg: runtime.Config{
+		ID: id, Bundle: dir, StateRoot: filepath.Join(dir, "runc"),
+		LogPath: filepath.Join(dir, "log.json"), StatusPath: filepath.Join(dir, "status.json"),
+		Socket: filepath.Join(dir, "shim.sock"), PidFile: filepath.Join(dir, "shim.pid"),
+	}}
+	t.Cleanup(func() {
+		// Kill anything left so a failing test leaks nothing.
+		runtime.Call(context.Background(), h.cfg.Socket, runtime.Request{Op: runtime.OpKill, Signal: "KILL"})
+		h.waitExit(t)
+		os.Remove("/sys/fs/cgroup/memory/berth-rttest")
+		for _, c := range []string{"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd"} {
+			os.Remove("/sys/fs/cgroup/" + c + "/berth-rttest")
+		}
+		os.Remove("/sys/fs/cgroup/berth-rttest")
+	})
+	return h
+}
+
+func (h *harness) start(t *testing.T) {
+	t.Helper()
+	exe, _ := os.Executable()
+	if _, err := runtime.Spawn(t.Context(), exe, h.cfg, filepath.Join(h.dir, "shim.log")); err != nil {
+		diag, _ := os.ReadFile(filepath.Join(h.dir, "shim.log"))
+		t.Fatalf("spawn: %v\n%s", err, diag)
+	}
+}
+
+func (h *harness) waitExit(t *testing.T) runtime.Status {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		st, err := runtime.ReadStatus(h.cfg.StatusPath)
+		if err == nil && st.State != runtime.StateRunning && !runtime.Alive(st.ShimPid) {
+			return st
+		}
+		if st.State == runtime.StateCreated {
+			return st
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("container did not exit")
+	return runtime.Status{}
+}
+
+func TestRunRecordsOutputAndExitCode(t *testing.T) {
+	needRoot(t)
+	h := newHarness(t, "sh", "-c", "echo hello; echo oops >&2; hostname; id -u; exit 3")
+	h.start(t)
+	st := h.waitExit(t)
+	if st.ExitCode != 3 || st.FinishedAt.IsZero() {
+		t.Fatalf("status %+v", st)
+	}
+	lines, err := jsonlog.Lines(h.cfg.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(lines, "|")
+	for _, want := range []string{"hello", "oops", "box", "0"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("log %q lacks %q", got, want)
+		}
+	}
+	if _, err := os.Stat(h.cfg.Socket); !os.IsNotExist(err) {
+		t.Errorf("socket left behind")
+	}
+}
+
+func TestStopEscalatesToKill(t *testing.T) {
+	needRoot(t)
+	// A process that ignores SIGTERM must still stop, by SIGKILL.
+	h := newHarness(t, "sh", "-c", "trap '' TERM; echo ready; while true; do sleep 1; done")
+	h.start(t)
+	start := time.Now()
+	resp, err := runtime.Call(t.Context(), h.cfg.Socket, runtime.Request{Op: runtime.OpStop, Timeout: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Status == nil || resp.Status.State != runtime.StateExited || resp.Status.ExitCode != 137 {
+		t.Fatalf("stop answered %+v", resp.Status)
+	}
+	if time.Since(start) < 300*time.Millisecond {
+		t.Errorf("killed before the timeout")
+	}
+}
+
+func TestStopWithTermIsGraceful(t *testing.T) {
+	needRoot(t)
+	h := newHarness(t, "sh", "-c", "trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done")
+	h.start(t)
+	time.Sleep(200 * time.Millisecond) // let the shell install its trap
+	resp, err := runtime.Call(t.Context(), h.cfg.Socket, runtime.Request{Op: runtime.OpStop, Timeout: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Status.ExitCode != 0 {
+		t.Fatalf("exit code %d, want 0 from the trap", resp.Status.ExitCode)
+	}
+	lines, _ := jsonlog.Lines(h.cfg.LogPath)
+	if len(lines) == 0 || lines[len(lines)-1] != "bye" {
+		t.Fatalf("log %v", lines)
+	}
+}
+
+func TestStartFailureIsReported(t *testing.T) {
+	needRoot(t)
+	h := newHarness(t, "/no/such/binary")
+	exe, _ := os.Executable()
+	_, err := runtime.Spawn(t.Context(), exe, h.cfg, filepath.Join(h.dir, "shim.log"))
+	if err == nil {
+		t.Fatal("start of a missing binary succeeded")
+	}
+	if !strings.Contains(err.Error(), "no/such/binary") {
+		t.Errorf("error does not name the binary: %v", err)
+	}
+}
+
+func TestSeccompAndCapsApply(t *testing.T) {
+	needRoot(t)
+	// CapEff of Docker's default set is 0xa80425fb; seccomp mode 2 means a
+	// filter is installed.
+	h := newHarness(t, "sh", "-c", "grep -E '^(CapEff|Seccomp):' /proc/self/status")
+	h.start(t)
+	h.waitExit(t)
+	lines, _ := jsonlog.Lines(h.cfg.LogPath)
+	got := strings.Join(lines, "|")
+	if !strings.Contains(got, "00000000a80425fb") || !strings.Contains(got, "Seccomp:\t2") {
+		t.Fatalf("security settings not applied: %q", got)
+	}
+}
+
+func TestShimOutlivesCaller(t *testing.T) {
+	needRoot(t)
+	h := newHarness(t, "sleep", "30")
+	h.start(t)
+	st, _ := runtime.ReadStatus(h.cfg.StatusPath)
+	// The shim runs in its own session, so it is not in our process group.
+	out, err := exec.Command("ps", "-o", "sid=", "-p", fmt.Sprint(st.ShimPid)).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(out)) != fmt.Sprint(st.ShimPid) {
+		t.Errorf("shim is not a session leader: sid %s", out)
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !seccomp
+
+package runtime
+
+const seccompBuilt = false

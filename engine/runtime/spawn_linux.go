@@ -1,0 +1,118 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/berth-dev/berth/internal/atomicfile"
+)
+
+// Spawn writes the shim's configuration next to its socket and starts
+// "<exe> shim <config>" in a session of its own, so it survives the CLI, and
+// returns once the shim reports the container running or fails to start it.
+// logPath receives the shim's own diagnostics.
+func Spawn(ctx context.Context, exe string, cfg Config, logPath string) (int, error) {
+	confPath := filepath.Join(filepath.Dir(cfg.Socket), "shim.json")
+	if err := atomicfile.WriteJSON(confPath, cfg, 0o600); err != nil {
+		return 0, err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		w.Close()
+		return 0, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(exe, "shim", confPath)
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.ExtraFiles = []*os.File{w} // fd 3: the ready pipe
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return 0, fmt.Errorf("start shim: %w", err)
+	}
+	w.Close()
+	pid := cmd.Process.Pid
+	// The shim is not ours to wait for beyond its start: release it so it is
+	// reparented when we exit. Reap it in the background if we outlive it.
+	go cmd.Wait()
+
+	msg := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(r)
+		msg <- strings.TrimSpace(string(b))
+	}()
+	select {
+	case <-ctx.Done():
+		// The shim goes on; the caller's cleanup stops it through its socket.
+		return pid, ctx.Err()
+	case m := <-msg:
+		switch {
+		case m == "ok":
+			return pid, nil
+		case strings.HasPrefix(m, "error: "):
+			return pid, fmt.Errorf("%s: %w", strings.TrimPrefix(m, "error: "), errdefs.ErrFailedPrecondition)
+		default:
+			diag, _ := os.ReadFile(logPath)
+			return pid, fmt.Errorf("shim exited before the container started: %s: %w",
+				lastLine(string(diag)), errdefs.ErrUnknown)
+		}
+	}
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	if s == "" {
+		return "no diagnostics"
+	}
+	return s
+}
+
+// ReadyPipe returns the ready pipe a shim inherits as fd 3, marked
+// close-on-exec so the container never holds it open.
+func ReadyPipe() *os.File {
+	syscall.CloseOnExec(3)
+	f := os.NewFile(3, "ready")
+	if f == nil {
+		return nil
+	}
+	if _, err := f.Stat(); err != nil {
+		return nil
+	}
+	return f
+}
+
+// Alive reports whether pid names a live process (not a zombie).
+func Alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state letter follows the parenthesised command name.
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z'
+	}
+	return !errors.Is(err, os.ErrNotExist)
+}

@@ -1,0 +1,90 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/opencontainers/runc/libcontainer"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/engine/runtime"
+	"github.com/berth-dev/berth/engine/snapshot"
+)
+
+// teardown undoes what prepare did, in reverse. Every step tolerates the
+// thing being gone already, so it can run after a crash at any point.
+func (e *Engine) teardown(ctx context.Context, id string) error {
+	var errs []error
+	if err := e.Networks.Unpublish(ctx, id); err != nil {
+		errs = append(errs, err)
+	}
+	nets, err := e.Networks.List(ctx)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, n := range nets {
+		if err := e.Networks.Disconnect(ctx, n.Name, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := e.Networks.RemoveSandbox(ctx, id); err != nil {
+		errs = append(errs, err)
+	}
+	if err := e.syncDNS(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := snapshot.Unmount(e.rootfsDir(id)); err != nil {
+		errs = append(errs, err)
+	}
+	e.removeCgroupParent()
+	return errors.Join(errs...)
+}
+
+// removeCgroupParent removes the instance's parent cgroup once it is empty;
+// libcontainer removes only each container's own leaf.
+func (e *Engine) removeCgroupParent() {
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*" + e.cgroupParent())
+	dirs = append(dirs, "/sys/fs/cgroup"+e.cgroupParent())
+	for _, d := range dirs {
+		_ = unix.Rmdir(d) // fails while another container still uses it
+	}
+}
+
+// recoverLostShim handles a container whose shim died: it kills whatever is
+// left of the container, tears down its resources and records the exit.
+func (e *Engine) recoverLostShim(ctx context.Context, id string, st runtime.Status) (runtime.Status, error) {
+	if c, err := libcontainer.Load(e.libcontainerRoot(), id); err == nil {
+		_ = c.Signal(unix.SIGKILL)
+		for range 100 {
+			if s, err := c.Status(); err != nil || s == libcontainer.Stopped {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		_ = c.Destroy()
+	}
+	if err := e.teardown(ctx, id); err != nil {
+		return st, err
+	}
+	os.Remove(filepath.Join(e.runDir(id), "shim.sock"))
+	os.Remove(filepath.Join(e.runDir(id), "shim.pid"))
+	st.State = runtime.StateExited
+	st.ExitCode = 137
+	st.FinishedAt = time.Now().UTC()
+	st.Error = "shim exited unexpectedly; container killed"
+	return st, runtime.WriteStatus(e.Containers.StatusPath(id), st)
+}
+
+// RunShim is the body of "berth shim CONFIG": it supervises one container
+// and, when it exits, tears down its network and mounts, since no daemon is
+// left to do so.
+func (e *Engine) RunShim(ctx context.Context, cfg runtime.Config) error {
+	return runtime.Serve(ctx, cfg, runtime.ReadyPipe(), func(ctx context.Context, _ runtime.Status) error {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		return e.teardown(ctx, cfg.ID)
+	})
+}
