@@ -1,0 +1,46 @@
+# Berth's targets. Everything builds with cgo and the seccomp tag: the
+# embedded runtime needs libseccomp to install Docker's default profile.
+GO        ?= go
+TAGS      := seccomp,netgo,osusergo
+export GOFLAGS := -tags=$(TAGS)
+BIN       := bin/berth
+LDFLAGS   := -s -w -extldflags -static
+
+.DEFAULT_GOAL := help
+
+.PHONY: help build test test-unit test-e2e bench demo lint fuzz clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## build bin/berth (static, cgo, seccomp)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/berth
+
+test: build ## unit and e2e tests (as root they start real containers)
+	$(GO) test -count=1 -timeout 30m ./...
+
+test-unit: ## tests of every package but e2e
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
+
+test-e2e: build ## end-to-end tests against bin/berth
+	$(GO) test -count=1 -timeout 30m -v ./e2e/
+
+bench: build ## up/down timings for 3 and 20 services
+	BERTH=$(CURDIR)/$(BIN) $(GO) test -count=1 -run '^$$' -bench . -benchtime 5x -timeout 30m ./e2e/ | tee bench.out
+	@echo; echo "services   up -d (median s)   down -t 1 (median s)"; \
+	awk '/^BenchmarkUpDown/ {split($$1,a,"="); sub(/-[0-9]+$$/,"",a[2]); for(i=1;i<=NF;i++){if($$i=="up-s")u=$$(i-1); if($$i=="down-s")d=$$(i-1)}; printf "%-10s %-18s %s\n", a[2], u, d}' bench.out
+
+demo: ## build, import busybox, bring up examples/hello
+	bash examples/hello/demo.sh
+
+lint: ## gofmt, go vet, staticcheck when installed
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	@command -v staticcheck >/dev/null && staticcheck ./... || echo "staticcheck not installed; skipped"
+
+fuzz: ## run each fuzz target for 20 s
+	$(GO) test -run '^$$' -fuzz FuzzApply -fuzztime 20s ./engine/image/
+	$(GO) test -run '^$$' -fuzz . -fuzztime 20s ./netdns/
+
+clean: ## remove build outputs
+	rm -rf bin bench.out

@@ -1,0 +1,60 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestBadInputMustFailWithOneLineAndChangeNothing feeds broken projects and
+// expects one clear line, a non-zero exit, and no containers or networks.
+func TestBadInputMustFailWithOneLineAndChangeNothing(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	busy := held.Addr().(*net.TCPAddr).Port
+
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"invalid yaml", "services:\n  web:\n    image: [busybox\n", []string{"compose.yaml", "line"}},
+		{"unknown image", "services:\n  web:\n    image: nope\n", []string{`service "web"`, `image "nope" not found; import or pull it first`}},
+		{"cycle", "services:\n  a:\n    image: busybox\n    depends_on: [b]\n  b:\n    image: busybox\n    depends_on: [a]\n", []string{`service "a" -> "b" -> "a"`}},
+		{"missing env_file", "services:\n  web:\n    image: busybox\n    env_file: missing.env\n", []string{"web", "missing.env"}},
+		{"port in use", fmt.Sprintf("services:\n  a:\n    image: busybox\n    command: [sleep, '3600']\n  web:\n    image: busybox\n    command: [sleep, '3600']\n    depends_on: [a]\n    ports: ['127.0.0.1:%d:80']\n", busy), []string{`service "web"`, fmt.Sprint(busy)}},
+	} {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			e := newEnv(t)
+			e.writeProject(map[string]string{"compose.yaml": tc.yaml})
+			r := e.berth("-p", "bad", "up", "-d")
+			if r.code == 0 {
+				t.Fatalf("up succeeded:\n%s", r.stderr)
+			}
+			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			last := lines[len(lines)-1]
+			for _, w := range tc.want {
+				if !strings.Contains(last, w) {
+					t.Errorf("error line %q lacks %q (stderr:\n%s)", last, w, r.stderr)
+				}
+			}
+			if ps := e.must("-p", "bad", "ps", "-a", "-q"); strings.TrimSpace(ps.stdout) != "" {
+				t.Errorf("containers left: %q", ps.stdout)
+			}
+			nets, _ := os.ReadDir(filepath.Join(e.root, "network"))
+			for _, n := range nets {
+				if strings.HasSuffix(n.Name(), ".json") {
+					t.Errorf("network state left: %s", n.Name())
+				}
+			}
+			if leaks := findLeaks(filepath.Dir(e.root)); len(leaks) > 0 {
+				t.Errorf("host changed: %v", leaks)
+			}
+		})
+	}
+}

@@ -1,0 +1,104 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const fiveServices = `
+name: crash
+services:
+  s1: {image: busybox, command: ["sleep", "3600"]}
+  s2: {image: busybox, command: ["sleep", "3600"], depends_on: [s1]}
+  s3: {image: busybox, command: ["sleep", "3600"], depends_on: [s1]}
+  s4: {image: busybox, command: ["sleep", "3600"], depends_on: [s2]}
+  s5: {image: busybox, command: ["sleep", "3600"], depends_on: [s4]}
+`
+
+// TestKilledUpMustBeRepairedByTheNextCommand kills berth up at several
+// points and checks that the next up completes and down removes everything.
+func TestKilledUpMustBeRepairedByTheNextCommand(t *testing.T) {
+	for _, delay := range []time.Duration{20 * time.Millisecond, 80 * time.Millisecond, 200 * time.Millisecond} {
+		t.Run(delay.String(), func(t *testing.T) {
+			e := newEnv(t)
+			e.writeProject(map[string]string{"compose.yaml": fiveServices})
+			e.downAtEnd("crash")
+			c := e.cmd(context.Background(), "up", "-d")
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(delay)
+			c.Process.Signal(syscall.SIGKILL)
+			c.Wait()
+
+			e.must("up", "-d")
+			ps := e.must("ps", "--format", "json").stdout
+			if n := strings.Count(ps, `"State":"running"`); n != 5 {
+				t.Fatalf("%d running after repair:\n%s", n, ps)
+			}
+			e.must("down", "-t", "1")
+			if r := e.must("-p", "crash", "ps", "-a", "-q"); strings.TrimSpace(r.stdout) != "" {
+				t.Fatalf("left after down: %q", r.stdout)
+			}
+		})
+	}
+}
+
+// TestForegroundUpMustStreamPrefixedLogsAndStopOnCtrlC runs up attached,
+// reads prefixed log lines, then interrupts it like Ctrl-C.
+func TestForegroundUpMustStreamPrefixedLogsAndStopOnCtrlC(t *testing.T) {
+	e := newEnv(t)
+	e.writeProject(map[string]string{"compose.yaml": `
+name: fg
+services:
+  talker:
+    image: busybox
+    command: ["sh", "-c", "while true; do echo tick; sleep 0.2; done"]
+`})
+	e.downAtEnd("fg")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := e.cmd(ctx, "up")
+	out, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	found := make(chan string, 1)
+	go func() {
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "tick") {
+				found <- sc.Text()
+				break
+			}
+		}
+		for sc.Scan() {
+		}
+	}()
+	select {
+	case line := <-found:
+		if line != "talker-1  | tick" {
+			t.Errorf("log line %q, want %q (no colour when not a terminal)", line, "talker-1  | tick")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no log line within 30 s")
+	}
+	c.Process.Signal(syscall.SIGINT)
+	err = c.Wait()
+	if c.ProcessState.ExitCode() != 130 {
+		t.Errorf("up exit code %d (%v), want 130 after Ctrl-C", c.ProcessState.ExitCode(), err)
+	}
+	ps := e.must("ps", "-a", "--format", "json").stdout
+	if !strings.Contains(ps, `"State":"exited"`) {
+		t.Fatalf("container not stopped after Ctrl-C:\n%s", ps)
+	}
+	_ = fmt.Sprint
+}

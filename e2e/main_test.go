@@ -1,0 +1,203 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/internal/busybox"
+)
+
+var (
+	berthBin   string // the binary under test
+	busyboxTar string // a busybox root filesystem tarball
+	workDir    string // holds every test's state roots
+)
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Println("e2e: skipped: needs root (real namespaces, bridges and nftables)")
+		os.Exit(0)
+	}
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		fmt.Println("e2e: skipped: needs /bin/busybox (apt-get install busybox-static)")
+		os.Exit(0)
+	}
+	var err error
+	workDir, err = os.MkdirTemp("", "berth-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	code := func() int {
+		if berthBin = os.Getenv("BERTH"); berthBin == "" {
+			berthBin = filepath.Join(workDir, "berth")
+			build := exec.Command("go", "build", "-tags", "seccomp,netgo,osusergo", "-o", berthBin, "../cmd/berth")
+			build.Stdout, build.Stderr = os.Stdout, os.Stderr
+			if err := build.Run(); err != nil {
+				fmt.Println("e2e: build:", err)
+				return 1
+			}
+		}
+		busyboxTar = filepath.Join(workDir, "busybox.tar")
+		if err := busybox.WriteTar(busyboxTar); err != nil {
+			fmt.Println("e2e: busybox image:", err)
+			return 1
+		}
+		code := m.Run()
+		if leaks := findLeaks(workDir); len(leaks) > 0 {
+			fmt.Println("e2e: LEAK CHECK FAILED: Berth left these behind:")
+			for _, l := range leaks {
+				fmt.Println("  -", l)
+			}
+			return 1
+		}
+		fmt.Println("e2e: leak check: nothing of Berth is left")
+		return code
+	}()
+	os.RemoveAll(workDir)
+	os.Exit(code)
+}
+
+// env is one test's Berth: its own state roots, so tests never share state.
+type env struct {
+	t    testing.TB
+	root string
+	run  string
+	dir  string // project directory
+}
+
+// newEnv makes state roots and imports the busybox image as "busybox".
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	base, err := os.MkdirTemp(workDir, strings.ReplaceAll(t.Name(), "/", "_")+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, root: filepath.Join(base, "root"), run: filepath.Join(base, "run"), dir: filepath.Join(base, "project")}
+	os.MkdirAll(e.dir, 0o755)
+	e.must("image", "import", busyboxTar, "busybox")
+	return e
+}
+
+// result of one berth invocation.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (e *env) cmd(ctx context.Context, args ...string) *exec.Cmd {
+	c := exec.CommandContext(ctx, berthBin, args...)
+	c.Dir = e.dir
+	c.Env = append(os.Environ(), "BERTH_ROOT="+e.root, "BERTH_RUN="+e.run)
+	return c
+}
+
+// berth runs the binary and returns what it printed and its exit code.
+func (e *env) berth(args ...string) result {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := e.cmd(ctx, args...)
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	err := c.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			e.t.Fatalf("berth %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+// must runs berth and fails the test unless it exits 0.
+func (e *env) must(args ...string) result {
+	e.t.Helper()
+	r := e.berth(args...)
+	if r.code != 0 {
+		e.t.Fatalf("berth %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r
+}
+
+// writeProject writes compose.yaml (and extra files) into the project dir.
+func (e *env) writeProject(files map[string]string) {
+	e.t.Helper()
+	for name, body := range files {
+		p := filepath.Join(e.dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// downAtEnd registers a down -v so a failing test still cleans up.
+func (e *env) downAtEnd(project string) {
+	e.t.Cleanup(func() {
+		r := e.berth("-p", project, "down", "-v", "-t", "1")
+		if r.code != 0 {
+			e.t.Errorf("cleanup down: %s", r.stderr)
+		}
+	})
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// freePort returns a TCP port nobody listens on right now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// eventually polls f until it returns nil or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out: %v", err)
+}
+
+func httpGet(addr string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	fmt.Fprintf(c, "GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+	b, err := io.ReadAll(c)
+	return string(b), err
+}
