@@ -1,0 +1,111 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// CreateSandbox makes a network namespace for container id, bind-mounted at
+// RunDir/netns/<id> so it outlives every process in it, with loopback up.
+// Calling it again for the same id returns the same path.
+func (m *Manager) CreateSandbox(ctx context.Context, id string) (string, error) {
+	if err := checkContainerID(id); err != nil {
+		return "", err
+	}
+	path := filepath.Join(m.cfg.netnsDir(), id)
+	l, err := m.lock(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer l.Unlock()
+	if !isNetnsMount(path) {
+		if err := mountNewNetns(path); err != nil {
+			return "", fmt.Errorf("sandbox %s: %w", id, err)
+		}
+	}
+	if err := loopbackUp(path); err != nil {
+		return "", fmt.Errorf("sandbox %s: %w", id, err)
+	}
+	return path, nil
+}
+
+// RemoveSandbox unmounts and deletes the namespace file of container id; the
+// namespace and the veths inside it die with the last reference.
+func (m *Manager) RemoveSandbox(ctx context.Context, id string) error {
+	if err := checkContainerID(id); err != nil {
+		return err
+	}
+	path := filepath.Join(m.cfg.netnsDir(), id)
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("sandbox %s: unmount: %w", id, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("sandbox %s: %w", id, err)
+	}
+	return nil
+}
+
+func isNetnsMount(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Type == unix.NSFS_MAGIC
+}
+
+// mountNewNetns creates a namespace on a thread of its own and bind-mounts
+// it at path. The thread stays locked and is thrown away when the goroutine
+// ends, so no Go code ever runs in the wrong namespace.
+func mountNewNetns(path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o444)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("unshare netns: %w", err)
+			return
+		}
+		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+		if err := unix.Mount(src, path, "", unix.MS_BIND, ""); err != nil {
+			errc <- fmt.Errorf("bind netns to %s: %w", path, err)
+			return
+		}
+		errc <- nil
+	}()
+	if err := <-errc; err != nil {
+		os.Remove(path)
+		return err
+	}
+	return nil
+}
+
+func loopbackUp(path string) error {
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return fmt.Errorf("open netns: %w", err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return fmt.Errorf("netlink in netns: %w", err)
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	if err := h.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("loopback up: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,258 @@
+package network
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/google/nftables"
+)
+
+// connected makes a sandbox and connects it to network.
+func connected(t *testing.T, m *Manager, network string) (string, Endpoint) {
+	t.Helper()
+	id := uniqueID(t)
+	sb, err := m.CreateSandbox(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := m.Connect(t.Context(), network, id, sb, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sb, ep
+}
+
+func TestTrafficSameNetwork(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(t)
+	if _, err := m.Create(t.Context(), Spec{Name: "net"}); err != nil {
+		t.Fatal(err)
+	}
+	sbA, epA := connected(t, m, "net")
+	sbB, epB := connected(t, m, "net")
+	serveIn(t, sbB, ":80", "hello from b")
+	serveIn(t, sbA, ":80", "hello from a")
+	b := net.JoinHostPort(epB.IP.String(), "80")
+	cases := []struct{ name, from, to, want string }{
+		{"a to b", sbA, b, "hello from b"},
+		{"b to a", sbB, net.JoinHostPort(epA.IP.String(), "80"), "hello from a"},
+		{"host to b", "", b, "hello from b"},
+		{"a to b via gateway route is direct", sbA, b, "hello from b"},
+	}
+	for _, c := range cases {
+		var got string
+		var err error
+		if c.from == "" {
+			got, err = fetch(c.to, 3*time.Second)
+		} else {
+			got, err = fetchFrom(c.from, c.to, 3*time.Second)
+		}
+		if err != nil || got != c.want {
+			t.Errorf("%s: got %q, %v", c.name, got, err)
+		}
+	}
+}
+
+func TestIsolation(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(t)
+	for _, n := range []string{"one", "two"} {
+		if _, err := m.Create(t.Context(), Spec{Name: n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sbA, _ := connected(t, m, "one")
+	sbB, epB := connected(t, m, "two")
+	serveIn(t, sbB, ":80", "b")
+	b := net.JoinHostPort(epB.IP.String(), "80")
+	// The host reaches b, so a failure from a is the isolation rule.
+	if got, err := fetch(b, 3*time.Second); err != nil || got != "b" {
+		t.Fatalf("host to b: %q %v", got, err)
+	}
+	if got, err := fetchFrom(sbA, b, time.Second); err == nil {
+		t.Errorf("container on another network reached b: %q", got)
+	} else if !isTimeoutOrRefused(err) {
+		t.Errorf("unexpected error: %v", err)
+	}
+	// A container on both networks reaches b directly.
+	id := uniqueID(t)
+	sbC, err := m.CreateSandbox(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"one", "two"} {
+		if _, err := m.Connect(t.Context(), n, id, sbC, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := fetchFrom(sbC, b, 3*time.Second); err != nil || got != "b" {
+		t.Errorf("container on both networks: %q %v", got, err)
+	}
+}
+
+func TestInternalNetwork(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(t)
+	if _, err := m.Create(t.Context(), Spec{Name: "in", Internal: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Create(t.Context(), Spec{Name: "out"}); err != nil {
+		t.Fatal(err)
+	}
+	sbA, epA := connected(t, m, "in")
+	sbB, epB := connected(t, m, "in")
+	serveIn(t, sbB, ":80", "b")
+	if got, err := fetchFrom(sbA, net.JoinHostPort(epB.IP.String(), "80"), 3*time.Second); err != nil || got != "b" {
+		t.Errorf("same internal network: %q %v", got, err)
+	}
+	if epA.Gateway.IsValid() && epA.IfName != "eth0" {
+		t.Errorf("endpoint %+v", epA)
+	}
+	// A neighbour on a normal network is not reachable from an internal
+	// one, whatever routes the container adds.
+	sbC, epC := connected(t, m, "out")
+	serveIn(t, sbC, ":80", "c")
+	if got, err := fetchFrom(sbA, net.JoinHostPort(epC.IP.String(), "80"), time.Second); err == nil {
+		t.Errorf("internal container reached another network: %q", got)
+	}
+}
+
+func TestPublish(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(t)
+	ctx := t.Context()
+	if _, err := m.Create(ctx, Spec{Name: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	sb, ep := connected(t, m, "web")
+	serveIn(t, sb, ":80", "published")
+	pLocal, pAll := freePort(t), freePort(t)
+	err := m.Publish(ctx, ep.ContainerID, ep.IP, []Port{
+		{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: pLocal, ContainerPort: 80, Protocol: "tcp"},
+		{HostPort: pAll, ContainerPort: 80, Protocol: "tcp"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := []string{
+		net.JoinHostPort("127.0.0.1", strconv.Itoa(int(pLocal))),
+		net.JoinHostPort("127.0.0.1", strconv.Itoa(int(pAll))),
+	}
+	if a, ok := hostAddr(); ok {
+		targets = append(targets, net.JoinHostPort(a.String(), strconv.Itoa(int(pAll))))
+	} else {
+		t.Log("host has no non-loopback address; skipping that target")
+	}
+	for _, addr := range targets {
+		if got, err := fetch(addr, 3*time.Second); err != nil || got != "published" {
+			t.Errorf("dial %s: %q %v", addr, got, err)
+		}
+	}
+	// Another container on the same network reaches it through the host
+	// address too (hairpin masquerade).
+	if a, ok := hostAddr(); ok {
+		sbN, _ := connected(t, m, "web")
+		addr := net.JoinHostPort(a.String(), strconv.Itoa(int(pAll)))
+		if got, err := fetchFrom(sbN, addr, 3*time.Second); err != nil || got != "published" {
+			t.Errorf("neighbour via host address %s: %q %v", addr, got, err)
+		}
+	}
+
+	// The same host port again, from any container, is a conflict.
+	_, other := connected(t, m, "web")
+	err = m.Publish(ctx, other.ContainerID, other.IP, []Port{{HostPort: pAll, ContainerPort: 80, Protocol: "tcp"}})
+	if !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("second publish of %d: %v", pAll, err)
+	}
+	err = m.Publish(ctx, other.ContainerID, other.IP, []Port{{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: pAll, ContainerPort: 80, Protocol: "tcp"}})
+	if !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("publish of 127.0.0.1:%d over *:%d: %v", pAll, pAll, err)
+	}
+	// Same number, other protocol, is fine.
+	if err := m.Publish(ctx, other.ContainerID, other.IP, []Port{{HostPort: pAll, ContainerPort: 53, Protocol: "udp"}}); err != nil {
+		t.Errorf("udp on a tcp-published number: %v", err)
+	}
+
+	if err := m.Unpublish(ctx, ep.ContainerID); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Unpublish(ctx, ep.ContainerID); err != nil {
+		t.Errorf("second unpublish: %v", err)
+	}
+	if _, err := fetch(targets[0], time.Second); err == nil {
+		t.Errorf("port %d still forwarded after unpublish", pLocal)
+	}
+	if n := countPortRules(t, m); n != 1 {
+		t.Errorf("%d port rules left, want 1 (the udp one)", n)
+	}
+}
+
+func TestPublishConflictWithHostListener(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(t)
+	ctx := t.Context()
+	if _, err := m.Create(ctx, Spec{Name: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	_, ep := connected(t, m, "web")
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	busy := uint16(ln.Addr().(*net.TCPAddr).Port)
+	udp, err := net.ListenPacket("udp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	busyUDP := uint16(udp.LocalAddr().(*net.UDPAddr).Port)
+	free := freePort(t)
+	cases := []struct {
+		name  string
+		ports []Port
+		want  error
+	}{
+		{"all addresses over 127.0.0.1 listener", []Port{{HostPort: busy, ContainerPort: 80, Protocol: "tcp"}}, errdefs.ErrConflict},
+		{"127.0.0.1 listener", []Port{{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: busy, ContainerPort: 80, Protocol: "tcp"}}, errdefs.ErrConflict},
+		{"free port then busy one", []Port{{HostPort: free, ContainerPort: 80, Protocol: "tcp"}, {HostPort: busy, ContainerPort: 81, Protocol: "tcp"}}, errdefs.ErrConflict},
+		{"udp", []Port{{HostPort: busyUDP, ContainerPort: 53, Protocol: "udp"}}, errdefs.ErrConflict},
+		{"duplicate in one call", []Port{{HostPort: free, ContainerPort: 80, Protocol: "tcp"}, {HostPort: free, ContainerPort: 81, Protocol: "tcp"}}, errdefs.ErrConflict},
+		{"bad protocol", []Port{{HostPort: free, ContainerPort: 80, Protocol: "sctp"}}, errdefs.ErrInvalidArgument},
+		{"host port zero", []Port{{ContainerPort: 80, Protocol: "tcp"}}, errdefs.ErrInvalidArgument},
+	}
+	for _, c := range cases {
+		err := m.Publish(ctx, ep.ContainerID, ep.IP, c.ports)
+		if !errors.Is(err, c.want) {
+			t.Errorf("%s: got %v, want %v", c.name, err, c.want)
+		}
+	}
+	if n := countPortRules(t, m); n != 0 {
+		t.Errorf("%d port rules added by failed publishes", n)
+	}
+	// The host listener still gets its own connections.
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Write([]byte("host"))
+			c.Close()
+		}
+	}()
+	if got, err := fetch(ln.Addr().String(), 3*time.Second); err != nil || got != "host" {
+		t.Errorf("host listener: %q %v", got, err)
+	}
+}
+
+func countPortRules(t *testing.T, m *Manager) int {
+	t.Helper()
+	c := mustConn(t)
+	rules, err := c.GetRules(m.fw.tbl(), &nftables.Chain{Name: chainPorts, Table: m.fw.tbl()})
+	if err != nil {
+		return 0
+	}
+	return len(rules)
+}
