@@ -42,8 +42,9 @@ type LogMux struct {
 // NewLogMux prepares prefixes for the given prefix names (sets the width).
 func NewLogMux(out io.Writer, prefixes []string, services []string, o LogOptions) *LogMux {
 	m := &LogMux{out: out, opts: o, colors: map[string]*color.Color{}}
+	// docker compose pads to the longest name plus one: "client-1  | ".
 	for _, p := range prefixes {
-		m.width = max(m.width, len(p))
+		m.width = max(m.width, len(p)+1)
 	}
 	svcs := append([]string(nil), services...)
 	sort.Strings(svcs)

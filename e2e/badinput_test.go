@@ -43,8 +43,9 @@ func TestBadInputMustFailWithOneLineAndChangeNothing(t *testing.T) {
 					t.Errorf("error line %q lacks %q (stderr:\n%s)", last, w, r.stderr)
 				}
 			}
-			if ps := e.must("-p", "bad", "ps", "-a", "-q"); strings.TrimSpace(ps.stdout) != "" {
-				t.Errorf("containers left: %q", ps.stdout)
+			// The file is broken, so look at the state itself.
+			if cs, _ := os.ReadDir(filepath.Join(e.root, "containers")); len(cs) > 1 {
+				t.Errorf("container records left: %d", len(cs)-1)
 			}
 			nets, _ := os.ReadDir(filepath.Join(e.root, "network"))
 			for _, n := range nets {

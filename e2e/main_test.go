@@ -53,7 +53,13 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		code := m.Run()
-		if leaks := findLeaks(workDir); len(leaks) > 0 {
+		// The DNS server exits a moment after its last network goes.
+		leaks := findLeaks(workDir)
+		for i := 0; i < 50 && len(leaks) > 0; i++ {
+			time.Sleep(200 * time.Millisecond)
+			leaks = findLeaks(workDir)
+		}
+		if len(leaks) > 0 {
 			fmt.Println("e2e: LEAK CHECK FAILED: Berth left these behind:")
 			for _, l := range leaks {
 				fmt.Println("  -", l)

@@ -35,8 +35,12 @@ func newRootCommand() *cobra.Command {
 		Short:         "Run Compose projects on Linux with no daemon",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Project flags belong to berth itself and come before the verb, as
+		// with docker compose; so "berth -f a.yaml logs -f" means file, then
+		// follow, and the verbs keep their own short flags.
+		TraverseChildren: true,
 	}
-	fl := root.PersistentFlags()
+	fl := root.Flags()
 	fl.StringArrayVarP(&pf.files, "file", "f", nil, "compose configuration files")
 	fl.StringVarP(&pf.name, "project-name", "p", "", "project name")
 	fl.StringVar(&pf.projectDir, "project-directory", "", "alternate working directory (default: the directory of the first compose file)")

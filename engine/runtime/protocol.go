@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -38,8 +37,7 @@ type Response struct {
 // Call sends one request to the shim listening on socket and returns its
 // answer. A shim that is gone is reported as errdefs.ErrUnavailable.
 func Call(ctx context.Context, socket string, req Request) (Response, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", socket)
+	conn, err := dialUnix(ctx, socket)
 	if err != nil {
 		return Response{}, fmt.Errorf("shim %s: %v: %w", socket, err, errdefs.ErrUnavailable)
 	}

@@ -69,7 +69,9 @@ type harness struct {
 
 func newHarness(t *testing.T, args ...string) *harness {
 	t.Helper()
-	dir := t.TempDir()
+	// A deep directory: socket paths must work beyond sun_path's 108 bytes.
+	dir := filepath.Join(t.TempDir(), strings.Repeat("d", 60), strings.Repeat("e", 60))
+	os.MkdirAll(dir, 0o700)
 	id := fmt.Sprintf("rt%d%d", os.Getpid(), time.Now().UnixNano()%1e9)
 	spec, err := container.Spec(container.SpecOptions{
 		Rootfs:      busyboxRoot(t),
@@ -92,11 +94,10 @@ func newHarness(t *testing.T, args ...string) *harness {
 		// Kill anything left so a failing test leaks nothing.
 		runtime.Call(context.Background(), h.cfg.Socket, runtime.Request{Op: runtime.OpKill, Signal: "KILL"})
 		h.waitExit(t)
-		os.Remove("/sys/fs/cgroup/memory/berth-rttest")
-		for _, c := range []string{"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd"} {
-			os.Remove("/sys/fs/cgroup/" + c + "/berth-rttest")
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/berth-rttest")
+		for _, d := range append(dirs, "/sys/fs/cgroup/berth-rttest") {
+			os.Remove(d)
 		}
-		os.Remove("/sys/fs/cgroup/berth-rttest")
 	})
 	return h
 }

@@ -159,7 +159,7 @@ func (s *shim) start() error {
 	// Listen before starting so a stop that arrives right after "ready"
 	// always finds the socket.
 	_ = os.Remove(cfg.Socket)
-	if s.listener, err = net.Listen("unix", cfg.Socket); err != nil {
+	if s.listener, err = listenUnix(cfg.Socket); err != nil {
 		return err
 	}
 	if err := os.Chmod(cfg.Socket, 0o600); err != nil {
