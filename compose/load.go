@@ -1,5 +1,26 @@
 package compose
 
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	composeerr "github.com/compose-spec/compose-go/v2/errdefs"
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/containerd/errdefs"
+	"gopkg.in/yaml.v3"
+
+	"github.com/berth-dev/berth/internal/names"
+)
+
 // LoadOptions says where a project comes from, as docker compose's global
 // flags and environment variables do.
 type LoadOptions struct {
@@ -8,4 +29,575 @@ type LoadOptions struct {
 	ProjectDir  string   // --project-directory
 	EnvFiles    []string // --env-file; empty means <project dir>/.env
 	Profiles    []string // --profile; empty means COMPOSE_PROFILES
+
+	// WorkingDir is where discovery starts and relative -f paths are
+	// resolved; empty means the process's working directory. Tests set it
+	// instead of changing the process-wide directory.
+	WorkingDir string
+}
+
+// Load reads, merges, interpolates and normalizes a Compose project the way
+// docker compose does, drops services disabled by profiles, and checks every
+// name that will become a path on the host. Errors are one line naming the
+// file (and the service and field when known) and carry
+// errdefs.ErrInvalidArgument, or errdefs.ErrNotFound when no file is found.
+func Load(ctx context.Context, o LoadOptions) (*types.Project, error) {
+	paths, err := absPaths(o.WorkingDir, o.ConfigPaths)
+	if err != nil {
+		return nil, err
+	}
+	projectDir := o.ProjectDir
+	if projectDir != "" && !filepath.IsAbs(projectDir) && o.WorkingDir != "" {
+		projectDir = filepath.Join(o.WorkingDir, projectDir)
+	}
+	envFiles, err := absPaths(o.WorkingDir, o.EnvFiles)
+	if err != nil {
+		return nil, err
+	}
+
+	// The order follows docker compose: the OS environment wins over .env;
+	// .env is read once before COMPOSE_FILE is looked up (so .env may set
+	// it) and once more when the project directory became known through the
+	// chosen compose file; COMPOSE_PROFILES may come from either.
+	opts := []cli.ProjectOptionsFn{
+		cli.WithWorkingDirectory(projectDir),
+		cli.WithOsEnv,
+	}
+	if o.WorkingDir != "" && projectDir == "" && len(paths) == 0 {
+		// Discovery starts from WorkingDir; the chosen file then sets the
+		// project directory (see below).
+		opts = append(opts, cli.WithWorkingDirectory(o.WorkingDir))
+	}
+	opts = append(opts,
+		cli.WithEnvFiles(envFiles...),
+		cli.WithDotEnv,
+		cli.WithConfigFileEnv,
+		cli.WithDefaultConfigPath,
+	)
+	po, err := cli.NewProjectOptions(paths, opts...)
+	if err != nil {
+		return nil, loadError(err, paths)
+	}
+	if len(po.ConfigPaths) == 0 {
+		return nil, fmt.Errorf("no configuration file provided: %w", errdefs.ErrNotFound)
+	}
+	if projectDir == "" {
+		// Discovery from a subdirectory: the project directory is the one
+		// holding the first compose file, not where the search started.
+		po.WorkingDir = ""
+		if first := po.ConfigPaths[0]; first != "-" {
+			po.WorkingDir = filepath.Dir(first)
+		} else if o.WorkingDir != "" {
+			po.WorkingDir = o.WorkingDir
+		}
+	}
+	more := []cli.ProjectOptionsFn{
+		cli.WithEnvFiles(envFiles...),
+		cli.WithDotEnv,
+		cli.WithDefaultProfiles(o.Profiles...),
+		cli.WithResolvedPaths(true),
+		cli.WithNormalization(true),
+		cli.WithConsistency(true),
+	}
+	if o.ProjectName != "" {
+		if err := names.Project(o.ProjectName); err != nil {
+			return nil, fmt.Errorf("project name from -p: %w", err)
+		}
+		more = append(more, cli.WithName(o.ProjectName))
+	}
+	for _, f := range more {
+		if err := f(po); err != nil {
+			return nil, loadError(err, po.ConfigPaths)
+		}
+	}
+	// env_file is resolved here rather than by compose-go so a missing file
+	// is reported with the service that names it.
+	if err := cli.WithoutEnvironmentResolution(po); err != nil {
+		return nil, loadError(err, po.ConfigPaths)
+	}
+
+	p, err := po.LoadProject(ctx)
+	if err != nil {
+		return nil, loadError(err, po.ConfigPaths)
+	}
+	if err := checkEnvFiles(p); err != nil {
+		return nil, err
+	}
+	resolved, err := p.WithServicesEnvironmentResolved(false)
+	if err != nil {
+		return nil, loadError(err, p.ComposeFiles)
+	}
+	p = resolved
+	if err := checkNames(p); err != nil {
+		return nil, loadError(err, p.ComposeFiles)
+	}
+	return p, nil
+}
+
+func absPaths(wd string, in []string) ([]string, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	out := make([]string, 0, len(in))
+	for _, p := range in {
+		switch {
+		case p == "-" || filepath.IsAbs(p):
+		case wd != "":
+			p = filepath.Join(wd, p)
+		default:
+			abs, err := filepath.Abs(p)
+			if err != nil {
+				return nil, fmt.Errorf("path %q: %w", p, err)
+			}
+			p = abs
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// checkNames runs every name that becomes a path or a link name through the
+// one validator.
+func checkNames(p *types.Project) error {
+	if err := names.Project(p.Name); err != nil {
+		return err
+	}
+	for _, name := range slices.Sorted(mapKeys(p.Services)) {
+		s := p.Services[name]
+		if err := names.Object("service", name); err != nil {
+			return err
+		}
+		if s.ContainerName != "" {
+			if err := names.Object("container", s.ContainerName); err != nil {
+				return fmt.Errorf("service %q: %w", name, err)
+			}
+		}
+	}
+	for _, key := range slices.Sorted(mapKeys(p.Volumes)) {
+		v := p.Volumes[key]
+		if err := names.Object("volume", key); err != nil {
+			return err
+		}
+		if v.Name != "" && v.Name != key {
+			if err := names.Object("volume", v.Name); err != nil {
+				return fmt.Errorf("volume %q: %w", key, err)
+			}
+		}
+	}
+	for _, key := range slices.Sorted(mapKeys(p.Networks)) {
+		n := p.Networks[key]
+		if err := names.Object("network", key); err != nil {
+			return err
+		}
+		if n.Name != "" && n.Name != key {
+			if err := names.Object("network", n.Name); err != nil {
+				return fmt.Errorf("network %q: %w", key, err)
+			}
+		}
+	}
+	return nil
+}
+
+// displayPath shortens an absolute path to one relative to the working
+// directory when that is shorter, as users typed it.
+func displayPath(p string) string {
+	if p == "-" {
+		return "stdin"
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return p
+	}
+	if rel, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel
+	}
+	return p
+}
+
+// checkEnvFiles reports the first required env_file that does not exist,
+// naming the service and the file that declares it.
+func checkEnvFiles(p *types.Project) error {
+	for _, name := range slices.Sorted(mapKeys(p.Services)) {
+		for _, ef := range p.Services[name].EnvFiles {
+			if !ef.Required {
+				continue
+			}
+			if _, err := os.Stat(ef.Path); err == nil {
+				continue
+			} else if !errors.Is(err, os.ErrNotExist) {
+				return loadError(fmt.Errorf("service %q: env_file %q: %w", name, relTo(p.WorkingDir, ef.Path), err), p.ComposeFiles)
+			}
+			return loadError(fmt.Errorf("service %q: env_file %q not found", name, relTo(p.WorkingDir, ef.Path)), p.ComposeFiles)
+		}
+	}
+	return nil
+}
+
+func relTo(dir, path string) string {
+	if rel, err := filepath.Rel(dir, path); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel
+	}
+	return path
+}
+
+var (
+	// compose-go reports unreadable files as `compose file "/x/compose.yaml"
+	// [set by ...] is invalid: <cause>`.
+	reComposeFile = regexp.MustCompile(`^compose file "([^"]+)"[^:]* is invalid: (.*)$`)
+	// Schema errors: `validating /x/compose.yaml: services.web.foo false schema`.
+	reValidating = regexp.MustCompile(`^validating (.+?): ([^ ]+) (.*)$`)
+	// Interpolation: `error while interpolating services.web.image: <cause>`.
+	reInterpolating = regexp.MustCompile(`^error while interpolating ([^ :]+): (.*)$`)
+	// Errors that start with the object they are about: `service "web" ...`.
+	reObject = regexp.MustCompile(`^(service|volume|network) "([^"]+)"`)
+	reLine   = regexp.MustCompile(`line (\d+)`)
+)
+
+// loadError turns a compose-go error into one line naming the file, the
+// line and the service and field when they can be told, with Berth's error
+// class. compose-go reports most problems without the file they come from,
+// so the files are parsed again (only on this error path) to find it.
+// reCycle matches compose-go's "dependency cycle detected: a -> b -> a".
+var reCycle = regexp.MustCompile(`dependency cycle detected: (.+)$`)
+
+func loadError(err error, files []string) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	msg := strings.Join(strings.Fields(err.Error()), " ")
+	msg = strings.TrimSuffix(msg, ": "+composeerr.ErrInvalid.Error())
+	msg = strings.TrimSuffix(msg, ": "+errdefs.ErrInvalidArgument.Error())
+	var class error = errdefs.ErrInvalidArgument
+	srcs := readSources(files)
+	var (
+		file string
+		line int
+	)
+	if m := reCycle.FindStringSubmatch(msg); m != nil {
+		// compose-go finds cycles before our graph does; say it our way,
+		// which names every service of the cycle.
+		parts := strings.Split(m[1], " -> ")
+		for i, p := range parts {
+			parts[i] = strconv.Quote(strings.TrimSpace(p))
+		}
+		msg = "dependency cycle: service " + strings.Join(parts, " -> ")
+	}
+	switch {
+	case strings.HasPrefix(msg, "invalid project name"):
+		// From -p or COMPOSE_PROJECT_NAME, not from a file.
+		return fmt.Errorf("%s: %w", msg, class)
+	case reComposeFile.MatchString(msg):
+		sm := reComposeFile.FindStringSubmatch(msg)
+		file, msg = sm[1], sm[2]
+		if errors.Is(err, os.ErrNotExist) {
+			msg, class = "no such file or directory", errdefs.ErrNotFound
+		}
+	case strings.HasPrefix(msg, "yaml:") || strings.Contains(msg, ": yaml: "):
+		// The parser's message carries the line but not the file: find the
+		// file by parsing each one again. The message itself is kept as
+		// compose-go gives it, so it reads like docker compose's.
+		for _, s := range srcs {
+			if s.err != nil {
+				file = s.path
+				break
+			}
+		}
+		msg = msg[strings.Index(msg, "yaml: ")+len("yaml: "):]
+		if i := strings.LastIndex(msg, ": line "); i >= 0 {
+			msg = msg[i+2:] // drop the "while parsing ... at line N" context
+		}
+	case reValidating.MatchString(msg):
+		sm := reValidating.FindStringSubmatch(msg)
+		file = sm[1]
+		path := strings.Split(sm[2], ".")
+		cause := sm[3]
+		if cause == "false schema" || strings.HasPrefix(cause, "additional properties") {
+			// The schema forbids the key itself.
+			cause = fmt.Sprintf("key %q is not allowed", path[len(path)-1])
+			path = path[:len(path)-1]
+		}
+		line = lineOf(srcs, file, sm[2])
+		msg = joinNonEmpty(describePath(path), cause)
+	case reInterpolating.MatchString(msg):
+		sm := reInterpolating.FindStringSubmatch(msg)
+		path := strings.Split(sm[1], ".")
+		for _, s := range srcs {
+			if n := s.lookup(path); n != nil && strings.Contains(n.Value, "$") {
+				file, line = s.path, n.Line
+				break
+			}
+		}
+		msg = joinNonEmpty(describePath(path), sm[2])
+	case reObject.MatchString(msg):
+		om := reObject.FindStringSubmatch(msg)
+		path := []string{om[1] + "s", om[2]}
+		// The last file that mentions the object is the likeliest culprit:
+		// it overrides the earlier ones.
+		for i := len(srcs) - 1; i >= 0; i-- {
+			if n := srcs[i].lookup(path); n != nil {
+				file = srcs[i].path
+				break
+			}
+		}
+	}
+	if file == "" {
+		// Still unplaced (`invalid hostPort: abc`): look for the offending
+		// value in the services of each file.
+		if i := strings.LastIndex(msg, ": "); i >= 0 {
+			if f, l, where := findValue(srcs, msg[i+2:]); f != "" {
+				file, line, msg = f, l, where+": "+msg
+			}
+		}
+	}
+	if file == "" && len(files) > 0 {
+		file = files[0]
+	}
+	prefix := ""
+	if file != "" {
+		prefix = displayPath(file) + ": "
+	}
+	if line > 0 {
+		prefix += fmt.Sprintf("line %d: ", line)
+	}
+	return fmt.Errorf("%s%s: %w", prefix, strings.TrimSuffix(msg, "."), class)
+}
+
+func joinNonEmpty(a, b string) string {
+	if a == "" {
+		return b
+	}
+	if b == "" {
+		return a
+	}
+	return a + ": " + b
+}
+
+// describePath turns `services.web.environment.X` into
+// `service "web": environment.X`.
+func describePath(path []string) string {
+	if len(path) >= 2 {
+		kind := ""
+		switch path[0] {
+		case "services":
+			kind = "service"
+		case "volumes":
+			kind = "volume"
+		case "networks":
+			kind = "network"
+		case "secrets":
+			kind = "secret"
+		case "configs":
+			kind = "config"
+		}
+		if kind != "" {
+			return joinNonEmpty(fmt.Sprintf("%s %q", kind, path[1]), strings.Join(path[2:], "."))
+		}
+	}
+	return strings.Join(path, ".")
+}
+
+// source is one compose file parsed again to locate an error in it.
+type source struct {
+	path string
+	root *yaml.Node
+	err  error
+}
+
+func readSources(files []string) []source {
+	var out []source
+	for _, f := range files {
+		if f == "-" {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		s := source{path: f, root: &yaml.Node{}}
+		s.err = yaml.Unmarshal(b, s.root)
+		out = append(out, s)
+	}
+	return out
+}
+
+// lookup finds the node at path (map keys, or indexes in sequences).
+func (s source) lookup(path []string) *yaml.Node {
+	if s.err != nil || s.root == nil || len(s.root.Content) == 0 {
+		return nil
+	}
+	n := s.root.Content[0]
+	for _, p := range path {
+		switch n.Kind {
+		case yaml.MappingNode:
+			var next *yaml.Node
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == p {
+					next = n.Content[i+1]
+					break
+				}
+			}
+			if next == nil {
+				return nil
+			}
+			n = next
+		case yaml.SequenceNode:
+			i, err := strconv.Atoi(p)
+			if err != nil || i < 0 || i >= len(n.Content) {
+				return nil
+			}
+			n = n.Content[i]
+		default:
+			return nil
+		}
+	}
+	return n
+}
+
+// lineOf is the line of path in file, or of its deepest existing parent.
+func lineOf(srcs []source, file, dotted string) int {
+	path := strings.Split(dotted, ".")
+	for _, s := range srcs {
+		if s.path != file {
+			continue
+		}
+		for k := len(path); k > 0; k-- {
+			if n := s.lookup(path[:k]); n != nil {
+				return n.Line
+			}
+		}
+	}
+	return 0
+}
+
+// findValue finds the first scalar under services.<name>.<key> whose value
+// contains v, and says where it is.
+func findValue(srcs []source, v string) (file string, line int, where string) {
+	if len(v) < 2 {
+		return "", 0, ""
+	}
+	for _, s := range srcs {
+		svcs := s.lookup([]string{"services"})
+		if svcs == nil || svcs.Kind != yaml.MappingNode {
+			continue
+		}
+		for i := 0; i+1 < len(svcs.Content); i += 2 {
+			svc := svcs.Content[i+1]
+			if svc.Kind != yaml.MappingNode {
+				continue
+			}
+			for j := 0; j+1 < len(svc.Content); j += 2 {
+				if n := findScalar(svc.Content[j+1], v); n != nil {
+					return s.path, n.Line, fmt.Sprintf("service %q: %s", svcs.Content[i].Value, svc.Content[j].Value)
+				}
+			}
+		}
+	}
+	return "", 0, ""
+}
+
+func findScalar(n *yaml.Node, v string) *yaml.Node {
+	if n.Kind == yaml.ScalarNode {
+		if strings.Contains(n.Value, v) {
+			return n
+		}
+		return nil
+	}
+	for _, c := range n.Content {
+		if f := findScalar(c, v); f != nil {
+			return f
+		}
+	}
+	return nil
+}
+
+// supportedServiceKeys are the service keys Berth acts on; any other key
+// that is set gets a warning rather than being ignored silently.
+var supportedServiceKeys = map[string]bool{
+	"image": true, "command": true, "entrypoint": true, "environment": true,
+	"env_file": true, "working_dir": true, "user": true, "hostname": true,
+	"depends_on": true, "links": true, "ports": true, "volumes": true,
+	"networks": true, "container_name": true, "labels": true,
+	"profiles": true, "restart": true, "stop_signal": true,
+	"stop_grace_period": true, "network_mode": true, "ipc": true, "pid": true,
+	// expose only documents ports on a network where every port is open
+	// anyway; volumes_from is an ordering edge in the graph.
+	"expose": true, "volumes_from": true,
+}
+
+// supportedNetworkKeys and supportedVolumeKeys are the keys Berth acts on in
+// the top-level networks and volumes sections.
+var supportedNetworkKeys = map[string]bool{"name": true, "external": true, "internal": true, "labels": true, "driver": true}
+var supportedVolumeKeys = map[string]bool{"name": true, "external": true, "labels": true, "driver": true}
+
+// Unsupported lists, sorted, one warning for every key set in p that Berth
+// does not act on yet, so nothing is ignored silently.
+func Unsupported(p *types.Project) []string {
+	var out []string
+	for _, name := range slices.Sorted(mapKeys(p.Services)) {
+		for _, k := range setKeys(p.Services[name]) {
+			if !supportedServiceKeys[k] {
+				out = append(out, fmt.Sprintf("service %q: key %q is not supported yet and is ignored", name, k))
+			}
+		}
+		for _, v := range p.Services[name].Volumes {
+			if v.Type != types.VolumeTypeBind && v.Type != types.VolumeTypeVolume {
+				out = append(out, fmt.Sprintf("service %q: volume of type %q is not supported yet and is ignored", name, v.Type))
+			}
+		}
+	}
+	for _, name := range slices.Sorted(mapKeys(p.Networks)) {
+		n := p.Networks[name]
+		for _, k := range setKeys(n) {
+			if !supportedNetworkKeys[k] {
+				out = append(out, fmt.Sprintf("network %q: key %q is not supported yet and is ignored", name, k))
+			}
+		}
+		if n.Driver != "" && n.Driver != "bridge" {
+			out = append(out, fmt.Sprintf("network %q: driver %q is not supported yet; a bridge is used", name, n.Driver))
+		}
+	}
+	for _, name := range slices.Sorted(mapKeys(p.Volumes)) {
+		v := p.Volumes[name]
+		for _, k := range setKeys(v) {
+			if !supportedVolumeKeys[k] {
+				out = append(out, fmt.Sprintf("volume %q: key %q is not supported yet and is ignored", name, k))
+			}
+		}
+		if v.Driver != "" && v.Driver != "local" {
+			out = append(out, fmt.Sprintf("volume %q: driver %q is not supported yet; a local volume is used", name, v.Driver))
+		}
+	}
+	for _, top := range []struct {
+		key string
+		n   int
+	}{{"secrets", len(p.Secrets)}, {"configs", len(p.Configs)}, {"models", len(p.Models)}} {
+		if top.n > 0 {
+			out = append(out, fmt.Sprintf("key %q is not supported yet and is ignored", top.key))
+		}
+	}
+	return out
+}
+
+// setKeys are the keys v has set, as its JSON encoding (which omits empty
+// fields) names them: every key compose-go knows is covered, including
+// ones added in later versions.
+func setKeys(v any) []string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	var out []string
+	for k, raw := range m {
+		switch string(raw) {
+		case "null", "false", "{}", "[]", `""`, "0":
+			continue
+		}
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }

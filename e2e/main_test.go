@@ -103,7 +103,8 @@ type result struct {
 func (e *env) cmd(ctx context.Context, args ...string) *exec.Cmd {
 	c := exec.CommandContext(ctx, berthBin, args...)
 	c.Dir = e.dir
-	c.Env = append(os.Environ(), "BERTH_ROOT="+e.root, "BERTH_RUN="+e.run)
+	// BERTH_DNS_UPSTREAMS=none: no query ever leaves the machine.
+	c.Env = append(os.Environ(), "BERTH_ROOT="+e.root, "BERTH_RUN="+e.run, "BERTH_DNS_UPSTREAMS=none")
 	return c
 }
 

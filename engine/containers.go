@@ -152,6 +152,13 @@ func (e *Engine) StartContainer(ctx context.Context, id string) (err error) {
 		return nil
 	}
 	c := info.Container
+	if _, err := os.Stat(e.runDir(c.ID)); err == nil {
+		// A start or a shim was interrupted: undo what it left (mount,
+		// netns, rules) so this start begins from scratch.
+		if err := e.teardown(ctx, c.ID); err != nil {
+			return fmt.Errorf("clean up after an interrupted start of %s: %w", c.Name, err)
+		}
+	}
 	defer func() {
 		if err != nil {
 			// Leave nothing half-made: the next start begins from scratch.

@@ -28,7 +28,13 @@ func (e *Engine) syncDNS(ctx context.Context) error {
 		}
 		recs.Networks = append(recs.Networks, rn)
 	}
-	return netdns.Ensure(ctx, e.dnsDir(), recs, e.spawnDNS)
+	if err := netdns.Ensure(ctx, e.dnsDir(), recs, e.spawnDNS); err != nil {
+		return err
+	}
+	if len(recs.Networks) == 0 {
+		return netdns.Stop(ctx, e.dnsDir())
+	}
+	return nil
 }
 
 // spawnDNS starts "berth dns" in its own session so it outlives this CLI.

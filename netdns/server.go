@@ -254,6 +254,9 @@ func (s *server) apply(ctx context.Context, r Records) bool {
 // own listeners so a host resolv.conf pointing at a gateway cannot loop.
 func (s *server) upstreams(own map[netip.AddrPort]bool) []string {
 	ups := s.cfg.Upstreams
+	if len(ups) == 1 && ups[0] == NoUpstreams {
+		return nil
+	}
 	if len(ups) == 0 {
 		data, err := os.ReadFile(hostResolvConf)
 		if err != nil {
@@ -270,6 +273,11 @@ func (s *server) upstreams(own map[netip.AddrPort]bool) []string {
 	}
 	return out
 }
+
+// NoUpstreams as the only upstream turns forwarding off: names that are
+// not in the records get SERVFAIL. Tests use it so that no query leaves the
+// machine.
+const NoUpstreams = "none"
 
 func sortedAddrs(m map[netip.AddrPort]bool) []netip.AddrPort {
 	out := make([]netip.AddrPort, 0, len(m))

@@ -106,4 +106,3 @@ func humanSize(n int64) string {
 	}
 	return fmt.Sprintf("%dB", n)
 }
-

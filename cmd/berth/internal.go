@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -51,7 +52,13 @@ func newDNSCommand(*projectFlags) *cobra.Command {
 				dir = engine.OptionsFromEnv().Run + "/dns"
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-			return netdns.Serve(cmd.Context(), netdns.Config{Dir: dir, Logger: log})
+			cfg := netdns.Config{Dir: dir, Logger: log}
+			// BERTH_DNS_UPSTREAMS ("ip:port,..." or "none") overrides the
+			// host's resolv.conf; tests set "none".
+			if v := os.Getenv("BERTH_DNS_UPSTREAMS"); v != "" {
+				cfg.Upstreams = strings.Split(v, ",")
+			}
+			return netdns.Serve(cmd.Context(), cfg)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "records directory")
