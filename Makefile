@@ -16,8 +16,9 @@ help: ## list the targets
 build: ## build bin/berth (static, cgo, seccomp)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/berth
 
-test: build ## unit and e2e tests (as root they start real containers)
-	$(GO) test -count=1 -timeout 30m ./...
+test: build ## unit tests, then e2e tests and the host-wide leak check
+	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v /e2e)
+	$(GO) test -count=1 -timeout 30m ./e2e/
 
 test-unit: ## tests of every package but e2e
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)

@@ -53,7 +53,7 @@ func TestBadInputMustFailWithOneLineAndChangeNothing(t *testing.T) {
 					t.Errorf("network state left: %s", n.Name())
 				}
 			}
-			if leaks := findLeaks(filepath.Dir(e.root)); len(leaks) > 0 {
+			if leaks := envLeaks(e); len(leaks) > 0 {
 				t.Errorf("host changed: %v", leaks)
 			}
 		})

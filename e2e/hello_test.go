@@ -61,7 +61,7 @@ func TestHelloExampleMustServeAndResolveByName(t *testing.T) {
 	if r := e.must("-f", example, "ps", "-a", "-q"); strings.TrimSpace(r.stdout) != "" {
 		t.Fatalf("containers left after down: %q", r.stdout)
 	}
-	if leaks := findLeaks(filepath.Dir(e.root)); len(leaks) > 0 {
+	if leaks := envLeaks(e); len(leaks) > 0 {
 		t.Fatalf("down left: %v", leaks)
 	}
 }

@@ -7,8 +7,27 @@ import (
 	"strings"
 
 	"github.com/google/nftables"
+
+	"github.com/berth-dev/berth/engine"
 	"github.com/vishvananda/netlink"
 )
+
+// envLeaks is findLeaks limited to one env: its mounts, processes, and the
+// nftables table and cgroups named after its instance. Links carry no owner,
+// so only the suite-wide check at the end looks at them.
+func envLeaks(e *env) []string {
+	inst := engine.Instance(e.root)
+	var out []string
+	for _, l := range findLeaks(filepath.Dir(e.root)) {
+		switch {
+		case strings.HasPrefix(l, "mount "), strings.HasPrefix(l, "process "):
+			out = append(out, l)
+		case l == "nftables table "+inst, strings.HasSuffix(l, "/"+inst):
+			out = append(out, l)
+		}
+	}
+	return out
+}
 
 // findLeaks lists every Berth object left on the host: mounts under the
 // test state roots, bridges and veths, nftables tables, cgroups, and shim
