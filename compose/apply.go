@@ -16,7 +16,9 @@ import (
 )
 
 // parallelism bounds how many services of one level are worked on at once.
-const parallelism = 8
+// Stops mostly wait out their grace period, so a small bound makes down of
+// a wide stack take several grace periods; starts are CPU-bound either way.
+const parallelism = 32
 
 // Progress receives one line per finished step ("Container hello-web-1
 // Started"); the CLI prints it. It must be safe for concurrent use.

@@ -14,6 +14,7 @@ import (
 	"github.com/berth-dev/berth/engine/image"
 	"github.com/berth-dev/berth/engine/runtime"
 	"github.com/berth-dev/berth/internal/lockfile"
+	"github.com/berth-dev/berth/internal/stopwatch"
 )
 
 // Info is a container record with its current status.
@@ -152,7 +153,14 @@ func (e *Engine) StartContainer(ctx context.Context, id string) (err error) {
 		return nil
 	}
 	c := info.Container
-	if _, err := os.Stat(e.runDir(c.ID)); err == nil {
+	if runtime.ShimActive(e.runDir(c.ID)) {
+		// A start interrupted after the spawn: its shim is still bringing
+		// the container up. Let it finish instead of racing it.
+		if err := e.awaitShim(ctx, c); !errors.Is(err, errShimGone) {
+			return err
+		}
+	}
+	if e.needsTeardown(c.ID) {
 		// A start or a shim was interrupted: undo what it left (mount,
 		// netns, rules) so this start begins from scratch.
 		if err := e.teardown(ctx, c.ID); err != nil {
@@ -167,10 +175,12 @@ func (e *Engine) StartContainer(ctx context.Context, id string) (err error) {
 			_ = e.teardown(cctx, c.ID)
 		}
 	}()
-	b, err := e.prepare(ctx, c)
-	if err != nil {
+	sw := stopwatch.Start(ctx, "start", "container", c.Name)
+	defer sw.Done()
+	if _, err := e.prepare(ctx, c); err != nil {
 		return err
 	}
+	sw.Lap("prepare")
 	runDir := e.runDir(c.ID)
 	cfg := runtime.Config{
 		ID:         c.ID,
@@ -181,11 +191,41 @@ func (e *Engine) StartContainer(ctx context.Context, id string) (err error) {
 		Socket:     filepath.Join(runDir, "shim.sock"),
 		PidFile:    filepath.Join(runDir, "shim.pid"),
 	}
-	_ = b
 	if _, err := runtime.Spawn(ctx, e.opts.Exe, cfg, filepath.Join(runDir, "shim.log")); err != nil {
 		return fmt.Errorf("start container %s: %w", c.Name, err)
 	}
+	sw.Lap("shim")
 	return nil
+}
+
+// errShimGone: the shim awaitShim waited for exited without running the
+// container; the caller starts afresh.
+var errShimGone = errors.New("shim gone")
+
+// awaitShim waits for a shim that another command spawned to report the
+// container running, or to go away.
+func (e *Engine) awaitShim(ctx context.Context, c container.Container) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		st, err := runtime.ReadStatus(e.Containers.StatusPath(c.ID))
+		if err != nil {
+			return err
+		}
+		// The status may still be an earlier run's until this shim writes
+		// its own, so only a running state with a live shim counts.
+		if st.State == runtime.StateRunning && runtime.Alive(st.ShimPid) {
+			return nil
+		}
+		if !runtime.ShimActive(e.runDir(c.ID)) {
+			return errShimGone
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("start container %s: a shim from an earlier start did not finish: %w", c.Name, errdefs.ErrUnavailable)
 }
 
 // StopContainer asks the shim to stop the container: its stop signal, then
@@ -260,8 +300,10 @@ func (e *Engine) RemoveContainer(ctx context.Context, id string, force bool) err
 			return err
 		}
 	}
-	if err := e.teardown(ctx, info.ID); err != nil {
-		return err
+	if e.needsTeardown(info.ID) {
+		if err := e.teardown(ctx, info.ID); err != nil {
+			return err
+		}
 	}
 	if err := e.Snapshots.Remove(ctx, info.ID); err != nil {
 		return err

@@ -10,23 +10,12 @@ import (
 )
 
 // syncDNS publishes the current endpoints of every network to the DNS
-// server, starting it if needed; with no networks left the server exits.
+// server, starting it if needed and waiting until it serves them; with no
+// networks left the server is stopped.
 func (e *Engine) syncDNS(ctx context.Context) error {
-	nets, err := e.Networks.List(ctx)
+	recs, err := e.dnsRecords(ctx)
 	if err != nil {
 		return err
-	}
-	var recs netdns.Records
-	for _, n := range nets {
-		eps, err := e.Networks.Endpoints(ctx, n.Name)
-		if err != nil {
-			return err
-		}
-		rn := netdns.Network{Name: n.Name, Gateway: n.Gateway, Subnet: n.Subnet}
-		for _, ep := range eps {
-			rn.Endpoints = append(rn.Endpoints, netdns.Endpoint{ContainerID: ep.ContainerID, IP: ep.IP, Names: ep.Aliases})
-		}
-		recs.Networks = append(recs.Networks, rn)
 	}
 	if err := netdns.Ensure(ctx, e.dnsDir(), recs, e.spawnDNS); err != nil {
 		return err
@@ -35,6 +24,36 @@ func (e *Engine) syncDNS(ctx context.Context) error {
 		return netdns.Stop(ctx, e.dnsDir())
 	}
 	return nil
+}
+
+// dropDNS publishes records after endpoints went away. It does not wait
+// for the server: the names it drops belong to containers that are gone.
+func (e *Engine) dropDNS(ctx context.Context) error {
+	recs, err := e.dnsRecords(ctx)
+	if err != nil {
+		return err
+	}
+	return netdns.Update(ctx, e.dnsDir(), recs)
+}
+
+func (e *Engine) dnsRecords(ctx context.Context) (netdns.Records, error) {
+	nets, err := e.Networks.List(ctx)
+	if err != nil {
+		return netdns.Records{}, err
+	}
+	var recs netdns.Records
+	for _, n := range nets {
+		eps, err := e.Networks.Endpoints(ctx, n.Name)
+		if err != nil {
+			return netdns.Records{}, err
+		}
+		rn := netdns.Network{Name: n.Name, Gateway: n.Gateway, Subnet: n.Subnet}
+		for _, ep := range eps {
+			rn.Endpoints = append(rn.Endpoints, netdns.Endpoint{ContainerID: ep.ContainerID, IP: ep.IP, Names: ep.Aliases})
+		}
+		recs.Networks = append(recs.Networks, rn)
+	}
+	return recs, nil
 }
 
 // spawnDNS starts "berth dns" in its own session so it outlives this CLI.

@@ -19,6 +19,7 @@ import (
 	"github.com/berth-dev/berth/engine/network"
 	"github.com/berth-dev/berth/engine/snapshot"
 	"github.com/berth-dev/berth/internal/atomicfile"
+	"github.com/berth-dev/berth/internal/stopwatch"
 	"github.com/berth-dev/berth/netdns"
 )
 
@@ -31,6 +32,8 @@ type bundle struct {
 // adds to the host: the caller's teardown undoes any prefix of it.
 func (e *Engine) prepare(ctx context.Context, c container.Container) (bundle, error) {
 	var b bundle
+	sw := stopwatch.Start(ctx, "prepare", "container", c.Name)
+	defer sw.Done()
 	img, err := e.Images.Get(ctx, c.Config.ImageID)
 	if err != nil {
 		return b, fmt.Errorf("image %q of container %s: %w", c.Config.Image, c.Name, err)
@@ -50,11 +53,13 @@ func (e *Engine) prepare(ctx context.Context, c container.Container) (bundle, er
 	if err := snapshot.MountAll(mounts, rootfs); err != nil {
 		return b, fmt.Errorf("mount root filesystem: %w", err)
 	}
+	sw.Lap("rootfs")
 
 	netns, err := e.Networks.CreateSandbox(ctx, c.ID)
 	if err != nil {
 		return b, err
 	}
+	sw.Lap("netns")
 	hostname := c.Config.Hostname
 	if hostname == "" {
 		hostname = c.ShortID()
@@ -67,6 +72,7 @@ func (e *Engine) prepare(ctx context.Context, c container.Container) (bundle, er
 		}
 		b.endpoints = append(b.endpoints, ep)
 	}
+	sw.Lap("connect")
 	if len(c.Config.Ports) > 0 {
 		if len(b.endpoints) == 0 {
 			return b, fmt.Errorf("container %s publishes ports but has no network: %w", c.Name, errdefs.ErrInvalidArgument)
@@ -79,9 +85,11 @@ func (e *Engine) prepare(ctx context.Context, c container.Container) (bundle, er
 			return b, err
 		}
 	}
+	sw.Lap("publish")
 	if err := e.syncDNS(ctx); err != nil {
 		return b, fmt.Errorf("dns: %w", err)
 	}
+	sw.Lap("dns")
 
 	files, err := e.writeEtcFiles(c, hostname, b.endpoints)
 	if err != nil {
@@ -119,6 +127,7 @@ func (e *Engine) prepare(ctx context.Context, c container.Container) (bundle, er
 	if err != nil {
 		return b, err
 	}
+	sw.Lap("spec")
 	return b, atomicfile.WriteJSON(filepath.Join(runDir, "config.json"), spec, 0o600)
 }
 

@@ -12,15 +12,19 @@ import (
 
 	"github.com/berth-dev/berth/engine/runtime"
 	"github.com/berth-dev/berth/engine/snapshot"
+	"github.com/berth-dev/berth/internal/stopwatch"
 )
 
 // teardown undoes what prepare did, in reverse. Every step tolerates the
 // thing being gone already, so it can run after a crash at any point.
 func (e *Engine) teardown(ctx context.Context, id string) error {
+	sw := stopwatch.Start(ctx, "teardown", "id", id[:12])
+	defer sw.Done()
 	var errs []error
 	if err := e.Networks.Unpublish(ctx, id); err != nil {
 		errs = append(errs, err)
 	}
+	sw.Lap("unpublish")
 	nets, err := e.Networks.List(ctx)
 	if err != nil {
 		errs = append(errs, err)
@@ -30,17 +34,36 @@ func (e *Engine) teardown(ctx context.Context, id string) error {
 			errs = append(errs, err)
 		}
 	}
+	sw.Lap("disconnect")
 	if err := e.Networks.RemoveSandbox(ctx, id); err != nil {
 		errs = append(errs, err)
 	}
-	if err := e.syncDNS(ctx); err != nil {
+	sw.Lap("sandbox")
+	if err := e.dropDNS(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	sw.Lap("dns")
 	if err := snapshot.Unmount(e.rootfsDir(id)); err != nil {
 		errs = append(errs, err)
 	}
+	sw.Lap("unmount")
 	e.removeCgroupParent()
+	if len(errs) == 0 {
+		// The empty mount point is the marker that a start made something
+		// to undo (see needsTeardown); with everything undone, drop it.
+		if err := os.Remove(e.rootfsDir(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// needsTeardown reports whether a start left something to undo. prepare
+// creates the rootfs mount point before any other host object, and teardown
+// removes it last, so its presence is a safe marker.
+func (e *Engine) needsTeardown(id string) bool {
+	_, err := os.Stat(e.rootfsDir(id))
+	return err == nil
 }
 
 // removeCgroupParent removes the instance's parent cgroup once it is empty;
@@ -82,6 +105,7 @@ func (e *Engine) recoverLostShim(ctx context.Context, id string, st runtime.Stat
 // and, when it exits, tears down its network and mounts, since no daemon is
 // left to do so.
 func (e *Engine) RunShim(ctx context.Context, cfg runtime.Config) error {
+	runtime.HoldLock()
 	return runtime.Serve(ctx, cfg, runtime.ReadyPipe(), func(ctx context.Context, _ runtime.Status) error {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()

@@ -28,9 +28,10 @@ func TestServeBindsGatewayAssignedLater(t *testing.T) {
 	if err := netlink.LinkSetUp(br); err != nil {
 		t.Fatal(err)
 	}
-	// 10.231.Y.0/24 lives only on this test's bridge.
-	gw := netip.AddrFrom4([4]byte{10, 231, y, 1})
-	client := netip.AddrFrom4([4]byte{10, 231, y, 2})
+	// 10.233.Y.0/24 lives only on this test's bridge; engine/network's
+	// tests, which may run at the same time, use 10.231.0.0/16.
+	gw := netip.AddrFrom4([4]byte{10, 233, y, 1})
+	client := netip.AddrFrom4([4]byte{10, 233, y, 2})
 	addAddr := func(a netip.Addr) {
 		t.Helper()
 		nl, err := netlink.ParseAddr(a.String() + "/24")
@@ -44,7 +45,7 @@ func TestServeBindsGatewayAssignedLater(t *testing.T) {
 	addAddr(client)
 
 	dir := t.TempDir()
-	r := Records{Networks: []Network{{Name: "late", Gateway: gw, Subnet: netip.MustParsePrefix("10.231.0.0/16"), Endpoints: []Endpoint{
+	r := Records{Networks: []Network{{Name: "late", Gateway: gw, Subnet: netip.MustParsePrefix("10.233.0.0/16"), Endpoints: []Endpoint{
 		{ContainerID: "c1", IP: client, Names: []string{"late-client"}},
 	}}}}
 	if err := WriteRecords(t.Context(), dir, r); err != nil {

@@ -66,7 +66,7 @@ func Ensure(ctx context.Context, dir string, r Records, spawn func() error) erro
 	if err := wake(); err != nil {
 		return err
 	}
-	tick := time.NewTicker(20 * time.Millisecond)
+	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
 	lastCheck := time.Now()
 	for {
@@ -167,4 +167,17 @@ func looksLikeUs(pid int) bool {
 	}
 	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	return err == nil && strings.TrimSuffix(exe, " (deleted)") == self
+}
+
+// Update publishes r and nudges a running server, without starting one or
+// waiting for it: for removals, where a name that lingers for a moment
+// costs nothing (its container is gone), but waiting would slow every stop.
+func Update(ctx context.Context, dir string, r Records) error {
+	if _, err := writeRecords(ctx, dir, r); err != nil {
+		return err
+	}
+	if pid, ok := livePID(dir); ok {
+		_ = syscall.Kill(pid, syscall.SIGHUP)
+	}
+	return nil
 }

@@ -3,12 +3,18 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 )
 
 func main() {
+	// BERTH_DEBUG=1 logs phase timings (and more) to stderr; shims and the
+	// DNS server inherit it and log into their own log files.
+	if os.Getenv("BERTH_DEBUG") != "" {
+		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := execute(ctx, newRootCommand(), os.Args[1:])
 	stop()

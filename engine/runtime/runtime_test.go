@@ -26,6 +26,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
+		runtime.HoldLock()
 		if err := runtime.Serve(context.Background(), cfg, runtime.ReadyPipe(), nil); err != nil {
 			os.Exit(1)
 		}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/berth-dev/berth/engine/jsonlog"
 	"github.com/berth-dev/berth/internal/atomicfile"
+	"github.com/berth-dev/berth/internal/stopwatch"
 )
 
 // Config tells a shim where everything of its container is. The engine
@@ -101,6 +102,8 @@ type shim struct {
 
 func (s *shim) start() error {
 	cfg := s.cfg
+	sw := stopwatch.Start(context.Background(), "shim start", "id", cfg.ID[:min(12, len(cfg.ID))])
+	defer sw.Done()
 	if err := os.WriteFile(cfg.PidFile, []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
 		return err
 	}
@@ -125,10 +128,12 @@ func (s *shim) start() error {
 		_ = old.Signal(unix.SIGKILL)
 		_ = old.Destroy()
 	}
+	sw.Lap("spec")
 	c, err := libcontainer.Create(cfg.StateRoot, cfg.ID, lcfg)
 	if err != nil {
 		return fmt.Errorf("create container: %w", err)
 	}
+	sw.Lap("create")
 	s.container = c
 
 	if s.log, err = jsonlog.Create(cfg.LogPath); err != nil {
@@ -165,6 +170,7 @@ func (s *shim) start() error {
 	if err := os.Chmod(cfg.Socket, 0o600); err != nil {
 		return err
 	}
+	sw.Lap("io")
 	if err := c.Run(proc); err != nil {
 		outW.Close()
 		errW.Close()
@@ -174,6 +180,7 @@ func (s *shim) start() error {
 	}
 	// Only the container holds the write ends now, so the copiers see EOF
 	// when its last process exits.
+	sw.Lap("run")
 	outW.Close()
 	errW.Close()
 	s.process = proc

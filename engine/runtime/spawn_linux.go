@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/atomicfile"
 )
@@ -21,7 +22,19 @@ import (
 // returns once the shim reports the container running or fails to start it.
 // logPath receives the shim's own diagnostics.
 func Spawn(ctx context.Context, exe string, cfg Config, logPath string) (int, error) {
-	confPath := filepath.Join(filepath.Dir(cfg.Socket), "shim.json")
+	dir := filepath.Dir(cfg.Socket)
+	lock, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer lock.Close()
+	// The lock passes to the shim with the descriptor and is held until the
+	// shim exits: from this instant on, nobody can mistake a shim that is
+	// still starting for a missing one.
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return 0, fmt.Errorf("a shim for %s is already running: %w", cfg.ID, errdefs.ErrAlreadyExists)
+	}
+	confPath := filepath.Join(dir, "shim.json")
 	if err := atomicfile.WriteJSON(confPath, cfg, 0o600); err != nil {
 		return 0, err
 	}
@@ -39,7 +52,7 @@ func Spawn(ctx context.Context, exe string, cfg Config, logPath string) (int, er
 	cmd := exec.Command(exe, "shim", confPath)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
-	cmd.ExtraFiles = []*os.File{w} // fd 3: the ready pipe
+	cmd.ExtraFiles = []*os.File{w, lock} // fd 3: the ready pipe; fd 4: the shim lock
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -84,6 +97,30 @@ func lastLine(s string) string {
 		return "no diagnostics"
 	}
 	return s
+}
+
+// lockFile is held (flock) by the live shim of a container.
+const lockFile = "shim.lock"
+
+// ShimActive reports whether a shim holds the lock in dir (the directory of
+// its socket): one that runs or is still starting.
+func ShimActive(dir string) bool {
+	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return true
+	}
+	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return false
+}
+
+// HoldLock keeps the inherited shim lock (fd 4) for the life of this
+// process, out of the container's reach.
+func HoldLock() {
+	syscall.CloseOnExec(4)
 }
 
 // ReadyPipe returns the ready pipe a shim inherits as fd 3, marked
