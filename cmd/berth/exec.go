@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/containerd/errdefs"
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/compose"
+	"github.com/berth-dev/berth/engine"
 )
 
 var _ = register(newExecCommand)
@@ -21,15 +23,7 @@ func newExecCommand(pf *projectFlags) *cobra.Command {
 		Use:   "exec [OPTIONS] SERVICE COMMAND [ARGS...]",
 		Short: "Execute a command in a running container",
 		Args:  cobra.MinimumNArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := loadProject(cmd, pf)
-			if err != nil {
-				return err
-			}
-			e, err := openEngine(cmd.Context())
-			if err != nil {
-				return err
-			}
+		RunE: withProject(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			if detachIn {
 				return fmt.Errorf("exec --detach is not supported yet: %w", errdefs.ErrNotImplemented)
 			}
@@ -45,7 +39,7 @@ func newExecCommand(pf *projectFlags) *cobra.Command {
 				return exitError{code: code}
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().SetInterspersed(false)
 	cmd.Flags().BoolVarP(&noTTY, "no-TTY", "T", false, "disable pseudo-TTY allocation (the only mode for now)")

@@ -59,6 +59,25 @@ func loadProjectOrName(cmd *cobra.Command, pf *projectFlags) (p *types.Project, 
 	return &types.Project{Name: name, Services: types.Services{}}, true, nil
 }
 
+// projectRun is a verb's body once its project is loaded and the engine open.
+type projectRun func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error
+
+// withProject loads the project (needs a compose file) and opens the engine,
+// the two steps every project verb starts with, then runs fn.
+func withProject(pf *projectFlags, fn projectRun) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		p, err := loadProject(cmd, pf)
+		if err != nil {
+			return err
+		}
+		e, err := openEngine(cmd.Context())
+		if err != nil {
+			return err
+		}
+		return fn(cmd, p, e, args)
+	}
+}
+
 // timeoutFlag is a -t/--timeout in seconds that is unset unless given.
 type timeoutFlag struct{ secs int }
 

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/engine"
 
 	"github.com/berth-dev/berth/compose"
 )
@@ -16,17 +19,9 @@ func newStartCommand(pf *projectFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "start [SERVICE...]",
 		Short: "Start services",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := loadProject(cmd, pf)
-			if err != nil {
-				return err
-			}
-			e, err := openEngine(cmd.Context())
-			if err != nil {
-				return err
-			}
+		RunE: withProject(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			return compose.Start(cmd.Context(), e, p, args, cmd.ErrOrStderr())
-		},
+		}),
 	}
 }
 
@@ -35,17 +30,9 @@ func newStopCommand(pf *projectFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stop [SERVICE...]",
 		Short: "Stop services",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := loadProject(cmd, pf)
-			if err != nil {
-				return err
-			}
-			e, err := openEngine(cmd.Context())
-			if err != nil {
-				return err
-			}
+		RunE: withProject(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			return compose.Stop(cmd.Context(), e, p, args, t.value(), cmd.ErrOrStderr())
-		},
+		}),
 	}
 	t.add(cmd)
 	return cmd
@@ -56,19 +43,11 @@ func newRmCommand(pf *projectFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rm [SERVICE...]",
 		Short: "Remove stopped service containers",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := loadProject(cmd, pf)
-			if err != nil {
-				return err
-			}
-			e, err := openEngine(cmd.Context())
-			if err != nil {
-				return err
-			}
+		RunE: withProject(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			// Berth never asks: -f only exists for docker compose's muscle memory.
 			_ = force
 			return compose.Remove(cmd.Context(), e, p, args, stop, nil, cmd.ErrOrStderr())
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "don't ask to confirm removal")
 	cmd.Flags().BoolVarP(&stop, "stop", "s", false, "stop the containers, if required, before removing")
