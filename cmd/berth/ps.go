@@ -157,6 +157,8 @@ func duration(d time.Duration) string {
 	switch {
 	case d < time.Second:
 		return "Less than a second"
+	case d < 2*time.Second:
+		return "1 second"
 	case d < time.Minute:
 		return fmt.Sprintf("%d seconds", int(d.Seconds()))
 	case d < time.Hour:

@@ -189,6 +189,17 @@ func (m *Manager) Disconnect(ctx context.Context, network, containerID string) e
 	if err := checkContainerID(containerID); err != nil {
 		return err
 	}
+	// Deleting a veth waits on the kernel for tens of milliseconds; doing it
+	// before taking the lock lets the teardowns of a whole stack overlap.
+	// The address stays reserved until the record changes below, so it is
+	// not handed out while the old link still exists.
+	if r, err := m.load(network); err == nil {
+		if ep, ok := r.Endpoints[containerID]; ok {
+			if err := deleteLink(ep.HostVeth); err != nil {
+				return fmt.Errorf("disconnect %s from network %q: %w", containerID, network, err)
+			}
+		}
+	}
 	l, err := m.lock(ctx)
 	if err != nil {
 		return err
@@ -202,6 +213,7 @@ func (m *Manager) Disconnect(ctx context.Context, network, containerID string) e
 	if !ok {
 		return nil
 	}
+	// Idempotent: gone already when the step above deleted it.
 	if err := deleteLink(ep.HostVeth); err != nil {
 		return fmt.Errorf("disconnect %s from network %q: %w", containerID, network, err)
 	}
