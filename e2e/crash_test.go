@@ -49,6 +49,32 @@ func TestKilledUpMustBeRepairedByTheNextCommand(t *testing.T) {
 	}
 }
 
+// TestDownAfterAKilledUpMustRemoveEverything kills berth up and runs down
+// at once, while shims it spawned may still be starting containers.
+func TestDownAfterAKilledUpMustRemoveEverything(t *testing.T) {
+	for _, delay := range []time.Duration{30 * time.Millisecond, 120 * time.Millisecond, 250 * time.Millisecond} {
+		t.Run(delay.String(), func(t *testing.T) {
+			e := newEnv(t)
+			e.writeProject(map[string]string{"compose.yaml": fiveServices})
+			c := e.cmd(context.Background(), "up", "-d")
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(delay)
+			c.Process.Signal(syscall.SIGKILL)
+			c.Wait()
+
+			e.must("down", "-t", "1")
+			if r := e.must("-p", "crash", "ps", "-a", "-q"); strings.TrimSpace(r.stdout) != "" {
+				t.Fatalf("left after down: %q", r.stdout)
+			}
+			if leaks := envLeaks(e); len(leaks) > 0 {
+				t.Fatalf("down after a killed up left: %v", leaks)
+			}
+		})
+	}
+}
+
 // TestForegroundUpMustStreamPrefixedLogsAndStopOnCtrlC runs up attached,
 // reads prefixed log lines, then interrupts it like Ctrl-C.
 func TestForegroundUpMustStreamPrefixedLogsAndStopOnCtrlC(t *testing.T) {

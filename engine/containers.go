@@ -198,6 +198,20 @@ func (e *Engine) StartContainer(ctx context.Context, id string) (err error) {
 	return nil
 }
 
+// settled inspects a container after letting a shim that is still starting
+// it (spawned by a command that was killed) finish, so stop and remove never
+// pull the root filesystem or network from under a starting container.
+func (e *Engine) settled(ctx context.Context, id string) (Info, error) {
+	info, err := e.Inspect(ctx, id)
+	if err != nil || info.Running() || !runtime.ShimActive(e.runDir(info.ID)) {
+		return info, err
+	}
+	if err := e.awaitShim(ctx, info.Container); err != nil && !errors.Is(err, errShimGone) {
+		return info, err
+	}
+	return e.Inspect(ctx, id)
+}
+
 // errShimGone: the shim awaitShim waited for exited without running the
 // container; the caller starts afresh.
 var errShimGone = errors.New("shim gone")
@@ -231,7 +245,7 @@ func (e *Engine) awaitShim(ctx context.Context, c container.Container) error {
 // StopContainer asks the shim to stop the container: its stop signal, then
 // SIGKILL after timeout. A stopped container is left as it is.
 func (e *Engine) StopContainer(ctx context.Context, id string, timeout time.Duration) error {
-	info, err := e.Inspect(ctx, id)
+	info, err := e.settled(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -288,7 +302,7 @@ func (e *Engine) waitExited(ctx context.Context, id string) error {
 
 // RemoveContainer deletes a stopped container; force stops it first.
 func (e *Engine) RemoveContainer(ctx context.Context, id string, force bool) error {
-	info, err := e.Inspect(ctx, id)
+	info, err := e.settled(ctx, id)
 	if err != nil {
 		return err
 	}
