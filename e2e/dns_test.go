@@ -1,8 +1,14 @@
 package e2e
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestDNSMustScopeNamesToTheAskersNetworks runs two projects in one Berth:
@@ -45,5 +51,44 @@ services:
 	// /etc/hosts carries the container's own name.
 	if r := e.berth("-f", "one/compose.yaml", "exec", "-T", "app", "cat", "/etc/hosts"); !strings.Contains(r.stdout, "127.0.0.1") {
 		t.Errorf("/etc/hosts: %q", r.stdout)
+	}
+}
+
+// TestKilledDNSServerMustComeBack kills the DNS server; the shims of the
+// running containers start a new one before a resolver would give up.
+func TestKilledDNSServerMustComeBack(t *testing.T) {
+	e := newEnv(t)
+	e.writeProject(map[string]string{"compose.yaml": `
+name: dnskill
+services:
+  a:
+    image: busybox
+    command: ["sleep", "3600"]
+`})
+	e.downAtEnd("dnskill")
+	e.must("up", "-d")
+	pidFile := filepath.Join(e.run, "dns", "dns.pid")
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// While nothing listens a query is refused at once (ICMP), so the
+	// promise is a short gap: lookups answer again within a few watch
+	// intervals of the shims.
+	killed := time.Now()
+	eventually(t, 3*time.Second, func() error {
+		if r := e.berth("exec", "-T", "a", "nslookup", "a"); r.code != 0 || !strings.Contains(r.stdout, "Address") {
+			return fmt.Errorf("lookup: %+v", r)
+		}
+		return nil
+	})
+	t.Logf("lookups answered again %v after the kill", time.Since(killed).Round(10*time.Millisecond))
+	nb, _ := os.ReadFile(pidFile)
+	if strings.TrimSpace(string(nb)) == strconv.Itoa(pid) {
+		t.Fatalf("the same pid still serves: %s", nb)
 	}
 }

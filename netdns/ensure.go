@@ -181,3 +181,7 @@ func Update(ctx context.Context, dir string, r Records) error {
 	}
 	return nil
 }
+
+// Running reports whether a server serves dir (it holds the server lock for
+// its whole life).
+func Running(dir string) bool { return serverRunning(dir) }

@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		runtime.HoldLock()
-		if err := runtime.Serve(context.Background(), cfg, runtime.ReadyPipe(), nil); err != nil {
+		if err := runtime.Serve(context.Background(), cfg, runtime.ReadyPipe(), nil, nil); err != nil {
 			os.Exit(1)
 		}
 		os.Exit(0)

@@ -58,7 +58,9 @@ type ExitFunc func(ctx context.Context, st Status) error
 // Serve is the body of "berth shim": it creates and starts the container,
 // tells the spawner through ready (a pipe, may be nil) whether that worked,
 // then supervises it until it exits. It returns when the container is gone.
-func Serve(ctx context.Context, cfg Config, ready *os.File, onExit ExitFunc) error {
+// running, if not nil, is called once the container runs (the engine
+// starts its watchers there).
+func Serve(ctx context.Context, cfg Config, ready *os.File, onExit ExitFunc, running func()) error {
 	// The shim outlives the terminal it came from; stray job-control
 	// signals must not take it down with the container still running.
 	signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGPIPE)
@@ -70,6 +72,9 @@ func Serve(ctx context.Context, cfg Config, ready *os.File, onExit ExitFunc) err
 		return err
 	}
 	report(ready, nil)
+	if running != nil {
+		running()
+	}
 	s.supervise(ctx, onExit)
 	return nil
 }
