@@ -168,8 +168,10 @@ func (e *Engine) StartContainer(ctx context.Context, id string) (err error) {
 		}
 	}
 	defer func() {
-		if err != nil {
-			// Leave nothing half-made: the next start begins from scratch.
+		// Leave nothing half-made, so the next start begins from scratch;
+		// unless a shim runs (the spawn was cancelled, not refused): then
+		// the container is the shim's, and so is its teardown.
+		if err != nil && !runtime.ShimActive(e.runDir(c.ID)) {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
 			_ = e.teardown(cctx, c.ID)

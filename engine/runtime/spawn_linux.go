@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
@@ -61,9 +62,18 @@ func Spawn(ctx context.Context, exe string, cfg Config, logPath string) (int, er
 	}
 	w.Close()
 	pid := cmd.Process.Pid
-	// The shim is not ours to wait for beyond its start: release it so it is
-	// reparented when we exit. Reap it in the background if we outlive it.
-	go cmd.Wait()
+	// The shim is not ours to wait for beyond its start; it is reparented
+	// when we exit. Reap it in the background if we outlive it.
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	// A shim that failed releases its lock only as it exits; wait for that
+	// so the caller's cleanup never races its last steps.
+	awaitExit := func() {
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+		}
+	}
 
 	msg := make(chan string, 1)
 	go func() {
@@ -79,8 +89,10 @@ func Spawn(ctx context.Context, exe string, cfg Config, logPath string) (int, er
 		case m == "ok":
 			return pid, nil
 		case strings.HasPrefix(m, "error: "):
+			awaitExit()
 			return pid, fmt.Errorf("%s: %w", strings.TrimPrefix(m, "error: "), errdefs.ErrFailedPrecondition)
 		default:
+			awaitExit()
 			diag, _ := os.ReadFile(logPath)
 			return pid, fmt.Errorf("shim exited before the container started: %s: %w",
 				lastLine(string(diag)), errdefs.ErrUnknown)
