@@ -42,9 +42,7 @@ func TestKilledUpMustBeRepairedByTheNextCommand(t *testing.T) {
 				t.Fatalf("%d running after repair:\n%s", n, ps)
 			}
 			e.must("down", "-t", "1")
-			if r := e.must("-p", "crash", "ps", "-a", "-q"); strings.TrimSpace(r.stdout) != "" {
-				t.Fatalf("left after down: %q", r.stdout)
-			}
+			e.mustBeGone("crash")
 		})
 	}
 }
@@ -65,12 +63,7 @@ func TestDownAfterAKilledUpMustRemoveEverything(t *testing.T) {
 			c.Wait()
 
 			e.must("down", "-t", "1")
-			if r := e.must("-p", "crash", "ps", "-a", "-q"); strings.TrimSpace(r.stdout) != "" {
-				t.Fatalf("left after down: %q", r.stdout)
-			}
-			if leaks := envLeaks(e); len(leaks) > 0 {
-				t.Fatalf("down after a killed up left: %v", leaks)
-			}
+			e.mustBeGone("crash")
 		})
 	}
 }

@@ -58,12 +58,7 @@ func TestHelloExampleMustServeAndResolveByName(t *testing.T) {
 	})
 
 	e.must("-f", example, "down", "-t", "1")
-	if r := e.must("-f", example, "ps", "-a", "-q"); strings.TrimSpace(r.stdout) != "" {
-		t.Fatalf("containers left after down: %q", r.stdout)
-	}
-	if leaks := envLeaks(e); len(leaks) > 0 {
-		t.Fatalf("down left: %v", leaks)
-	}
+	e.mustBeGone("hello")
 }
 
 // TestUpTwiceMustLeaveRunningContainersAlone checks that up is idempotent

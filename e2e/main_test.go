@@ -150,6 +150,18 @@ func (e *env) writeProject(files map[string]string) {
 	}
 }
 
+// mustBeGone fails the test if the project still has containers or the env
+// left a mount, process, table or cgroup behind.
+func (e *env) mustBeGone(project string) {
+	e.t.Helper()
+	if r := e.must("-p", project, "ps", "-a", "-q"); strings.TrimSpace(r.stdout) != "" {
+		e.t.Fatalf("containers of %s left: %q", project, r.stdout)
+	}
+	if leaks := envLeaks(e); len(leaks) > 0 {
+		e.t.Fatalf("left behind: %v", leaks)
+	}
+}
+
 // downAtEnd registers a down -v so a failing test still cleans up.
 func (e *env) downAtEnd(project string) {
 	e.t.Cleanup(func() {
