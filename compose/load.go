@@ -250,7 +250,6 @@ var (
 	reInterpolating = regexp.MustCompile(`^error while interpolating ([^ :]+): (.*)$`)
 	// Errors that start with the object they are about: `service "web" ...`.
 	reObject = regexp.MustCompile(`^(service|volume|network) "([^"]+)"`)
-	reLine   = regexp.MustCompile(`line (\d+)`)
 )
 
 // loadError turns a compose-go error into one line naming the file, the
