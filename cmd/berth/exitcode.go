@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/containerd/errdefs"
 )
@@ -27,7 +28,7 @@ func exitCode(ctx context.Context, stderr io.Writer, err error) int {
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return 130
 	}
-	fmt.Fprintln(stderr, "berth:", err)
+	fmt.Fprintln(stderr, "berth:", message(err))
 	switch {
 	case errors.Is(err, errdefs.ErrInvalidArgument), errors.Is(err, errdefs.ErrNotFound):
 		return 1
@@ -37,4 +38,22 @@ func exitCode(ctx context.Context, stderr io.Writer, err error) int {
 		return 3
 	}
 	return 1
+}
+
+// classes are the error classes whose names end wrapped messages; the user
+// needs the sentence, not the class, so message drops that ending.
+var classes = []error{
+	errdefs.ErrInvalidArgument, errdefs.ErrNotFound, errdefs.ErrAlreadyExists,
+	errdefs.ErrFailedPrecondition, errdefs.ErrConflict, errdefs.ErrUnavailable,
+	errdefs.ErrNotImplemented, errdefs.ErrUnknown,
+}
+
+func message(err error) string {
+	msg := err.Error()
+	for _, c := range classes {
+		if errors.Is(err, c) {
+			msg = strings.TrimSuffix(msg, ": "+c.Error())
+		}
+	}
+	return msg
 }
