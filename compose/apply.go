@@ -111,6 +111,10 @@ func (a *Applier) step(ctx context.Context, s Step) error {
 			id = s.Name
 		}
 		if err := e.StartContainer(ctx, id); err != nil {
+			if errors.Is(err, errdefs.ErrConflict) {
+				// The one conflict a start meets is a published port.
+				return fmt.Errorf("service %q: ports: %w", s.Service, err)
+			}
 			return fmt.Errorf("service %q: %w", s.Service, err)
 		}
 		a.report("Container", s.Name, "Started")

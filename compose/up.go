@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,9 +46,9 @@ func Up(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest) er
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
 		if rerr := j.rollback(rctx, e, p.Name); rerr != nil {
-			return errors.Join(err, fmt.Errorf("rollback: %w", rerr))
+			return errors.Join(inFile(p, err), fmt.Errorf("rollback: %w", rerr))
 		}
-		return err
+		return inFile(p, err)
 	}
 	if r.Detach {
 		return nil
@@ -131,4 +133,18 @@ func (j *journal) rollback(ctx context.Context, e *engine.Engine, project string
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// inFile prefixes an error about the project's services with the compose
+// file they come from, as load errors are, so every bad-input line names
+// the file. Cancellation is passed through untouched.
+func inFile(p *types.Project, err error) error {
+	if len(p.ComposeFiles) == 0 || errors.Is(err, context.Canceled) {
+		return err
+	}
+	name := p.ComposeFiles[0]
+	if rel, rerr := filepath.Rel(p.WorkingDir, name); rerr == nil && !strings.HasPrefix(rel, "..") {
+		name = rel
+	}
+	return fmt.Errorf("%s: %w", name, err)
 }
