@@ -92,3 +92,23 @@ services:
 		t.Fatalf("the same pid still serves: %s", nb)
 	}
 }
+
+// TestNetworkPoolMustBeHonoured: BERTH_NETWORK_POOL decides where subnets
+// come from.
+func TestNetworkPoolMustBeHonoured(t *testing.T) {
+	t.Setenv("BERTH_NETWORK_POOL", "10.234.0.0/16/28")
+	e := newEnv(t)
+	e.writeProject(map[string]string{"compose.yaml": `
+name: pool
+services:
+  a:
+    image: busybox
+    command: ["sleep", "3600"]
+`})
+	e.downAtEnd("pool")
+	e.must("up", "-d")
+	r := e.must("exec", "-T", "a", "ip", "-4", "-o", "addr", "show", "eth0")
+	if !strings.Contains(r.stdout, "inet 10.234.") || !strings.Contains(r.stdout, "/28") {
+		t.Fatalf("address not from the pool: %q", r.stdout)
+	}
+}

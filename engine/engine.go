@@ -109,10 +109,16 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 	if e.Containers, err = container.Open(filepath.Join(o.Root, "containers")); err != nil {
 		return nil, err
 	}
+	pool, size, err := ParsePool(os.Getenv("BERTH_NETWORK_POOL"))
+	if err != nil {
+		return nil, err
+	}
 	e.Networks, err = network.New(network.Config{
 		StateDir: filepath.Join(o.Root, "network"),
 		RunDir:   filepath.Join(o.Run, "network"),
 		Table:    e.instance,
+		Pool:     pool,
+		PoolSize: size,
 	})
 	if err != nil {
 		return nil, err
