@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/berth-dev/berth/engine/container"
+	"github.com/berth-dev/berth/engine/runtime"
 )
 
 // ContainerName is the name Compose gives replica n of a service.
@@ -64,6 +65,9 @@ func containerConfig(p *types.Project, s types.ServiceConfig, n int, hash string
 			return container.Config{}, fmt.Errorf("%s: build is not supported yet; import the image and set image: %w", where("build"), errdefs.ErrNotImplemented)
 		}
 		return container.Config{}, fmt.Errorf("%s: an image is required: %w", where("image"), errdefs.ErrInvalidArgument)
+	}
+	if err := runtime.CheckRestart(s.Restart); err != nil {
+		return container.Config{}, fmt.Errorf("%s: %w", where("restart"), err)
 	}
 	cfg := container.Config{
 		Image:      s.Image,

@@ -178,3 +178,48 @@ services:
 		t.Fatalf("after rm: %q", r.stdout)
 	}
 }
+
+// TestRestartPolicyMustRestartUntilStopped: on-failure:N gives up after N
+// restarts; always keeps going until berth stop.
+func TestRestartPolicyMustRestartUntilStopped(t *testing.T) {
+	e := newEnv(t)
+	e.writeProject(map[string]string{"compose.yaml": `
+name: restarts
+services:
+  flaky:
+    image: busybox
+    command: ["sh", "-c", "echo attempt; exit 2"]
+    restart: on-failure:2
+  forever:
+    image: busybox
+    command: ["sh", "-c", "echo round; sleep 0.1"]
+    restart: always
+`})
+	e.downAtEnd("restarts")
+	e.must("up", "-d")
+	eventually(t, 20*time.Second, func() error {
+		r := e.must("ps", "-a", "--format", "json", "flaky")
+		if !strings.Contains(r.stdout, `"State":"exited"`) || !strings.Contains(r.stdout, `"ExitCode":2`) {
+			return fmt.Errorf("flaky: %s", r.stdout)
+		}
+		if n := strings.Count(e.must("logs", "flaky").stdout, "attempt"); n != 3 {
+			return fmt.Errorf("flaky ran %d times, want 3", n)
+		}
+		return nil
+	})
+	eventually(t, 20*time.Second, func() error {
+		if n := strings.Count(e.must("logs", "forever").stdout, "round"); n < 3 {
+			return fmt.Errorf("forever ran %d times", n)
+		}
+		return nil
+	})
+	e.must("stop", "-t", "1", "forever")
+	if r := e.must("ps", "-a", "--format", "json", "forever"); !strings.Contains(r.stdout, `"State":"exited"`) {
+		t.Fatalf("forever after stop: %s", r.stdout)
+	}
+	n := strings.Count(e.must("logs", "forever").stdout, "round")
+	time.Sleep(500 * time.Millisecond)
+	if m := strings.Count(e.must("logs", "forever").stdout, "round"); m != n {
+		t.Fatalf("restarted after stop: %d -> %d", n, m)
+	}
+}

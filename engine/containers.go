@@ -23,8 +23,9 @@ type Info struct {
 	Status runtime.Status
 }
 
-// Running reports whether the container's process is alive.
-func (i Info) Running() bool { return i.Status.State == runtime.StateRunning }
+// Running reports whether the container is up: its process is alive, or
+// its shim is between two runs of a restart policy.
+func (i Info) Running() bool { return i.Status.Up() }
 
 // CreateContainer resolves the image, unpacks its layers and stores the
 // record. Unset process fields in cfg are filled from the image, as Docker
@@ -122,7 +123,7 @@ func (e *Engine) info(ctx context.Context, c container.Container) (Info, error) 
 	if err != nil {
 		return Info{}, err
 	}
-	if st.State == runtime.StateRunning && !runtime.Alive(st.ShimPid) {
+	if st.Up() && !runtime.Alive(st.ShimPid) {
 		// The shim is gone without recording an exit: nobody supervises the
 		// container any more. Stop it and tear down what it held.
 		st, err = e.recoverLostShim(ctx, c.ID, st)
@@ -192,6 +193,7 @@ func (e *Engine) StartContainer(ctx context.Context, id string) (err error) {
 		StatusPath: e.Containers.StatusPath(c.ID),
 		Socket:     filepath.Join(runDir, "shim.sock"),
 		PidFile:    filepath.Join(runDir, "shim.pid"),
+		Restart:    c.Config.Restart,
 	}
 	if _, err := runtime.Spawn(ctx, e.opts.Exe, cfg, filepath.Join(runDir, "shim.log")); err != nil {
 		return fmt.Errorf("start container %s: %w", c.Name, err)
@@ -229,7 +231,7 @@ func (e *Engine) awaitShim(ctx context.Context, c container.Container) error {
 		}
 		// The status may still be an earlier run's until this shim writes
 		// its own, so only a running state with a live shim counts.
-		if st.State == runtime.StateRunning && runtime.Alive(st.ShimPid) {
+		if st.Up() && runtime.Alive(st.ShimPid) {
 			return nil
 		}
 		if !runtime.ShimActive(e.runDir(c.ID)) {
@@ -287,7 +289,7 @@ func (e *Engine) waitExited(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if st.State != runtime.StateRunning {
+		if !st.Up() {
 			return nil
 		}
 		if !runtime.Alive(st.ShimPid) {

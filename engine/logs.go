@@ -25,7 +25,8 @@ func (e *Engine) Logs(ctx context.Context, id string, o LogOptions, fn func(json
 		Follow: o.Follow,
 		Done: func() bool {
 			st, err := runtime.ReadStatus(statusPath)
-			return err != nil || st.State != runtime.StateRunning || !runtime.Alive(st.ShimPid)
+			// A restart policy keeps the log going across runs.
+			return err != nil || !st.Up() || !runtime.Alive(st.ShimPid)
 		},
 	}, fn)
 }

@@ -116,6 +116,8 @@ func toPsEntry(i engine.Info, project string) psEntry {
 	switch i.Status.State {
 	case "running":
 		r.Status = "Up " + duration(time.Since(i.Status.StartedAt))
+	case "restarting":
+		r.Status = fmt.Sprintf("Restarting (%d) %s ago", i.Status.ExitCode, duration(time.Since(i.Status.FinishedAt)))
 	case "exited":
 		r.Status = fmt.Sprintf("Exited (%d) %s ago", i.Status.ExitCode, duration(time.Since(i.Status.FinishedAt)))
 	default:

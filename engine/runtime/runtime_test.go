@@ -229,3 +229,49 @@ func TestShimOutlivesCaller(t *testing.T) {
 		t.Errorf("shim is not a session leader: sid %s", out)
 	}
 }
+
+func TestRestartOnFailureStopsAfterN(t *testing.T) {
+	needRoot(t)
+	h := newHarness(t, "sh", "-c", "echo run; exit 3")
+	h.cfg.Restart = "on-failure:2"
+	h.start(t)
+	st := h.waitExit(t)
+	if st.State != runtime.StateExited || st.ExitCode != 3 || st.RestartCount != 2 {
+		t.Fatalf("status %+v", st)
+	}
+	lines, _ := jsonlog.Lines(h.cfg.LogPath)
+	if strings.Count(strings.Join(lines, "\n"), "run") != 3 {
+		t.Fatalf("want 3 runs, log %v", lines)
+	}
+}
+
+func TestRestartAlwaysEndsWithStop(t *testing.T) {
+	needRoot(t)
+	h := newHarness(t, "sh", "-c", "echo run; exit 0")
+	h.cfg.Restart = "always"
+	h.start(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		lines, _ := jsonlog.Lines(h.cfg.LogPath)
+		if len(lines) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no restarts: %v", lines)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	resp, err := runtime.Call(t.Context(), h.cfg.Socket, runtime.Request{Op: runtime.OpStop, Timeout: 2000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Status.State != runtime.StateExited || resp.Status.RestartCount < 2 {
+		t.Fatalf("after stop: %+v", resp.Status)
+	}
+	before, _ := jsonlog.Lines(h.cfg.LogPath)
+	time.Sleep(500 * time.Millisecond)
+	after, _ := jsonlog.Lines(h.cfg.LogPath)
+	if len(after) != len(before) {
+		t.Fatalf("restarted after stop: %d -> %d runs", len(before), len(after))
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -36,6 +37,9 @@ type Config struct {
 	StatusPath string `json:"status_path"` // Status record
 	Socket     string `json:"socket"`      // control socket
 	PidFile    string `json:"pid_file"`    // the shim's own pid
+	// Restart is the Compose restart policy the shim applies: "no" (or
+	// empty), "always", "unless-stopped", "on-failure" or "on-failure:N".
+	Restart string `json:"restart,omitempty"`
 }
 
 // ReadConfig loads a shim configuration file.
@@ -65,7 +69,12 @@ func Serve(ctx context.Context, cfg Config, ready *os.File, onExit ExitFunc, run
 	// signals must not take it down with the container still running.
 	signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGPIPE)
 
-	s := &shim{cfg: cfg, exited: make(chan struct{})}
+	policy, err := parseRestart(cfg.Restart)
+	if err != nil {
+		report(ready, err)
+		return err
+	}
+	s := &shim{cfg: cfg, policy: policy, exited: make(chan struct{}), stopReq: make(chan struct{})}
 	if err := s.start(); err != nil {
 		s.cleanupFailedStart()
 		report(ready, err)
@@ -92,19 +101,28 @@ func report(ready *os.File, err error) {
 }
 
 type shim struct {
-	cfg       Config
-	container *libcontainer.Container
-	process   *libcontainer.Process
-	listener  net.Listener
-	log       *jsonlog.Writer
-	copiers   sync.WaitGroup
-	handlers  sync.WaitGroup
+	cfg      Config
+	spec     *specs.Spec
+	lcfg     *configs.Config
+	policy   restartPolicy
+	listener net.Listener
+	log      *jsonlog.Writer
+	handlers sync.WaitGroup
 
-	mu     sync.Mutex
-	status Status
-	exited chan struct{}
+	// Per run of the container; replaced by each restart.
+	container *libcontainer.Container
+	copiers   *sync.WaitGroup
+
+	mu       sync.Mutex
+	process  *libcontainer.Process // nil between runs
+	status   Status
+	stopping bool          // a stop or kill was asked for: never restart
+	stopReq  chan struct{} // closed when stopping is set
+	exited   chan struct{} // closed after the final exit
 }
 
+// start prepares what every run shares (pid file, spec, log, socket) and
+// runs the container the first time.
 func (s *shim) start() error {
 	cfg := s.cfg
 	sw := stopwatch.Start(context.Background(), "shim start", "id", cfg.ID[:min(12, len(cfg.ID))])
@@ -124,8 +142,8 @@ func (s *shim) start() error {
 	if err := os.Chdir(cfg.Bundle); err != nil {
 		return err
 	}
-	lcfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: cfg.ID, Spec: spec})
-	if err != nil {
+	s.spec = spec
+	if s.lcfg, err = specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: cfg.ID, Spec: spec}); err != nil {
 		return fmt.Errorf("convert spec: %w", err)
 	}
 	// A crash may have left libcontainer state for this ID behind.
@@ -134,25 +152,44 @@ func (s *shim) start() error {
 		_ = old.Destroy()
 	}
 	sw.Lap("spec")
-	c, err := libcontainer.Create(cfg.StateRoot, cfg.ID, lcfg)
-	if err != nil {
-		return fmt.Errorf("create container: %w", err)
-	}
-	sw.Lap("create")
-	s.container = c
-
 	if s.log, err = jsonlog.Create(cfg.LogPath); err != nil {
 		return err
 	}
+	// Listen before starting so a stop that arrives right after "ready"
+	// always finds the socket.
+	_ = os.Remove(cfg.Socket)
+	if s.listener, err = listenUnix(cfg.Socket); err != nil {
+		return err
+	}
+	if err := os.Chmod(cfg.Socket, 0o600); err != nil {
+		return err
+	}
+	sw.Lap("io")
+	if err := s.runOnce(); err != nil {
+		return err
+	}
+	sw.Lap("run")
+	return nil
+}
+
+// runOnce creates and starts the container and records it running.
+func (s *shim) runOnce() error {
+	c, err := libcontainer.Create(s.cfg.StateRoot, s.cfg.ID, s.lcfg)
+	if err != nil {
+		return fmt.Errorf("create container: %w", err)
+	}
+	s.container = c
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return err
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
+		outR.Close()
+		outW.Close()
 		return err
 	}
-	p := spec.Process
+	p := s.spec.Process
 	proc := &libcontainer.Process{
 		Args:   p.Args,
 		Env:    p.Env,
@@ -166,16 +203,6 @@ func (s *shim) start() error {
 	for _, g := range p.User.AdditionalGids {
 		proc.AdditionalGroups = append(proc.AdditionalGroups, int(g))
 	}
-	// Listen before starting so a stop that arrives right after "ready"
-	// always finds the socket.
-	_ = os.Remove(cfg.Socket)
-	if s.listener, err = listenUnix(cfg.Socket); err != nil {
-		return err
-	}
-	if err := os.Chmod(cfg.Socket, 0o600); err != nil {
-		return err
-	}
-	sw.Lap("io")
 	if err := c.Run(proc); err != nil {
 		outW.Close()
 		errW.Close()
@@ -185,17 +212,22 @@ func (s *shim) start() error {
 	}
 	// Only the container holds the write ends now, so the copiers see EOF
 	// when its last process exits.
-	sw.Lap("run")
 	outW.Close()
 	errW.Close()
-	s.process = proc
-	s.copiers.Add(2)
-	go func() { defer s.copiers.Done(); s.log.Copy("stdout", outR); outR.Close() }()
-	go func() { defer s.copiers.Done(); s.log.Copy("stderr", errR); errR.Close() }()
+	copiers := &sync.WaitGroup{}
+	copiers.Add(2)
+	go func() { defer copiers.Done(); s.log.Copy("stdout", outR); outR.Close() }()
+	go func() { defer copiers.Done(); s.log.Copy("stderr", errR); errR.Close() }()
+	s.copiers = copiers
 
 	pid, _ := proc.Pid()
-	s.status = Status{State: StateRunning, Pid: pid, ShimPid: os.Getpid(), StartedAt: time.Now().UTC()}
-	return WriteStatus(cfg.StatusPath, s.status)
+	s.mu.Lock()
+	s.process = proc
+	restarts := s.status.RestartCount
+	s.status = Status{State: StateRunning, Pid: pid, ShimPid: os.Getpid(), StartedAt: time.Now().UTC(), RestartCount: restarts}
+	st := s.status
+	s.mu.Unlock()
+	return WriteStatus(s.cfg.StatusPath, st)
 }
 
 func (s *shim) cleanupFailedStart() {
@@ -212,23 +244,62 @@ func (s *shim) cleanupFailedStart() {
 	os.Remove(s.cfg.PidFile)
 }
 
+// supervise waits for each run of the container to end, restarts it as the
+// policy says, and finishes with the final exit: teardown, status, cleanup.
 func (s *shim) supervise(ctx context.Context, onExit ExitFunc) {
 	go s.serveControl()
 
-	ps, err := s.process.Wait()
-	code := exitCode(ps, err)
-	// A log line written just before exit must land before "exited" does.
-	s.copiers.Wait()
-	s.log.Close()
-	destroyErr := s.container.Destroy()
+	var st Status
+	var backoff restartBackoff
+	for {
+		ps, err := s.process.Wait()
+		code := exitCode(ps, err)
+		// A log line written just before exit must land before "exited" does.
+		s.copiers.Wait()
+		destroyErr := s.container.Destroy()
 
-	st := s.snapshot()
-	st.State = StateExited
-	st.ExitCode = code
-	st.FinishedAt = time.Now().UTC()
-	if destroyErr != nil {
-		st.Error = "destroy: " + destroyErr.Error()
+		s.mu.Lock()
+		s.process = nil
+		st = s.status
+		st.ExitCode = code
+		st.FinishedAt = time.Now().UTC()
+		if destroyErr != nil {
+			st.Error = "destroy: " + destroyErr.Error()
+		}
+		again := !s.stopping && destroyErr == nil && s.policy.restarts(code, st.RestartCount)
+		if again {
+			st.State = StateRestarting
+			st.RestartCount++
+		}
+		s.status = st
+		s.mu.Unlock()
+		if !again {
+			break
+		}
+		_ = WriteStatus(s.cfg.StatusPath, st)
+		select {
+		case <-time.After(backoff.next(st.FinishedAt.Sub(st.StartedAt))):
+		case <-s.stopReq:
+		}
+		if s.isStopping() {
+			break
+		}
+		if err := s.runOnce(); err != nil {
+			st.Error = "restart: " + err.Error()
+			if s.container != nil {
+				_ = s.container.Destroy()
+			}
+			break
+		}
+		if s.isStopping() {
+			// A stop came in while the restart was under way and found
+			// nothing to signal; the new run goes at once.
+			_ = s.signal(unix.SIGKILL)
+		}
 	}
+	s.log.Close()
+
+	st.State = StateExited
 	if onExit != nil {
 		if err := onExit(ctx, st); err != nil && st.Error == "" {
 			st.Error = "teardown: " + err.Error()
@@ -250,6 +321,22 @@ func (s *shim) supervise(ctx context.Context, onExit ExitFunc) {
 	}
 	os.Remove(s.cfg.Socket)
 	os.Remove(s.cfg.PidFile)
+}
+
+// requestStop turns restarts off for good: the user wants it down.
+func (s *shim) requestStop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.stopping {
+		s.stopping = true
+		close(s.stopReq)
+	}
+}
+
+func (s *shim) isStopping() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopping
 }
 
 func (s *shim) snapshot() Status {
@@ -315,12 +402,14 @@ func (s *shim) do(req Request) error {
 		if err != nil {
 			return err
 		}
+		s.requestStop()
 		return s.signal(sig)
 	case OpStop:
 		sig, err := ParseSignal(req.Signal, unix.SIGTERM)
 		if err != nil {
 			return err
 		}
+		s.requestStop()
 		if err := s.signal(sig); err != nil {
 			return err
 		}
@@ -342,12 +431,12 @@ func (s *shim) do(req Request) error {
 }
 
 func (s *shim) signal(sig unix.Signal) error {
-	select {
-	case <-s.exited:
-		return nil // already gone: stopping it again is not an error
-	default:
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.process == nil {
+		return nil // between runs or gone: nothing to signal
 	}
-	if err := s.process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	if err := s.process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) && !errors.Is(err, unix.ESRCH) {
 		return fmt.Errorf("signal %v: %w", sig, err)
 	}
 	return nil

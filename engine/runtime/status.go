@@ -10,9 +10,10 @@ import (
 
 // States a container moves through, as the shim records them.
 const (
-	StateCreated = "created"
-	StateRunning = "running"
-	StateExited  = "exited"
+	StateCreated    = "created"
+	StateRunning    = "running"
+	StateRestarting = "restarting" // between runs, waiting out the backoff
+	StateExited     = "exited"
 )
 
 // Status is what the shim records about its container: the CLI reads it to
@@ -25,10 +26,17 @@ type Status struct {
 	ExitCode   int       `json:"exit_code"`
 	StartedAt  time.Time `json:"started_at,omitzero"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
+	// RestartCount is how often the restart policy restarted the container
+	// under this shim.
+	RestartCount int `json:"restart_count,omitempty"`
 	// Error says why the container ended abnormally (start failure, lost
 	// shim); empty for a normal exit.
 	Error string `json:"error,omitempty"`
 }
+
+// Up reports whether the container is up: its process runs, or its shim is
+// between two runs of a restart policy.
+func (s Status) Up() bool { return s.State == StateRunning || s.State == StateRestarting }
 
 // ReadStatus reads a status record; a missing file is a created container.
 func ReadStatus(path string) (Status, error) {
