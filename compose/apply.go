@@ -45,6 +45,11 @@ func (a *Applier) Apply(ctx context.Context, p Plan) error {
 		g.SetLimit(parallelism)
 		for _, ss := range lvl {
 			g.Go(func() error {
+				for _, name := range ss.AwaitSuccess {
+					if err := a.awaitSuccess(gctx, ss.Service, name); err != nil {
+						return err
+					}
+				}
 				for _, s := range ss.Steps {
 					if err := a.step(gctx, s); err != nil {
 						return err
@@ -143,6 +148,36 @@ func (a *Applier) step(ctx context.Context, s Step) error {
 		return fmt.Errorf("unknown step %q: %w", s.Kind, errdefs.ErrNotImplemented)
 	}
 	return nil
+}
+
+// dependencyFailed marks an up that built the stack but whose dependency
+// job then failed: what it made stays, so its logs can be read.
+type dependencyFailed struct{ error }
+
+func (d dependencyFailed) Unwrap() error { return d.error }
+
+// awaitSuccess waits for a dependency's container to exit and fails unless
+// it exited with code 0, as depends_on service_completed_successfully asks.
+func (a *Applier) awaitSuccess(ctx context.Context, service, name string) error {
+	for {
+		info, err := a.Engine.Inspect(ctx, name)
+		if err != nil {
+			return fmt.Errorf("service %q: depends_on: %w", service, err)
+		}
+		if !info.Running() && info.Status.State != "created" {
+			if info.Status.ExitCode != 0 {
+				return dependencyFailed{fmt.Errorf("service %q: depends_on: %s did not complete successfully: exit %d: %w",
+					service, name, info.Status.ExitCode, errdefs.ErrFailedPrecondition)}
+			}
+			a.report("Container", name, "Exited")
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // PlainProgress writes docker-compose-like progress lines to w.

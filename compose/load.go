@@ -538,6 +538,11 @@ func Unsupported(p *types.Project) []string {
 				out = append(out, fmt.Sprintf("service %q: key %q is not supported yet and is ignored", name, k))
 			}
 		}
+		for _, dep := range slices.Sorted(mapKeys(p.Services[name].DependsOn)) {
+			if p.Services[name].DependsOn[dep].Condition == types.ServiceConditionHealthy {
+				out = append(out, fmt.Sprintf("service %q: depends_on %q: condition service_healthy needs healthchecks, which are not supported yet; waiting for the container to start", name, dep))
+			}
+		}
 		for _, v := range p.Services[name].Volumes {
 			if v.Type != types.VolumeTypeBind && v.Type != types.VolumeTypeVolume {
 				out = append(out, fmt.Sprintf("service %q: volume of type %q is not supported yet and is ignored", name, v.Type))

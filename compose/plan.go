@@ -63,6 +63,10 @@ type Plan struct {
 type ServiceSteps struct {
 	Service string
 	Steps   []Step
+	// AwaitSuccess names containers (of dependencies with condition
+	// service_completed_successfully) that must have exited with code 0
+	// before these steps run.
+	AwaitSuccess []string
 }
 
 // String renders the plan as stable text; tests assert on it.
@@ -73,6 +77,9 @@ func (p Plan) String() string {
 	}
 	for i, lvl := range p.Levels {
 		for _, ss := range lvl {
+			for _, name := range ss.AwaitSuccess {
+				fmt.Fprintf(&b, "[%d] service %s: await-success %s\n", i, ss.Service, name)
+			}
 			for _, s := range ss.Steps {
 				fmt.Fprintf(&b, "[%d] %s\n", i, s)
 			}
@@ -154,7 +161,7 @@ func PlanUp(p *types.Project, obs Observed, o UpOptions) (Plan, error) {
 			if err != nil {
 				return Plan{}, err
 			}
-			lvl = append(lvl, ServiceSteps{Service: name, Steps: steps})
+			lvl = append(lvl, ServiceSteps{Service: name, Steps: steps, AwaitSuccess: awaitSuccess(p, s, steps, o)})
 		}
 		plan.Levels = append(plan.Levels, lvl)
 	}
@@ -177,6 +184,30 @@ func PlanUp(p *types.Project, obs Observed, o UpOptions) (Plan, error) {
 		plan.Cleanup = append(plan.Cleanup, Step{Kind: StepRemove, Service: c.Service, Name: c.Name, ID: c.ID})
 	}
 	return plan, nil
+}
+
+// awaitSuccess lists the containers a service's start waits to see exit 0:
+// every replica of each dependency whose condition is
+// service_completed_successfully. Nothing waits when nothing starts.
+func awaitSuccess(p *types.Project, s types.ServiceConfig, steps []Step, o UpOptions) []string {
+	starts := slices.ContainsFunc(steps, func(st Step) bool { return st.Kind == StepStart })
+	if !starts || o.NoStart {
+		return nil
+	}
+	var out []string
+	for _, dep := range slices.Sorted(mapKeys(s.DependsOn)) {
+		if s.DependsOn[dep].Condition != types.ServiceConditionCompletedSuccessfully {
+			continue
+		}
+		ds, ok := p.Services[dep]
+		if !ok {
+			continue
+		}
+		for n := 1; n <= Replicas(ds); n++ {
+			out = append(out, ContainerName(p, ds, n))
+		}
+	}
+	return out
 }
 
 func planService(p *types.Project, s types.ServiceConfig, have []ObservedContainer, o UpOptions) ([]Step, error) {

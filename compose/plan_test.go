@@ -182,3 +182,22 @@ func TestConvertRefusesWhatItCannotDo(t *testing.T) {
 		}
 	}
 }
+
+func TestPlanUpAwaitsCompletedDependencies(t *testing.T) {
+	t.Parallel()
+	p := testProject()
+	api := p.Services["api"]
+	api.DependsOn = types.DependsOnConfig{"db": {Condition: types.ServiceConditionCompletedSuccessfully}}
+	p.Services["api"] = api
+	plan, err := PlanUp(p, Observed{}, UpOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(plan.String(), "[1] service api: await-success demo-db-1\n[1] service api: create demo-api-1\n") {
+		t.Fatalf("plan:\n%s", plan)
+	}
+	// Nothing to start, nothing to wait for.
+	if plan, _ := PlanUp(p, Observed{}, UpOptions{NoStart: true}); strings.Contains(plan.String(), "await-success") {
+		t.Fatalf("create-only plan waits:\n%s", plan)
+	}
+}

@@ -43,6 +43,9 @@ func Up(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest) er
 	j := &journal{}
 	a := &Applier{Engine: e, Progress: j.wrap(PlainProgress(r.Err)), StopTimeout: r.StopTimeout}
 	if err := a.Apply(ctx, plan); err != nil {
+		if errors.As(err, new(dependencyFailed)) {
+			return inFile(p, err)
+		}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
 		if rerr := j.rollback(rctx, e, p.Name); rerr != nil {

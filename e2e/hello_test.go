@@ -223,3 +223,52 @@ services:
 		t.Fatalf("restarted after stop: %d -> %d", n, m)
 	}
 }
+
+// TestCompletedDependencyMustGateTheStart: a service that depends on a job
+// with service_completed_successfully starts after the job exits 0, and up
+// fails, naming the job, when it does not.
+func TestCompletedDependencyMustGateTheStart(t *testing.T) {
+	e := newEnv(t)
+	project := func(code int) string {
+		return fmt.Sprintf(`
+name: jobs
+services:
+  migrate:
+    image: busybox
+    command: ["sh", "-c", "sleep 0.3; echo migrated > /data/done; exit %d"]
+    volumes: ["data:/data"]
+  app:
+    image: busybox
+    command: ["sh", "-c", "cat /data/done; sleep 3600"]
+    volumes: ["data:/data"]
+    depends_on:
+      migrate:
+        condition: service_completed_successfully
+volumes:
+  data: {}
+`, code)
+	}
+	e.writeProject(map[string]string{"compose.yaml": project(0)})
+	e.downAtEnd("jobs")
+	e.must("up", "-d")
+	eventually(t, 10*time.Second, func() error {
+		if r := e.must("logs", "app"); !strings.Contains(r.stdout, "migrated") {
+			return fmt.Errorf("app started before the job finished: %q", r.stdout)
+		}
+		return nil
+	})
+	e.must("down", "-v", "-t", "1")
+
+	e.writeProject(map[string]string{"compose.yaml": project(3)})
+	r := e.berth("up", "-d")
+	if r.code == 0 || !strings.Contains(r.stderr, "jobs-migrate-1 did not complete successfully: exit 3") {
+		t.Fatalf("up with a failing job: %+v", r)
+	}
+	// The failed job stays, as with docker compose, so its logs can be read.
+	if r := e.must("logs", "migrate"); r.code != 0 {
+		t.Fatalf("logs of the failed job: %+v", r)
+	}
+	if r := e.must("ps", "-a", "--format", "json", "migrate"); !strings.Contains(r.stdout, `"ExitCode":3`) {
+		t.Fatalf("failed job not kept: %s", r.stdout)
+	}
+}
