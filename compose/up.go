@@ -29,6 +29,23 @@ type UpRequest struct {
 // foreground it streams logs until every container has exited or ctx is
 // cancelled (Ctrl-C), and then stops the stack.
 func Up(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest) error {
+	if err := apply(ctx, e, p, r); err != nil {
+		return err
+	}
+	if r.Detach {
+		return nil
+	}
+	return attach(ctx, e, p, r)
+}
+
+// apply is up's change to the host, under the project lock; attaching to
+// the logs happens outside it so a down from another terminal can proceed.
+func apply(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest) error {
+	l, err := e.LockProject(ctx, p.Name)
+	if err != nil {
+		return err
+	}
+	defer l.Unlock()
 	obs, err := Observe(ctx, e, p.Name)
 	if err != nil {
 		return err
@@ -53,10 +70,7 @@ func Up(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest) er
 		}
 		return inFile(p, err)
 	}
-	if r.Detach {
-		return nil
-	}
-	return attach(ctx, e, p, r)
+	return nil
 }
 
 // attach follows every container's log until all have exited, or ctx is

@@ -16,6 +16,11 @@ import (
 // Down stops and removes the project's containers and networks, and its
 // volumes when asked.
 func Down(ctx context.Context, e *engine.Engine, p *types.Project, o DownOptions, timeout *time.Duration, progress io.Writer) error {
+	l, err := e.LockProject(ctx, p.Name)
+	if err != nil {
+		return err
+	}
+	defer l.Unlock()
 	obs, err := Observe(ctx, e, p.Name)
 	if err != nil {
 		return err

@@ -112,3 +112,54 @@ services:
 		t.Fatalf("address not from the pool: %q", r.stdout)
 	}
 }
+
+// TestReplicasMustShareTheServiceName: two replicas get numbered names and
+// the service name resolves to both of them.
+func TestReplicasMustShareTheServiceName(t *testing.T) {
+	e := newEnv(t)
+	e.writeProject(map[string]string{"compose.yaml": `
+name: reps
+services:
+  web:
+    image: busybox
+    command: ["sleep", "3600"]
+    deploy:
+      replicas: 2
+  probe:
+    image: busybox
+    command: ["sleep", "3600"]
+`})
+	e.downAtEnd("reps")
+	e.must("up", "-d")
+	ps := e.must("ps", "--format", "json").stdout
+	for _, name := range []string{"reps-web-1", "reps-web-2", "reps-probe-1"} {
+		if !strings.Contains(ps, `"Name":"`+name+`"`) {
+			t.Fatalf("%s missing:\n%s", name, ps)
+		}
+	}
+	r := e.must("exec", "-T", "probe", "nslookup", "web")
+	if n := strings.Count(r.stdout, "Address: 10.") + strings.Count(r.stdout, "Address 1: 10.") + strings.Count(r.stdout, "Address 2: 10."); n != 2 {
+		t.Fatalf("web resolves to %d addresses, want 2:\n%s", n, r.stdout)
+	}
+}
+
+// TestConcurrentUpsMustNotRace: two up -d of one project at once both
+// succeed and leave exactly one container per service.
+func TestConcurrentUpsMustNotRace(t *testing.T) {
+	e := newEnv(t)
+	e.writeProject(map[string]string{"compose.yaml": fiveServices})
+	e.downAtEnd("crash")
+	results := make(chan result, 2)
+	for range 2 {
+		go func() { results <- e.berth("up", "-d") }()
+	}
+	for range 2 {
+		if r := <-results; r.code != 0 {
+			t.Fatalf("concurrent up failed: %s", r.stderr)
+		}
+	}
+	ids := strings.Fields(e.must("ps", "-q").stdout)
+	if len(ids) != 5 {
+		t.Fatalf("%d containers running, want 5", len(ids))
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"github.com/berth-dev/berth/engine/network"
 	"github.com/berth-dev/berth/engine/snapshot"
 	"github.com/berth-dev/berth/engine/volume"
+	"github.com/berth-dev/berth/internal/lockfile"
+	"github.com/berth-dev/berth/internal/names"
 )
 
 // Default locations of persistent and volatile state.
@@ -124,6 +126,15 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// LockProject serialises commands that change one project (up, down), so
+// two of them never plan from the same observation. Unlock when done.
+func (e *Engine) LockProject(ctx context.Context, project string) (*lockfile.Lock, error) {
+	if err := names.Project(project); err != nil {
+		return nil, err
+	}
+	return lockfile.Acquire(ctx, filepath.Join(e.opts.Run, "projects", project+".lock"))
 }
 
 // Options returns the engine's resolved options.

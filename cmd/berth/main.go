@@ -16,6 +16,10 @@ func main() {
 		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first Ctrl-C cancels gracefully; restoring the default handler
+	// then lets a second one end berth at once, as with docker compose.
+	// State stays consistent either way: every step is crash-safe.
+	go func() { <-ctx.Done(); stop() }()
 	code := execute(ctx, newRootCommand(), os.Args[1:])
 	stop()
 	os.Exit(code)
