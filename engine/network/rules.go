@@ -16,6 +16,7 @@ import (
 // rebuilt atomically on every ensure; per-network and per-port rules live in
 // the regular chains, which ensure never flushes.
 const (
+	chainGuard       = "guard"
 	chainForward     = "forward"
 	chainPrerouting  = "prerouting"
 	chainOutput      = "output"
@@ -117,7 +118,13 @@ func matchIf(key expr.MetaKey, op expr.CmpOp, name string, prefix bool) []expr.A
 	}
 }
 
-func matchSaddr(p netip.Prefix) []expr.Any {
+func matchSaddr(p netip.Prefix) []expr.Any { return matchAddrPrefix(12, p) }
+
+func matchDaddrPrefix(p netip.Prefix) []expr.Any { return matchAddrPrefix(16, p) }
+
+// matchAddrPrefix matches the IPv4 address at offset (12 source, 16
+// destination) of the network header against prefix p.
+func matchAddrPrefix(offset uint32, p netip.Prefix) []expr.Any {
 	p = p.Masked()
 	mask := make([]byte, 4)
 	binary.BigEndian.PutUint32(mask, ^uint32(0)<<(32-p.Bits()))
@@ -126,7 +133,7 @@ func matchSaddr(p netip.Prefix) []expr.Any {
 	}
 	a := p.Addr().As4()
 	return []expr.Any{
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: []byte{0, 0, 0, 0}},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]},
 	}
@@ -198,8 +205,17 @@ func concat(parts ...[]expr.Any) []expr.Any {
 // this table's evaluation: a drop in another table (a host firewall with a
 // FORWARD drop policy in iptables-nft, say) still drops the packet, and we
 // never touch other tables.
+//
+// guard: route_localnet, which publishing on 127.0.0.1 needs on each bridge,
+// would also let a container address the host's loopback (CVE-2020-8558's
+// pattern) and reach services bound to 127.0.0.1 only. Nothing arriving on
+// a Berth bridge may be addressed to 127.0.0.0/8. The chain runs after
+// conntrack and before destination NAT, so replies to connections DNATed
+// from the host's 127.0.0.1 still carry the gateway address here and pass.
 func baseRules() []ruleSpec {
 	return []ruleSpec{
+		{chain: chainGuard, exprs: concat(matchIPv4(), matchIf(expr.MetaKeyIIFNAME, expr.CmpOpEq, bridgePrefix, true),
+			matchDaddrPrefix(netip.MustParsePrefix("127.0.0.0/8")), []expr.Any{verdict(expr.VerdictDrop)})},
 		{chain: chainForward, exprs: concat(matchCtBits(expr.CtKeySTATE, expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), []expr.Any{verdict(expr.VerdictAccept)})},
 		{chain: chainForward, exprs: concat(matchCtBits(expr.CtKeySTATUS, ipsDstNAT), []expr.Any{verdict(expr.VerdictAccept)})},
 		{chain: chainForward, exprs: []expr.Any{jump(chainNetsForward)}},
@@ -279,6 +295,7 @@ func portRule(containerID string, ip netip.Addr, p Port) ruleSpec {
 func chains(t *nftables.Table) (base, regular []*nftables.Chain) {
 	accept := nftables.ChainPolicyAccept
 	base = []*nftables.Chain{
+		{Name: chainGuard, Table: t, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle, Policy: &accept},
 		{Name: chainForward, Table: t, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept},
 		{Name: chainPrerouting, Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &accept},
 		{Name: chainOutput, Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest, Policy: &accept},
