@@ -201,3 +201,21 @@ func TestPlanUpAwaitsCompletedDependencies(t *testing.T) {
 		t.Fatalf("create-only plan waits:\n%s", plan)
 	}
 }
+
+func TestLevelPlanGroupsByLevel(t *testing.T) {
+	t.Parallel()
+	levels := [][]ObservedContainer{
+		{{ID: "d", Name: "demo-db-1", Service: "db"}, {ID: "w", Name: "demo-web-1", Service: "web", Running: true}},
+		{{ID: "a", Name: "demo-api-1", Service: "api"}},
+	}
+	plan := levelPlan(levels, func(c ObservedContainer) []Step {
+		if c.Running {
+			return nil
+		}
+		return []Step{{Kind: StepStart, Service: c.Service, Name: c.Name, ID: c.ID}}
+	})
+	want := "[0] service db: start demo-db-1\n[1] service api: start demo-api-1\n"
+	if got := plan.String(); got != want {
+		t.Fatalf("plan:\n%s\nwant:\n%s", got, want)
+	}
+}
