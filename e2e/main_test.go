@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -220,3 +221,7 @@ func httpGet(addr string) (string, error) {
 	b, err := io.ReadAll(c)
 	return string(b), err
 }
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func fmtSscan(s string, v *int) (int, error) { return fmt.Sscan(strings.TrimSpace(s), v) }

@@ -123,9 +123,10 @@ func (e *Engine) info(ctx context.Context, c container.Container) (Info, error) 
 	if err != nil {
 		return Info{}, err
 	}
-	if st.Up() && !runtime.Alive(st.ShimPid) {
-		// The shim is gone without recording an exit: nobody supervises the
-		// container any more. Stop it and tear down what it held.
+	if st.Up() && !e.shimLive(c.ID) {
+		// The shim is gone without recording an exit (killed, or a reboot
+		// wiped $BERTH_RUN): nobody supervises the container any more. Stop
+		// it and tear down what it held.
 		st, err = e.recoverLostShim(ctx, c.ID, st)
 		if err != nil {
 			return Info{}, err
@@ -231,7 +232,7 @@ func (e *Engine) awaitShim(ctx context.Context, c container.Container) error {
 		}
 		// The status may still be an earlier run's until this shim writes
 		// its own, so only a running state with a live shim counts.
-		if st.Up() && runtime.Alive(st.ShimPid) {
+		if st.Up() && e.shimLive(c.ID) {
 			return nil
 		}
 		if !runtime.ShimActive(e.runDir(c.ID)) {
@@ -292,7 +293,7 @@ func (e *Engine) waitExited(ctx context.Context, id string) error {
 		if !st.Up() {
 			return nil
 		}
-		if !runtime.Alive(st.ShimPid) {
+		if !e.shimLive(id) {
 			_, err := e.recoverLostShim(ctx, id, st)
 			return err
 		}
@@ -330,5 +331,10 @@ func (e *Engine) RemoveContainer(ctx context.Context, id string, force bool) err
 	os.Remove(filepath.Join(e.opts.Run, "locks", info.ID))
 	return e.Containers.Remove(ctx, info.ID)
 }
+
+// shimLive reports whether the container's shim runs. The shim holds its
+// lock for its whole life, so unlike a pid this cannot be fooled by reuse,
+// after a reboot say.
+func (e *Engine) shimLive(id string) bool { return runtime.ShimActive(e.runDir(id)) }
 
 func (e *Engine) shimSocket(id string) string { return filepath.Join(e.runDir(id), "shim.sock") }

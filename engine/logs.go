@@ -26,7 +26,7 @@ func (e *Engine) Logs(ctx context.Context, id string, o LogOptions, fn func(json
 		Done: func() bool {
 			st, err := runtime.ReadStatus(statusPath)
 			// A restart policy keeps the log going across runs.
-			return err != nil || !st.Up() || !runtime.Alive(st.ShimPid)
+			return err != nil || !st.Up() || !e.shimLive(c.ID)
 		},
 	}, fn)
 }

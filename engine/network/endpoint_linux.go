@@ -22,6 +22,9 @@ func (m *Manager) Connect(ctx context.Context, network, containerID, sandboxPath
 	if err := checkContainerID(containerID); err != nil {
 		return Endpoint{}, err
 	}
+	if err := m.restore(ctx, network); err != nil {
+		return Endpoint{}, err
+	}
 	ep, bridge, err := m.reserve(ctx, network, containerID, aliases)
 	if err != nil {
 		return Endpoint{}, err

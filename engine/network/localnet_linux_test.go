@@ -77,3 +77,37 @@ func TestContainerCannotReachHostLoopback(t *testing.T) {
 		t.Fatalf("the host's 127.0.0.1-only service got %q from %v", buf[:n], from)
 	}
 }
+
+// TestConnectRestoresABridgeLostInAReboot: the records outlive a reboot,
+// the bridge and the table do not; the next connect brings both back with
+// the recorded name and address, and traffic flows.
+func TestConnectRestoresABridgeLostInAReboot(t *testing.T) {
+	m := newTestManager(t)
+	ctx := t.Context()
+	n, err := m.Create(ctx, Spec{Name: "boot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The reboot.
+	if err := deleteLink(n.Bridge); err != nil {
+		t.Fatal(err)
+	}
+	c := mustConn(t)
+	c.DelTable(m.fw.tbl())
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	sbA, _ := connected(t, m, "boot")
+	sbB, epB := connected(t, m, "boot")
+	if !bridgeExists(n.Bridge) {
+		t.Fatalf("bridge %s not restored", n.Bridge)
+	}
+	serveIn(t, sbB, net.JoinHostPort(epB.IP.String(), "8080"), "restored")
+	if got, err := fetchFrom(sbA, net.JoinHostPort(epB.IP.String(), "8080"), 3*time.Second); err != nil || got != "restored" {
+		t.Fatalf("traffic after restore: %q %v", got, err)
+	}
+	if got, _ := m.Get(ctx, "boot"); got.Subnet != n.Subnet || got.Bridge != n.Bridge {
+		t.Fatalf("record changed: %+v", got)
+	}
+}

@@ -117,7 +117,7 @@ func (h *harness) waitExit(t *testing.T) runtime.Status {
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		st, err := runtime.ReadStatus(h.cfg.StatusPath)
-		if err == nil && st.State != runtime.StateRunning && !runtime.Alive(st.ShimPid) {
+		if err == nil && !st.Up() && !runtime.ShimActive(h.dir) {
 			return st
 		}
 		if st.State == runtime.StateCreated {

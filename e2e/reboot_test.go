@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+
+	"github.com/berth-dev/berth/engine"
+)
+
+// simulateReboot does to one env what a reboot does to the host: every
+// process, mount, link, nftables table and cgroup of it is gone, and so is
+// $BERTH_RUN; $BERTH_ROOT stays as it was.
+func simulateReboot(t *testing.T, e *env) {
+	t.Helper()
+	dirs, _ := filepath.Glob(filepath.Join(e.root, "containers", "*", "status.json"))
+	for _, p := range dirs {
+		var st struct {
+			Pid     int `json:"pid"`
+			ShimPid int `json:"shim_pid"`
+		}
+		if b, err := os.ReadFile(p); err == nil && json.Unmarshal(b, &st) == nil {
+			syscall.Kill(st.ShimPid, syscall.SIGKILL)
+			syscall.Kill(st.Pid, syscall.SIGKILL)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(e.run, "dns", "dns.pid")); err == nil {
+		var pid int
+		if _, err := fmtSscan(string(b), &pid); err == nil {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	// Mounts, deepest first.
+	var mounts []string
+	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], e.run) {
+				mounts = append(mounts, f[4])
+			}
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(mounts)))
+	for _, m := range mounts {
+		syscall.Unmount(m, syscall.MNT_DETACH)
+	}
+	// Bridges of this env, by its network records.
+	nets, _ := filepath.Glob(filepath.Join(e.root, "network", "networks", "*.json"))
+	for _, p := range nets {
+		var n struct {
+			Network struct{ Bridge string } `json:"network"`
+			Bridge  string                  `json:"bridge"`
+		}
+		if b, err := os.ReadFile(p); err == nil && json.Unmarshal(b, &n) == nil {
+			for _, name := range []string{n.Bridge, n.Network.Bridge} {
+				if l, err := netlink.LinkByName(name); err == nil && name != "" {
+					netlink.LinkDel(l)
+				}
+			}
+		}
+	}
+	inst := engine.Instance(e.root)
+	if c, err := nftables.New(); err == nil {
+		c.DelTable(&nftables.Table{Name: inst, Family: nftables.TableFamilyINet})
+		c.Flush()
+	}
+	cgs, _ := filepath.Glob("/sys/fs/cgroup/*/" + inst + "/*")
+	cgs2, _ := filepath.Glob("/sys/fs/cgroup/" + inst + "/*")
+	for _, d := range append(cgs, cgs2...) {
+		os.Remove(d)
+	}
+	parents, _ := filepath.Glob("/sys/fs/cgroup/*/" + inst)
+	for _, d := range append(parents, "/sys/fs/cgroup/"+inst) {
+		os.Remove(d)
+	}
+	if err := os.RemoveAll(e.run); err != nil {
+		t.Fatalf("wipe run dir: %v", err)
+	}
+}
+
+// TestUpAfterARebootMustBringTheStackBack: after a reboot the containers
+// show as exited, and up -d starts them again on re-created networks.
+func TestUpAfterARebootMustBringTheStackBack(t *testing.T) {
+	e := newEnv(t)
+	e.writeProject(map[string]string{"compose.yaml": `
+name: boot
+services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "echo up > /www; httpd -f -p 80 -h /"]
+    ports: ["127.0.0.1:` + itoa(freePort(t)) + `:80"]
+  client:
+    image: busybox
+    command: ["sleep", "3600"]
+    depends_on: [web]
+`})
+	e.downAtEnd("boot")
+	e.must("up", "-d")
+	simulateReboot(t, e)
+
+	ps := e.must("ps", "-a", "--format", "json").stdout
+	if strings.Contains(ps, `"State":"running"`) {
+		t.Fatalf("containers still shown running after a reboot:\n%s", ps)
+	}
+	e.must("up", "-d")
+	if n := strings.Count(e.must("ps", "--format", "json").stdout, `"State":"running"`); n != 2 {
+		t.Fatalf("%d running after up", n)
+	}
+	if r := e.berth("exec", "-T", "client", "wget", "-q", "-O", "-", "http://web/www"); r.code != 0 || !strings.Contains(r.stdout, "up") {
+		t.Fatalf("client cannot reach web by name after the reboot: %+v", r)
+	}
+	e.must("down", "-t", "1")
+	e.mustBeGone("boot")
+}
