@@ -91,7 +91,15 @@ func (a *Applier) step(ctx context.Context, s Step) error {
 		}
 		a.report("Network", s.Name, "Created")
 	case StepRemoveNetwork:
-		if err := e.RemoveNetwork(ctx, s.Name); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		err := e.RemoveNetwork(ctx, s.Name)
+		switch {
+		case errors.Is(err, errdefs.ErrFailedPrecondition):
+			// Containers outside the plan (orphans, kept without
+			// --remove-orphans) still use it: docker compose warns and
+			// goes on, and so do we.
+			a.report("Network", s.Name, "Resource is still in use")
+			return nil
+		case err != nil && !errors.Is(err, errdefs.ErrNotFound):
 			return fmt.Errorf("network %s: %w", s.Name, err)
 		}
 		a.report("Network", s.Name, "Removed")

@@ -3,6 +3,8 @@ package compose
 import (
 	"context"
 	"sort"
+
+	"github.com/compose-spec/compose-go/v2/types"
 	"strconv"
 
 	"github.com/berth-dev/berth/engine"
@@ -13,6 +15,7 @@ type ObservedContainer struct {
 	ID, Name, Service string
 	Number            int
 	Hash              string
+	ImageID           string
 	Running           bool
 }
 
@@ -23,6 +26,9 @@ type Observed struct {
 	Volumes    map[string]bool // existing volumes by name (any project)
 	// The project's own networks and volumes, by label, sorted.
 	ProjectNetworks, ProjectVolumes []string
+	// Images maps each service's image reference to the ID it names now
+	// (see ObserveImages); a container made from another ID is recreated.
+	Images map[string]string
 }
 
 // Observe lists what exists of the project, by its labels.
@@ -40,7 +46,7 @@ func Observe(ctx context.Context, e *engine.Engine, project string) (Observed, e
 		n, _ := strconv.Atoi(l[LabelNumber])
 		obs.Containers = append(obs.Containers, ObservedContainer{
 			ID: i.ID, Name: i.Name, Service: l[LabelService], Number: n,
-			Hash: l[LabelConfigHash], Running: i.Running(),
+			Hash: l[LabelConfigHash], ImageID: i.Config.ImageID, Running: i.Running(),
 		})
 	}
 	nets, err := e.Networks.List(ctx)
@@ -66,4 +72,20 @@ func Observe(ctx context.Context, e *engine.Engine, project string) (Observed, e
 	sort.Strings(obs.ProjectNetworks)
 	sort.Strings(obs.ProjectVolumes)
 	return obs, nil
+}
+
+// ObserveImages resolves the image of every service of p to the ID it
+// names in the store now. Missing images are left out: creating from them
+// fails later with a clear message.
+func ObserveImages(ctx context.Context, e *engine.Engine, p *types.Project) map[string]string {
+	out := map[string]string{}
+	for _, s := range p.Services {
+		if _, done := out[s.Image]; done || s.Image == "" {
+			continue
+		}
+		if img, err := e.Images.Get(ctx, s.Image); err == nil {
+			out[s.Image] = img.ID
+		}
+	}
+	return out
 }

@@ -157,7 +157,7 @@ func PlanUp(p *types.Project, obs Observed, o UpOptions) (Plan, error) {
 		var lvl []ServiceSteps
 		for _, name := range level {
 			s := p.Services[name]
-			steps, err := planService(p, s, byService[name], o)
+			steps, err := planService(p, s, byService[name], obs.Images[s.Image], o)
 			if err != nil {
 				return Plan{}, err
 			}
@@ -210,7 +210,7 @@ func awaitSuccess(p *types.Project, s types.ServiceConfig, steps []Step, o UpOpt
 	return out
 }
 
-func planService(p *types.Project, s types.ServiceConfig, have []ObservedContainer, o UpOptions) ([]Step, error) {
+func planService(p *types.Project, s types.ServiceConfig, have []ObservedContainer, imageID string, o UpOptions) ([]Step, error) {
 	hash, err := ServiceHash(s)
 	if err != nil {
 		return nil, err
@@ -238,7 +238,10 @@ func planService(p *types.Project, s types.ServiceConfig, have []ObservedContain
 	for n := 1; n <= want; n++ {
 		name := ContainerName(p, s, n)
 		c, ok := byNumber[n]
-		if ok && c.Hash == hash {
+		// The reference may now name another image (re-imported, pulled):
+		// that is a change too, as in docker compose.
+		sameImage := imageID == "" || c.ImageID == "" || c.ImageID == imageID
+		if ok && c.Hash == hash && sameImage {
 			if !c.Running && !o.NoStart {
 				steps = append(steps, Step{Kind: StepStart, Service: s.Name, Name: c.Name, ID: c.ID})
 			}

@@ -219,3 +219,30 @@ func TestLevelPlanGroupsByLevel(t *testing.T) {
 		t.Fatalf("plan:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+func TestPlanUpRecreatesWhenTheImageChanged(t *testing.T) {
+	t.Parallel()
+	p := testProject()
+	obs := Observed{Networks: map[string]bool{"demo_default": true}, Volumes: map[string]bool{"demo_data": true},
+		Images: map[string]string{"busybox": "sha256:new"}}
+	for _, s := range []string{"api", "db", "web"} {
+		id := "sha256:new"
+		if s == "web" {
+			id = "sha256:old"
+		}
+		obs.Containers = append(obs.Containers, ObservedContainer{ID: s + "id", Name: "demo-" + s + "-1", Service: s, Number: 1,
+			Hash: hashOf(t, p, s), ImageID: id, Running: true})
+	}
+	plan, err := PlanUp(p, obs, UpOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `[0] service web: stop demo-web-1
+[0] service web: remove demo-web-1
+[0] service web: create demo-web-1
+[0] service web: start demo-web-1
+`
+	if got := plan.String(); got != want {
+		t.Fatalf("plan:\n%s\nwant:\n%s", got, want)
+	}
+}

@@ -50,6 +50,7 @@ func apply(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest)
 	if err != nil {
 		return err
 	}
+	obs.Images = ObserveImages(ctx, e, p)
 	plan, err := PlanUp(p, obs, r.Options)
 	if err != nil {
 		return err

@@ -272,3 +272,55 @@ volumes:
 		t.Fatalf("failed job not kept: %s", r.stdout)
 	}
 }
+
+// TestDownWithAnOrphanMustKeepItsNetworkAndSucceed: down without
+// --remove-orphans leaves the orphan, warns that the network is in use,
+// and exits 0; --remove-orphans then removes everything.
+func TestDownWithAnOrphanMustKeepItsNetworkAndSucceed(t *testing.T) {
+	e := newEnv(t)
+	e.writeProject(map[string]string{"compose.yaml": fiveServices})
+	e.downAtEnd("crash")
+	e.must("up", "-d")
+	e.writeProject(map[string]string{"compose.yaml": `
+name: crash
+services:
+  s1: {image: busybox, command: ["sleep", "3600"]}
+`})
+	r := e.must("down", "-t", "1")
+	if !strings.Contains(r.stderr, "Resource is still in use") {
+		t.Fatalf("down output:\n%s", r.stderr)
+	}
+	if n := len(strings.Fields(e.must("-p", "crash", "ps", "-q").stdout)); n != 4 {
+		t.Fatalf("%d orphans running, want 4", n)
+	}
+	e.must("down", "-t", "1", "--remove-orphans")
+	e.mustBeGone("crash")
+}
+
+// TestUpMustRecreateWhenTheImageChanged: importing a new image under the
+// same name makes the next up recreate the service's container, and only it.
+func TestUpMustRecreateWhenTheImageChanged(t *testing.T) {
+	e := newEnv(t)
+	e.writeProject(map[string]string{"compose.yaml": `
+name: img
+services:
+  a:
+    image: busybox
+    command: ["sleep", "3600"]
+`})
+	e.downAtEnd("img")
+	e.must("up", "-d")
+	before := e.must("ps", "-q").stdout
+	time.Sleep(1100 * time.Millisecond) // a new import gets a new creation time, so a new ID
+	e.must("image", "import", busyboxTar, "busybox")
+	r := e.must("up", "-d", "-t", "1")
+	if !strings.Contains(r.stderr, "img-a-1  Created") {
+		t.Fatalf("not recreated:\n%s", r.stderr)
+	}
+	if after := e.must("ps", "-q").stdout; after == before {
+		t.Fatalf("same container after the image changed: %s", after)
+	}
+	if r := e.must("up", "-d"); strings.Contains(r.stderr, "Created") {
+		t.Fatalf("third up recreated again:\n%s", r.stderr)
+	}
+}
