@@ -134,7 +134,8 @@ func (e *env) must(args ...string) result {
 	e.t.Helper()
 	r := e.berth(args...)
 	if r.code != 0 {
-		e.t.Fatalf("berth %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+		dnsLog, _ := os.ReadFile(filepath.Join(e.run, "dns", "dns.log"))
+		e.t.Fatalf("berth %s: exit %d\nstdout:\n%s\nstderr:\n%s\ndns.log:\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr, dnsLog)
 	}
 	return r
 }

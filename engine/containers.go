@@ -155,7 +155,7 @@ func (e *Engine) StartContainer(ctx context.Context, id string) (err error) {
 		return nil
 	}
 	c := info.Container
-	if runtime.ShimActive(e.runDir(c.ID)) {
+	if e.shimLive(c.ID) {
 		// A start interrupted after the spawn: its shim is still bringing
 		// the container up. Let it finish instead of racing it.
 		if err := e.awaitShim(ctx, c); !errors.Is(err, errShimGone) {
@@ -173,7 +173,7 @@ func (e *Engine) StartContainer(ctx context.Context, id string) (err error) {
 		// Leave nothing half-made, so the next start begins from scratch;
 		// unless a shim runs (the spawn was cancelled, not refused): then
 		// the container is the shim's, and so is its teardown.
-		if err != nil && !runtime.ShimActive(e.runDir(c.ID)) {
+		if err != nil && !e.shimLive(c.ID) {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
 			_ = e.teardown(cctx, c.ID)
@@ -181,7 +181,7 @@ func (e *Engine) StartContainer(ctx context.Context, id string) (err error) {
 	}()
 	sw := stopwatch.Start(ctx, "start", "container", c.Name)
 	defer sw.Done()
-	if _, err := e.prepare(ctx, c); err != nil {
+	if err := e.prepare(ctx, c); err != nil {
 		return err
 	}
 	sw.Lap("prepare")
@@ -208,7 +208,7 @@ func (e *Engine) StartContainer(ctx context.Context, id string) (err error) {
 // pull the root filesystem or network from under a starting container.
 func (e *Engine) settled(ctx context.Context, id string) (Info, error) {
 	info, err := e.Inspect(ctx, id)
-	if err != nil || info.Running() || !runtime.ShimActive(e.runDir(info.ID)) {
+	if err != nil || info.Running() || !e.shimLive(info.ID) {
 		return info, err
 	}
 	if err := e.awaitShim(ctx, info.Container); err != nil && !errors.Is(err, errShimGone) {
@@ -230,13 +230,13 @@ func (e *Engine) awaitShim(ctx context.Context, c container.Container) error {
 		if err != nil {
 			return err
 		}
-		// The status may still be an earlier run's until this shim writes
-		// its own, so only a running state with a live shim counts.
-		if st.Up() && e.shimLive(c.ID) {
-			return nil
-		}
-		if !runtime.ShimActive(e.runDir(c.ID)) {
+		if !e.shimLive(c.ID) {
 			return errShimGone
+		}
+		// The status may still be an earlier run's until this shim writes
+		// its own; with the shim live, an up state is this run's.
+		if st.Up() {
+			return nil
 		}
 		select {
 		case <-ctx.Done():

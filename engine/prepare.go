@@ -23,41 +23,36 @@ import (
 	"github.com/berth-dev/berth/netdns"
 )
 
-// bundle is what prepare made for one start.
-type bundle struct {
-	endpoints []network.Endpoint
-}
-
 // prepare builds everything a start needs, in an order where each step only
 // adds to the host: the caller's teardown undoes any prefix of it.
-func (e *Engine) prepare(ctx context.Context, c container.Container) (bundle, error) {
-	var b bundle
+func (e *Engine) prepare(ctx context.Context, c container.Container) error {
+	var endpoints []network.Endpoint
 	sw := stopwatch.Start(ctx, "prepare", "container", c.Name)
 	defer sw.Done()
 	img, err := e.Images.Get(ctx, c.Config.ImageID)
 	if err != nil {
-		return b, fmt.Errorf("image %q of container %s: %w", c.Config.Image, c.Name, err)
+		return fmt.Errorf("image %q of container %s: %w", c.Config.Image, c.Name, err)
 	}
 	if err := e.unpack(ctx, img); err != nil {
-		return b, err
+		return err
 	}
 	runDir := e.runDir(c.ID)
 	if err := os.MkdirAll(runDir, 0o700); err != nil {
-		return b, err
+		return err
 	}
 	mounts, err := e.Snapshots.Prepare(ctx, c.ID, img.ChainIDs)
 	if err != nil {
-		return b, err
+		return err
 	}
 	rootfs := e.rootfsDir(c.ID)
 	if err := snapshot.MountAll(mounts, rootfs); err != nil {
-		return b, fmt.Errorf("mount root filesystem: %w", err)
+		return fmt.Errorf("mount root filesystem: %w", err)
 	}
 	sw.Lap("rootfs")
 
 	netns, err := e.Networks.CreateSandbox(ctx, c.ID)
 	if err != nil {
-		return b, err
+		return err
 	}
 	sw.Lap("netns")
 	hostname := c.Config.Hostname
@@ -68,36 +63,36 @@ func (e *Engine) prepare(ctx context.Context, c container.Container) (bundle, er
 		aliases := append([]string{c.Name, c.ShortID()}, a.Aliases...)
 		ep, err := e.Networks.Connect(ctx, a.Network, c.ID, netns, aliases)
 		if err != nil {
-			return b, fmt.Errorf("connect to network %q: %w", a.Network, err)
+			return fmt.Errorf("connect to network %q: %w", a.Network, err)
 		}
-		b.endpoints = append(b.endpoints, ep)
+		endpoints = append(endpoints, ep)
 	}
 	sw.Lap("connect")
 	if len(c.Config.Ports) > 0 {
-		if len(b.endpoints) == 0 {
-			return b, fmt.Errorf("container %s publishes ports but has no network: %w", c.Name, errdefs.ErrInvalidArgument)
+		if len(endpoints) == 0 {
+			return fmt.Errorf("container %s publishes ports but has no network: %w", c.Name, errdefs.ErrInvalidArgument)
 		}
 		ports, err := toNetworkPorts(c.Config.Ports)
 		if err != nil {
-			return b, err
+			return err
 		}
-		if err := e.Networks.Publish(ctx, c.ID, b.endpoints[0].IP, ports); err != nil {
-			return b, err
+		if err := e.Networks.Publish(ctx, c.ID, endpoints[0].IP, ports); err != nil {
+			return err
 		}
 	}
 	sw.Lap("publish")
 	if err := e.syncDNS(ctx); err != nil {
-		return b, fmt.Errorf("dns: %w", err)
+		return fmt.Errorf("dns: %w", err)
 	}
 	sw.Lap("dns")
 
-	files, err := e.writeEtcFiles(c, hostname, b.endpoints)
+	files, err := e.writeEtcFiles(c, hostname, endpoints)
 	if err != nil {
-		return b, err
+		return err
 	}
 	uid, gid, groups, err := container.ResolveUser(rootfs, c.Config.User)
 	if err != nil {
-		return b, fmt.Errorf("container %s: %w", c.Name, err)
+		return fmt.Errorf("container %s: %w", c.Name, err)
 	}
 	cwd := c.Config.WorkingDir
 	if cwd == "" {
@@ -109,7 +104,7 @@ func (e *Engine) prepare(ctx context.Context, c container.Container) (bundle, er
 	}
 	volMounts, err := e.volumeMounts(ctx, c, rootfs)
 	if err != nil {
-		return b, err
+		return err
 	}
 	spec, err := container.Spec(container.SpecOptions{
 		Rootfs:      rootfs,
@@ -125,10 +120,10 @@ func (e *Engine) prepare(ctx context.Context, c container.Container) (bundle, er
 		Mounts: append(files, volMounts...),
 	})
 	if err != nil {
-		return b, err
+		return err
 	}
 	sw.Lap("spec")
-	return b, atomicfile.WriteJSON(filepath.Join(runDir, "config.json"), spec, 0o600)
+	return atomicfile.WriteJSON(filepath.Join(runDir, "config.json"), spec, 0o600)
 }
 
 // writeEtcFiles writes the container's hostname, hosts and resolv.conf and

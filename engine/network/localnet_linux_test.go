@@ -111,3 +111,39 @@ func TestConnectRestoresABridgeLostInAReboot(t *testing.T) {
 		t.Fatalf("record changed: %+v", got)
 	}
 }
+
+// TestConnectCompletesAHalfMadeNetwork: a command killed while creating a
+// network leaves the record and a bridge with no address, down, and no
+// rules; the next connect completes it.
+func TestConnectCompletesAHalfMadeNetwork(t *testing.T) {
+	m := newTestManager(t)
+	ctx := t.Context()
+	n, err := m.Create(ctx, Spec{Name: "half"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := netlink.LinkByName(n.Bridge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs, _ := netlink.AddrList(link, netlink.FAMILY_V4)
+	for _, a := range addrs {
+		netlink.AddrDel(link, &a)
+	}
+	netlink.LinkSetDown(link)
+	if err := m.fw.removeTagged(ctx, netTag(n.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if m.whole(n) {
+		t.Fatal("a stripped network reads as whole")
+	}
+	sbA, _ := connected(t, m, "half")
+	sbB, epB := connected(t, m, "half")
+	if !m.whole(n) {
+		t.Fatal("connect did not complete the network")
+	}
+	serveIn(t, sbB, net.JoinHostPort(epB.IP.String(), "8080"), "whole")
+	if got, err := fetchFrom(sbA, net.JoinHostPort(epB.IP.String(), "8080"), 3*time.Second); err != nil || got != "whole" {
+		t.Fatalf("traffic after completion: %q %v", got, err)
+	}
+}

@@ -171,3 +171,21 @@ func allPublished(ctx context.Context) ([]publishedPort, error) {
 	}
 	return out, nil
 }
+
+// hasTagged reports whether the table holds a rule tagged tag in chain.
+func (f firewall) hasTagged(chain, tag string) bool {
+	c, err := nftables.New()
+	if err != nil {
+		return false
+	}
+	rules, err := c.GetRules(f.tbl(), &nftables.Chain{Name: chain, Table: f.tbl()})
+	if err != nil {
+		return false
+	}
+	for _, r := range rules {
+		if s, _ := userdata.GetString(r.UserData, userdata.TypeComment); s == tag {
+			return true
+		}
+	}
+	return false
+}
