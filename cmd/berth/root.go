@@ -16,6 +16,7 @@ type projectFlags struct {
 	projectDir string
 	envFiles   []string
 	profiles   []string
+	progress   string // --progress: see progress.go
 }
 
 func (f *projectFlags) loadOptions() compose.LoadOptions {
@@ -46,6 +47,7 @@ func newRootCommand() *cobra.Command {
 	fl.StringVar(&pf.projectDir, "project-directory", "", "alternate working directory (default: the directory of the first compose file)")
 	fl.StringArrayVar(&pf.envFiles, "env-file", nil, "alternate environment files")
 	fl.StringArrayVar(&pf.profiles, "profile", nil, "profiles to enable")
+	fl.StringVar(&pf.progress, "progress", "auto", "progress output: auto, tty, plain, json or quiet")
 
 	for _, add := range verbs {
 		root.AddCommand(add(pf))
