@@ -118,7 +118,6 @@ func TestTTYRedrawsABar(t *testing.T) {
 	}
 }
 
-
 func TestParseMode(t *testing.T) {
 	for _, m := range []string{"", "auto", "tty", "plain", "quiet", "json"} {
 		if _, err := ParseMode(m); err != nil {
