@@ -5,187 +5,334 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/containerd/errdefs"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/berth-dev/berth/engine"
+	"github.com/berth-dev/berth/engine/jsonlog"
 	"github.com/berth-dev/berth/engine/network"
 )
 
-// parallelism bounds how many services of one level are worked on at once.
-// Stops mostly wait out their grace period, so a small bound makes down of
-// a wide stack take several grace periods; starts are CPU-bound either way.
-const parallelism = 32
+// DefaultParallel bounds how many steps run at once when --parallel does
+// not say. Stops mostly wait out their grace period, so a small bound makes
+// down of a wide stack take several grace periods; starts are CPU-bound
+// either way.
+const DefaultParallel = 32
 
-// Progress receives one line per finished step ("Container hello-web-1
+// Progress receives one line per step event ("Container hello-web-1
 // Started"); the CLI prints it. It must be safe for concurrent use.
 type Progress func(kind, name, status string)
 
-// Applier executes plans against an engine. It makes no decisions.
+// Applier executes plans against an engine. It makes no decisions: what to
+// do, in which order, with which timeout and which failures to bear all
+// come from the plan.
 type Applier struct {
-	Engine      *engine.Engine
-	Progress    Progress
-	StopTimeout *time.Duration // overrides each service's stop grace period
+	Engine   *engine.Engine
+	Progress Progress
+	// Parallel bounds the steps running at once; 0 means DefaultParallel,
+	// a negative value no bound (--parallel -1).
+	Parallel int
 }
 
-// Apply runs the plan: setup, then each level (services in parallel), then
-// cleanup. It stops at the first error; what was done stays done and is
-// visible to the next observe.
-func (a *Applier) Apply(ctx context.Context, p Plan) error {
-	for _, s := range p.Setup {
-		if err := a.step(ctx, s); err != nil {
-			return err
+// Result is what one step did.
+type Result struct {
+	Step Step
+	// Container is the ID of the container the step acted on (for a
+	// ActCreate, the one it made).
+	Container string
+	Done      bool  // the step completed (or failed in a tolerated way)
+	Err       error // why it failed, tolerated or not
+}
+
+// Report is what Apply did, one Result per step in plan order. Steps that
+// never ran (their dependencies failed) are not Done.
+type Report struct {
+	Results []Result
+}
+
+// Created lists, newest first, the containers this apply made and that
+// still exist under their final names or the temporary one of a recreate.
+func (r Report) Created() []Result {
+	var out []Result
+	for i := len(r.Results) - 1; i >= 0; i-- {
+		if res := r.Results[i]; res.Done && res.Err == nil && res.Step.Action == ActCreate {
+			out = append(out, res)
 		}
 	}
-	for _, lvl := range p.Levels {
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(parallelism)
-		for _, ss := range lvl {
-			g.Go(func() error {
-				for _, name := range ss.AwaitSuccess {
-					if err := a.awaitSuccess(gctx, ss.Service, name); err != nil {
-						return err
-					}
-				}
-				for _, s := range ss.Steps {
-					if err := a.step(gctx, s); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
+	return out
+}
+
+// Apply runs the plan's steps, each as soon as the steps it comes after
+// are done, at most Parallel at once. On the first failure it starts
+// nothing more (unless the plan says KeepGoing, then only what depends on
+// the failure is skipped), lets running steps finish, and returns the
+// report with the errors. What was done stays done and is visible to the
+// next observe.
+func (a *Applier) Apply(ctx context.Context, plan Plan) (Report, error) {
+	rep := Report{Results: make([]Result, len(plan.Steps))}
+	for i, s := range plan.Steps {
+		rep.Results[i].Step = s
+	}
+	limit := a.Parallel
+	if limit == 0 {
+		limit = DefaultParallel
+	}
+	// Waits are given up at the first failure; engine calls are left to
+	// finish, so nothing is cut off half-way.
+	waitCtx, abort := context.WithCancel(ctx)
+	defer abort()
+	var mu sync.Mutex // guards rep.Results while steps run
+	container := func(s Step) string {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case s.Ref > 0:
+			return rep.Results[s.Ref-1].Container
+		case s.Container != "":
+			return s.Container
 		}
-		if err := g.Wait(); err != nil {
+		return s.Name
+	}
+	err := walk(ctx, plan, limit, func(i int) error {
+		s := plan.Steps[i]
+		id, err := a.step(ctx, waitCtx, s, container(s))
+		mu.Lock()
+		defer mu.Unlock()
+		rep.Results[i].Container, rep.Results[i].Err = id, err
+		if err != nil && !tolerated(s, err) {
+			if !plan.KeepGoing {
+				abort()
+			}
 			return err
 		}
+		rep.Results[i].Done = true
+		return nil
+	})
+	return rep, err
+}
+
+// walk calls do for every step of the plan, each once the steps it comes
+// after have succeeded, at most limit at once (no bound when negative), in
+// plan order among those ready. After a failure it starts nothing more,
+// unless the plan says KeepGoing: then only the steps depending on the
+// failure are skipped. It returns when nothing runs any more.
+func walk(ctx context.Context, plan Plan, limit int, do func(i int) error) error {
+	n := len(plan.Steps)
+	if limit < 0 {
+		limit = n
 	}
+	pending := make([]int, n)
+	dependents := make([][]int, n)
+	var ready []int
+	for i, s := range plan.Steps {
+		pending[i] = len(s.After)
+		for _, d := range s.After {
+			dependents[d-1] = append(dependents[d-1], i)
+		}
+		if pending[i] == 0 {
+			ready = append(ready, i)
+		}
+	}
+	type outcome struct {
+		i   int
+		err error
+	}
+	done := make(chan outcome, n)
+	running := 0
 	var errs []error
-	for _, s := range p.Cleanup {
-		// Cleanup goes on past a failure so down removes all it can.
-		if err := a.step(ctx, s); err != nil {
-			errs = append(errs, err)
+	for {
+		for len(ready) > 0 && running < limit && (len(errs) == 0 || plan.KeepGoing) && ctx.Err() == nil {
+			i := ready[0]
+			ready = ready[1:]
+			running++
+			go func() { done <- outcome{i, do(i)} }()
 		}
+		if running == 0 {
+			break
+		}
+		o := <-done
+		running--
+		if o.err != nil {
+			errs = append(errs, o.err)
+			continue
+		}
+		for _, d := range dependents[o.i] {
+			if pending[d]--; pending[d] == 0 {
+				// Keep the ready list in plan order, so runs are repeatable.
+				at, _ := slices.BinarySearch(ready, d)
+				ready = slices.Insert(ready, at, d)
+			}
+		}
+	}
+	if len(errs) == 0 && ctx.Err() != nil {
+		errs = append(errs, ctx.Err())
 	}
 	return errors.Join(errs...)
 }
 
+// tolerated reports whether a failed step lets the plan go on: its class
+// is the one the plan tolerates, or it waited for an optional dependency.
+func tolerated(s Step, err error) bool {
+	return (s.Tolerate != nil && errors.Is(err, s.Tolerate)) || (s.Action == ActAwait && !s.Required && !errors.Is(err, context.Canceled))
+}
+
 func (a *Applier) report(kind, name, status string) {
-	if a.Progress != nil {
+	if a.Progress != nil && status != "" {
 		a.Progress(kind, name, status)
 	}
 }
 
-func (a *Applier) step(ctx context.Context, s Step) error {
+// step performs one step on the container id (for container steps) and
+// returns the container it acted on.
+func (a *Applier) step(ctx, waitCtx context.Context, s Step, id string) (string, error) {
 	e := a.Engine
-	switch s.Kind {
-	case StepCreateNetwork:
+	kind := s.Object()
+	switch s.Action {
+	case ActCreateNetwork:
 		_, err := e.CreateNetwork(ctx, network.Spec{Name: s.Name, Labels: s.Labels, Internal: s.Internal})
-		if errors.Is(err, errdefs.ErrAlreadyExists) {
-			err = nil
+		if err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
+			return "", fmt.Errorf("network %s: %w", s.Name, err)
 		}
-		if err != nil {
-			return fmt.Errorf("network %s: %w", s.Name, err)
+		a.report(kind, s.Name, "Created")
+	case ActRemoveNetwork:
+		if err := e.RemoveNetwork(ctx, s.Name); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			return "", a.fail(s, fmt.Errorf("network %s: %w", s.Name, err))
 		}
-		a.report("Network", s.Name, "Created")
-	case StepRemoveNetwork:
-		err := e.RemoveNetwork(ctx, s.Name)
-		switch {
-		case errors.Is(err, errdefs.ErrFailedPrecondition):
-			// Containers outside the plan (orphans, kept without
-			// --remove-orphans) still use it: docker compose warns and
-			// goes on, and so do we.
-			a.report("Network", s.Name, "Resource is still in use")
-			return nil
-		case err != nil && !errors.Is(err, errdefs.ErrNotFound):
-			return fmt.Errorf("network %s: %w", s.Name, err)
-		}
-		a.report("Network", s.Name, "Removed")
-	case StepCreateVolume:
+		a.report(kind, s.Name, "Removed")
+	case ActCreateVolume:
 		if _, err := e.Volumes.Create(ctx, s.Name, s.Labels); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
-			return fmt.Errorf("volume %s: %w", s.Name, err)
+			return "", fmt.Errorf("volume %s: %w", s.Name, err)
 		}
-		a.report("Volume", s.Name, "Created")
-	case StepRemoveVolume:
-		if err := e.Volumes.Remove(ctx, s.Name); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-			return fmt.Errorf("volume %s: %w", s.Name, err)
+		a.report(kind, s.Name, "Created")
+	case ActRemoveVolume:
+		if err := e.RemoveVolume(ctx, s.Name); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			return "", a.fail(s, fmt.Errorf("volume %s: %w", s.Name, err))
 		}
-		a.report("Volume", s.Name, "Removed")
-	case StepCreate:
-		if _, err := e.CreateContainer(ctx, s.Name, s.Config); err != nil {
-			return fmt.Errorf("service %q: %w", s.Service, err)
-		}
-		a.report("Container", s.Name, "Created")
-	case StepStart:
-		id := s.ID
-		if id == "" {
-			id = s.Name
-		}
-		if err := e.StartContainer(ctx, id); err != nil {
-			if errors.Is(err, errdefs.ErrConflict) {
-				// The one conflict a start meets is a published port.
-				return fmt.Errorf("service %q: ports: %w", s.Service, err)
-			}
-			return fmt.Errorf("service %q: %w", s.Service, err)
-		}
-		a.report("Container", s.Name, "Started")
-	case StepStop:
-		info, err := e.Inspect(ctx, s.ID)
+		a.report(kind, s.Name, "Removed")
+	case ActCreate:
+		c, err := e.CreateContainer(ctx, s.Name, s.Config)
 		if err != nil {
-			return err
+			return "", a.fail(s, err)
 		}
-		timeout := 10 * time.Second
-		if info.Config.StopGrace > 0 {
-			timeout = info.Config.StopGrace
+		if !s.Quiet {
+			a.report(kind, s.Name, "Created")
 		}
-		if a.StopTimeout != nil {
-			timeout = *a.StopTimeout
+		return c.ID, nil
+	case ActStart:
+		if err := e.StartContainer(ctx, id); err != nil {
+			return id, a.fail(s, err)
 		}
-		if err := e.StopContainer(ctx, s.ID, timeout); err != nil {
-			return err
+		a.report(kind, s.Name, "Started")
+	case ActStop:
+		if err := e.StopContainer(ctx, id, s.Timeout); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			return id, a.fail(s, err)
 		}
-		a.report("Container", s.Name, "Stopped")
-	case StepRemove:
-		if err := e.RemoveContainer(ctx, s.ID, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-			return err
+		a.report(kind, s.Name, "Stopped")
+	case ActKill:
+		if err := e.KillContainer(ctx, id, s.Signal); err != nil {
+			return id, a.fail(s, err)
 		}
-		a.report("Container", s.Name, "Removed")
+		a.report(kind, s.Name, "Killed")
+	case ActRemove:
+		if err := e.RemoveContainer(ctx, id, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			return id, a.fail(s, err)
+		}
+		a.report(kind, s.Name, "Removed")
+	case ActRename:
+		if err := e.RenameContainer(ctx, id, s.Name); err != nil {
+			return id, a.fail(s, err)
+		}
+		a.report(kind, s.Name, "Recreated")
+	case ActAwait:
+		return id, a.await(waitCtx, s, id)
 	default:
-		return fmt.Errorf("unknown step %q: %w", s.Kind, errdefs.ErrNotImplemented)
+		return "", fmt.Errorf("unknown step %q: %w", s.Action, errdefs.ErrNotImplemented)
 	}
-	return nil
+	return id, nil
+}
+
+// fail reports a failed step: tolerated failures as the plan's status,
+// others as errors naming the service.
+func (a *Applier) fail(s Step, err error) error {
+	if tolerated(s, err) {
+		a.report(s.Object(), s.Name, s.TolerateStatus)
+		return err
+	}
+	a.report(s.Object(), s.Name, "Error")
+	if s.Service != "" {
+		return fmt.Errorf("service %q: %w", s.Service, err)
+	}
+	return err
 }
 
 // dependencyFailed marks an up that built the stack but whose dependency
-// job then failed: what it made stays, so its logs can be read.
+// then failed (a job exited non-zero): what it made stays, so its logs can
+// be read.
 type dependencyFailed struct{ error }
 
 func (d dependencyFailed) Unwrap() error { return d.error }
 
-// awaitSuccess waits for a dependency's container to exit and fails unless
-// it exited with code 0, as depends_on service_completed_successfully asks.
-func (a *Applier) awaitSuccess(ctx context.Context, service, name string) error {
+// await waits for a dependency's container to meet the step's condition:
+// started (running, or already exited), completed successfully (exited
+// with code 0) or healthy.
+func (a *Applier) await(ctx context.Context, s Step, id string) error {
+	a.report("Container", s.Name, "Waiting")
+	if s.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.Timeout)
+		defer cancel()
+	}
 	for {
-		info, err := a.Engine.Inspect(ctx, name)
+		info, err := a.Engine.Inspect(ctx, id)
 		if err != nil {
-			return fmt.Errorf("service %q: depends_on: %w", service, err)
+			return a.fail(s, err)
 		}
-		if !info.Running() && info.Status.State != "created" {
-			if info.Status.ExitCode != 0 {
-				return dependencyFailed{fmt.Errorf("service %q: depends_on: %s did not complete successfully: exit %d: %w",
-					service, name, info.Status.ExitCode, errdefs.ErrFailedPrecondition)}
+		exited := !info.Running() && info.Status.State != "created"
+		switch s.Condition.Condition {
+		case ConditionCompleted:
+			if exited {
+				if info.Status.ExitCode != 0 {
+					return a.fail(s, dependencyFailed{fmt.Errorf("%s did not complete successfully: exit %d%s: %w",
+						s.Name, info.Status.ExitCode, a.lastLines(ctx, id), errdefs.ErrFailedPrecondition)})
+				}
+				a.report("Container", s.Name, "Exited")
+				return nil
 			}
-			a.report("Container", name, "Exited")
-			return nil
+		default:
+			// service_healthy waits for the start until the shim runs
+			// healthchecks (a warning says so when the project loads).
+			if info.Running() || exited {
+				a.report("Container", s.Name, "Started")
+				return nil
+			}
 		}
 		select {
 		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return a.fail(s, fmt.Errorf("%s: gave up waiting after %s: %w", s.Name, s.Timeout, errdefs.ErrUnavailable))
+			}
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// lastLines is the end of a container's log, for errors about a
+// dependency that failed: "; last lines: a | b".
+func (a *Applier) lastLines(ctx context.Context, id string) string {
+	var lines []string
+	_ = a.Engine.Logs(context.WithoutCancel(ctx), id, engine.LogOptions{Tail: 5}, func(e jsonlog.Entry) error {
+		lines = append(lines, strings.TrimRight(e.Log, "\n"))
+		return nil
+	})
+	if len(lines) == 0 {
+		return ""
+	}
+	return "; last log lines: " + strings.Join(lines, " | ")
 }
 
 // PlainProgress writes docker-compose-like progress lines to w.

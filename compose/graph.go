@@ -193,3 +193,62 @@ func (g *Graph) Dependencies(svc string) []string { return slices.Clone(g.deps[s
 
 // Dependents are the services that need svc directly, sorted.
 func (g *Graph) Dependents(svc string) []string { return slices.Clone(g.dependents[svc]) }
+
+// Select returns the named services (every service when none is named),
+// with everything they depend on when deps is set. A name that is not a
+// service is errdefs.ErrNotFound, as docker compose's "no such service".
+func (g *Graph) Select(services []string, deps bool) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(services) == 0 {
+		for name := range g.deps {
+			out[name] = true
+		}
+		return out, nil
+	}
+	var visit func(string)
+	visit = func(name string) {
+		if out[name] {
+			return
+		}
+		out[name] = true
+		if deps {
+			for _, d := range g.deps[name] {
+				visit(d)
+			}
+		}
+	}
+	for _, name := range services {
+		if _, ok := g.deps[name]; !ok {
+			return nil, fmt.Errorf("no such service: %s: %w", name, errdefs.ErrNotFound)
+		}
+		visit(name)
+	}
+	return out, nil
+}
+
+// SelectDependents returns the named services (every service when none is
+// named) with every service that depends on them, directly or not: what
+// must go when they go.
+func (g *Graph) SelectDependents(services []string) (map[string]bool, error) {
+	if len(services) == 0 {
+		return g.Select(nil, false)
+	}
+	out := map[string]bool{}
+	var visit func(string)
+	visit = func(name string) {
+		if out[name] {
+			return
+		}
+		out[name] = true
+		for _, d := range g.dependents[name] {
+			visit(d)
+		}
+	}
+	for _, name := range services {
+		if _, ok := g.deps[name]; !ok {
+			return nil, fmt.Errorf("no such service: %s: %w", name, errdefs.ErrNotFound)
+		}
+		visit(name)
+	}
+	return out, nil
+}

@@ -13,6 +13,7 @@ const (
 	LabelNetwork     = "com.docker.compose.network"
 	LabelVolume      = "com.docker.compose.volume"
 	LabelVersion     = "com.docker.compose.version"
+	LabelDependsOn   = "com.docker.compose.depends_on"
 )
 
 // Version is what Berth writes into LabelVersion.

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/containerd/errdefs"
 	"github.com/fatih/color"
 	"golang.org/x/sync/errgroup"
 
@@ -92,21 +94,13 @@ type logTarget struct {
 }
 
 func logTargets(ctx context.Context, e *engine.Engine, project string, services []string) ([]logTarget, error) {
-	infos, err := e.ListContainers(ctx)
+	infos, err := projectContainers(ctx, e, project, withoutOneOff, services...)
 	if err != nil {
 		return nil, err
 	}
-	want := map[string]bool{}
-	for _, s := range services {
-		want[s] = true
-	}
 	var out []logTarget
 	for _, i := range infos {
-		l := i.Config.Labels
-		if l[LabelProject] != project || (len(want) > 0 && !want[l[LabelService]]) {
-			continue
-		}
-		out = append(out, logTarget{ID: i.ID, Prefix: strings.TrimPrefix(i.Name, project+"-"), Service: l[LabelService]})
+		out = append(out, logTarget{ID: i.ID, Prefix: strings.TrimPrefix(i.Name, project+"-"), Service: i.Config.Labels[LabelService]})
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Prefix < out[b].Prefix })
 	return out, nil
@@ -114,8 +108,13 @@ func logTargets(ctx context.Context, e *engine.Engine, project string, services 
 
 // Logs prints the logs of the project's containers (all, or the named
 // services') through one LogMux.
-func Logs(ctx context.Context, e *engine.Engine, project string, services []string, out io.Writer, o LogOptions) error {
-	ts, err := logTargets(ctx, e, project, services)
+func Logs(ctx context.Context, e *engine.Engine, p *types.Project, services []string, out io.Writer, o LogOptions) error {
+	for _, s := range services {
+		if _, ok := p.Services[s]; !ok {
+			return fmt.Errorf("no such service: %s: %w", s, errdefs.ErrNotFound)
+		}
+	}
+	ts, err := logTargets(ctx, e, p.Name, services)
 	if err != nil {
 		return err
 	}

@@ -3,357 +3,185 @@ package compose
 import (
 	"fmt"
 	"slices"
-	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
-	"github.com/containerd/errdefs"
 
 	"github.com/berth-dev/berth/engine/container"
 )
 
-// Step kinds. A plan is a list of these; apply executes them and decides
-// nothing.
+// Action is what one step does to one object.
+type Action string
+
+// Actions a plan is made of. Each is one engine call (await is a wait on
+// one), so apply never decides anything.
 const (
-	StepCreateNetwork = "create-network"
-	StepCreateVolume  = "create-volume"
-	StepCreate        = "create"
-	StepStart         = "start"
-	StepStop          = "stop"
-	StepRemove        = "remove"
-	StepRemoveNetwork = "remove-network"
-	StepRemoveVolume  = "remove-volume"
+	ActCreateNetwork Action = "create-network"
+	ActRemoveNetwork Action = "remove-network"
+	ActCreateVolume  Action = "create-volume"
+	ActRemoveVolume  Action = "remove-volume"
+	ActCreate        Action = "create"
+	ActStart         Action = "start"
+	ActStop          Action = "stop"
+	ActKill          Action = "kill"
+	ActRemove        Action = "remove"
+	ActRename        Action = "rename"
+	// Await waits for a container to reach Condition before its dependents
+	// go on.
+	ActAwait Action = "await"
 )
 
-// Step is one action on one object.
+// Conditions an Await step waits for (depends_on's, by their Compose names).
+const (
+	ConditionStarted   = types.ServiceConditionStarted
+	ConditionHealthy   = types.ServiceConditionHealthy
+	ConditionCompleted = types.ServiceConditionCompletedSuccessfully
+)
+
+// Step is one action on one object, with why it is done and what must be
+// done before it. Steps are numbered from 1 in plan order; After refers to
+// those numbers.
 type Step struct {
-	Kind    string
+	ID      int
+	Action  Action
 	Service string // empty for networks and volumes
-	Name    string // container, network or volume name
-	ID      string // existing container ID, when there is one
-	// Config is the container to create (Create only).
-	Config container.Config `json:"-"`
-	// Labels for networks and volumes to create.
-	Labels map[string]string `json:"-"`
-	// Internal marks a network to create as internal.
-	Internal bool `json:"-"`
+	Name    string // container, network or volume name; the new name for ActRename
+	// Container is the existing container acted on (its ID). Steps on a
+	// container the plan itself creates name the Create step in Ref instead.
+	Container string
+	Ref       int
+	From      string // a Rename's current name, when the container exists
+	Number    int    // replica number of the container, 0 when not a service container
+	Reason    string
+	After     []int
+	// Timeout bounds the step: a stop's grace period before SIGKILL, an
+	// await's patience (0: as long as the command runs).
+	Timeout time.Duration
+	// Tolerate is an error class (errdefs) that does not fail the plan: the
+	// step is reported with TolerateStatus and its dependents go on.
+	Tolerate       error
+	TolerateStatus string
+	// Required is false for an Await on an optional dependency (depends_on
+	// required: false): a failure is a warning.
+	Required  bool
+	Condition types.ServiceDependency `json:"-"`
+
+	// Replaces is the container a Create's container takes the place of
+	// (a recreate), so a failed up knows what to give back.
+	Replaces string
+	// Quiet steps print no progress (the replacement of a recreate is
+	// shown once, under its final name, when renamed).
+	Quiet bool
+
+	Config   container.Config  // ActCreate
+	Labels   map[string]string // ActCreateNetwork, ActCreateVolume
+	Internal bool              // ActCreateNetwork
+	Signal   string            // ActKill
+}
+
+// Object names the kind of object the step acts on, as progress lines do.
+func (s Step) Object() string {
+	switch s.Action {
+	case ActCreateNetwork, ActRemoveNetwork:
+		return "Network"
+	case ActCreateVolume, ActRemoveVolume:
+		return "Volume"
+	}
+	return "Container"
 }
 
 func (s Step) String() string {
-	switch s.Kind {
-	case StepCreateNetwork, StepRemoveNetwork:
-		return fmt.Sprintf("network %s: %s", s.Name, s.Kind)
-	case StepCreateVolume, StepRemoveVolume:
-		return fmt.Sprintf("volume %s: %s", s.Name, s.Kind)
+	var b strings.Builder
+	fmt.Fprintf(&b, "#%d %s %s: ", s.ID, strings.ToLower(s.Object()), s.Name)
+	switch s.Action {
+	case ActCreateNetwork, ActCreateVolume:
+		b.WriteString("create")
+	case ActRemoveNetwork, ActRemoveVolume:
+		b.WriteString("remove")
+	case ActRename:
+		if s.Ref > 0 {
+			fmt.Fprintf(&b, "rename from #%d", s.Ref)
+		} else {
+			fmt.Fprintf(&b, "rename from %s", s.From)
+		}
+	case ActAwait:
+		fmt.Fprintf(&b, "await %s", strings.TrimPrefix(s.Condition.Condition, "service_"))
+	case ActKill:
+		fmt.Fprintf(&b, "kill %s", s.Signal)
+	default:
+		b.WriteString(string(s.Action))
 	}
-	return fmt.Sprintf("service %s: %s %s", s.Service, s.Kind, s.Name)
+	if s.Reason != "" {
+		fmt.Fprintf(&b, " (%s)", s.Reason)
+	}
+	if len(s.After) > 0 {
+		ids := make([]string, len(s.After))
+		for i, a := range s.After {
+			ids[i] = "#" + strconv.Itoa(a)
+		}
+		fmt.Fprintf(&b, " after %s", strings.Join(ids, ","))
+	}
+	return b.String()
 }
 
-// Plan is ordered: Setup runs first, then each level of Services in order
-// (services of one level in parallel, each service's steps in sequence),
-// then Cleanup.
+// Plan is a graph of steps: each runs as soon as the steps it comes After
+// are done. Steps are listed in an order where every step comes after its
+// dependencies, and their text is stable, so tests assert on String.
 type Plan struct {
-	Setup    []Step
-	Levels   [][]ServiceSteps
-	Cleanup  []Step
+	Steps    []Step
 	Warnings []string
+	// KeepGoing makes apply carry on past a failed step with every step
+	// that does not depend on it (down removes all it can).
+	KeepGoing bool
 }
 
-// ServiceSteps are one service's steps, run in order.
-type ServiceSteps struct {
-	Service string
-	Steps   []Step
-	// AwaitSuccess names containers (of dependencies with condition
-	// service_completed_successfully) that must have exited with code 0
-	// before these steps run.
-	AwaitSuccess []string
-}
-
-// String renders the plan as stable text; tests assert on it.
+// String renders the plan, one step a line; tests assert on it, and
+// --dry-run and --explain print it.
 func (p Plan) String() string {
 	var b strings.Builder
-	for _, s := range p.Setup {
-		fmt.Fprintln(&b, s)
-	}
-	for i, lvl := range p.Levels {
-		for _, ss := range lvl {
-			for _, name := range ss.AwaitSuccess {
-				fmt.Fprintf(&b, "[%d] service %s: await-success %s\n", i, ss.Service, name)
-			}
-			for _, s := range ss.Steps {
-				fmt.Fprintf(&b, "[%d] %s\n", i, s)
-			}
-		}
-	}
-	for _, s := range p.Cleanup {
-		fmt.Fprintln(&b, s)
+	for _, s := range p.Steps {
+		b.WriteString(s.String())
+		b.WriteByte('\n')
 	}
 	return b.String()
 }
 
 // Empty reports whether the plan changes nothing.
-func (p Plan) Empty() bool {
-	if len(p.Setup)+len(p.Cleanup) > 0 {
-		return false
-	}
-	for _, l := range p.Levels {
-		for _, ss := range l {
-			if len(ss.Steps) > 0 {
-				return false
-			}
+func (p Plan) Empty() bool { return len(p.Steps) == 0 }
+
+// add appends a step, numbers it and returns its number. Dependencies of 0
+// (no step) are dropped, so callers can pass "the step that made this, if
+// any" without checking.
+func (p *Plan) add(s Step) int {
+	s.ID = len(p.Steps) + 1
+	var after []int
+	for _, a := range s.After {
+		if a > 0 && !slices.Contains(after, a) {
+			after = append(after, a)
 		}
 	}
-	return true
+	slices.Sort(after)
+	s.After = after
+	p.Steps = append(p.Steps, s)
+	return s.ID
 }
 
-// UpOptions shape an up plan.
-type UpOptions struct {
-	RemoveOrphans bool
-	NoStart       bool // create only (berth create)
-}
+// defaultStopGrace is Docker's grace period between the stop signal and
+// SIGKILL when neither the service nor -t says otherwise.
+const defaultStopGrace = 10 * time.Second
 
-// PlanUp computes what up must do to turn obs into the project: a pure
-// function of its inputs.
-func PlanUp(p *types.Project, obs Observed, o UpOptions) (Plan, error) {
-	g, err := NewGraph(p)
-	if err != nil {
-		return Plan{}, err
+// stopGrace decides a stop's grace period: -t wins, then the container's
+// own stop_grace_period, then Docker's default.
+func stopGrace(override *time.Duration, own time.Duration) time.Duration {
+	switch {
+	case override != nil:
+		return *override
+	case own > 0:
+		return own
 	}
-	var plan Plan
-	for _, key := range slices.Sorted(mapKeys(p.Networks)) {
-		n := p.Networks[key]
-		if bool(n.External) {
-			if !obs.Networks[n.Name] {
-				return Plan{}, fmt.Errorf("network %q is declared as external, but could not be found: %w", n.Name, errdefs.ErrNotFound)
-			}
-			continue
-		}
-		if !usedNetwork(p, key) || obs.Networks[n.Name] {
-			continue
-		}
-		plan.Setup = append(plan.Setup, Step{Kind: StepCreateNetwork, Name: n.Name, Internal: n.Internal,
-			Labels: mergeLabels(n.Labels, map[string]string{LabelProject: p.Name, LabelNetwork: key, LabelVersion: Version})})
-	}
-	for _, key := range slices.Sorted(mapKeys(p.Volumes)) {
-		v := p.Volumes[key]
-		if bool(v.External) {
-			if !obs.Volumes[v.Name] {
-				return Plan{}, fmt.Errorf("external volume %q not found: %w", v.Name, errdefs.ErrNotFound)
-			}
-			continue
-		}
-		if obs.Volumes[v.Name] {
-			continue
-		}
-		plan.Setup = append(plan.Setup, Step{Kind: StepCreateVolume, Name: v.Name,
-			Labels: mergeLabels(v.Labels, map[string]string{LabelProject: p.Name, LabelVolume: key, LabelVersion: Version})})
-	}
-
-	byService := map[string][]ObservedContainer{}
-	for _, c := range obs.Containers {
-		byService[c.Service] = append(byService[c.Service], c)
-	}
-	for _, level := range g.Levels() {
-		var lvl []ServiceSteps
-		for _, name := range level {
-			s := p.Services[name]
-			steps, err := planService(p, s, byService[name], obs.Images[s.Image], o)
-			if err != nil {
-				return Plan{}, err
-			}
-			lvl = append(lvl, ServiceSteps{Service: name, Steps: steps, AwaitSuccess: awaitSuccess(p, s, steps, o)})
-		}
-		plan.Levels = append(plan.Levels, lvl)
-	}
-
-	var orphans []ObservedContainer
-	for _, c := range obs.Containers {
-		if _, ok := p.Services[c.Service]; !ok {
-			orphans = append(orphans, c)
-		}
-	}
-	sortContainers(orphans)
-	for _, c := range orphans {
-		if !o.RemoveOrphans {
-			plan.Warnings = append(plan.Warnings, fmt.Sprintf("found orphan container %s for service %q; run with --remove-orphans to remove it", c.Name, c.Service))
-			continue
-		}
-		if c.Running {
-			plan.Cleanup = append(plan.Cleanup, Step{Kind: StepStop, Service: c.Service, Name: c.Name, ID: c.ID})
-		}
-		plan.Cleanup = append(plan.Cleanup, Step{Kind: StepRemove, Service: c.Service, Name: c.Name, ID: c.ID})
-	}
-	return plan, nil
-}
-
-// awaitSuccess lists the containers a service's start waits to see exit 0:
-// every replica of each dependency whose condition is
-// service_completed_successfully. Nothing waits when nothing starts.
-func awaitSuccess(p *types.Project, s types.ServiceConfig, steps []Step, o UpOptions) []string {
-	starts := slices.ContainsFunc(steps, func(st Step) bool { return st.Kind == StepStart })
-	if !starts || o.NoStart {
-		return nil
-	}
-	var out []string
-	for _, dep := range slices.Sorted(mapKeys(s.DependsOn)) {
-		if s.DependsOn[dep].Condition != types.ServiceConditionCompletedSuccessfully {
-			continue
-		}
-		ds, ok := p.Services[dep]
-		if !ok {
-			continue
-		}
-		for n := 1; n <= Replicas(ds); n++ {
-			out = append(out, ContainerName(p, ds, n))
-		}
-	}
-	return out
-}
-
-func planService(p *types.Project, s types.ServiceConfig, have []ObservedContainer, imageID string, o UpOptions) ([]Step, error) {
-	hash, err := ServiceHash(s)
-	if err != nil {
-		return nil, err
-	}
-	want := Replicas(s)
-	sortContainers(have)
-	byNumber := map[int]ObservedContainer{}
-	for _, c := range have {
-		if _, dup := byNumber[c.Number]; dup || c.Number < 1 || c.Number > want {
-			continue
-		}
-		byNumber[c.Number] = c
-	}
-	var steps []Step
-	// Surplus replicas (scale down, or duplicates) go first.
-	for _, c := range have {
-		if byNumber[c.Number].ID == c.ID {
-			continue
-		}
-		if c.Running {
-			steps = append(steps, Step{Kind: StepStop, Service: s.Name, Name: c.Name, ID: c.ID})
-		}
-		steps = append(steps, Step{Kind: StepRemove, Service: s.Name, Name: c.Name, ID: c.ID})
-	}
-	for n := 1; n <= want; n++ {
-		name := ContainerName(p, s, n)
-		c, ok := byNumber[n]
-		// The reference may now name another image (re-imported, pulled):
-		// that is a change too, as in docker compose.
-		sameImage := imageID == "" || c.ImageID == "" || c.ImageID == imageID
-		if ok && c.Hash == hash && sameImage {
-			if !c.Running && !o.NoStart {
-				steps = append(steps, Step{Kind: StepStart, Service: s.Name, Name: c.Name, ID: c.ID})
-			}
-			continue
-		}
-		cfg, err := containerConfig(p, s, n, hash)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			// Changed configuration: recreate, keeping volumes.
-			if c.Running {
-				steps = append(steps, Step{Kind: StepStop, Service: s.Name, Name: c.Name, ID: c.ID})
-			}
-			steps = append(steps, Step{Kind: StepRemove, Service: s.Name, Name: c.Name, ID: c.ID})
-		}
-		steps = append(steps, Step{Kind: StepCreate, Service: s.Name, Name: name, Config: cfg})
-		if !o.NoStart {
-			steps = append(steps, Step{Kind: StepStart, Service: s.Name, Name: name})
-		}
-	}
-	return steps, nil
-}
-
-// DownOptions shape a down plan.
-type DownOptions struct {
-	RemoveOrphans bool
-	Volumes       bool
-}
-
-// PlanDown stops and removes the project's containers in reverse dependency
-// order, then its networks, and its volumes when asked.
-func PlanDown(p *types.Project, obs Observed, o DownOptions) (Plan, error) {
-	g, err := NewGraph(p)
-	if err != nil {
-		return Plan{}, err
-	}
-	var plan Plan
-	byService := map[string][]ObservedContainer{}
-	for _, c := range obs.Containers {
-		byService[c.Service] = append(byService[c.Service], c)
-	}
-	var orphanSteps []Step
-	for svc, cs := range byService {
-		if _, ok := p.Services[svc]; ok || !o.RemoveOrphans {
-			continue
-		}
-		sortContainers(cs)
-		for _, c := range cs {
-			orphanSteps = append(orphanSteps, removeSteps(c)...)
-		}
-	}
-	sort.SliceStable(orphanSteps, func(i, j int) bool { return orphanSteps[i].Name < orphanSteps[j].Name })
-	if len(orphanSteps) > 0 {
-		plan.Levels = append(plan.Levels, []ServiceSteps{{Service: "", Steps: orphanSteps}})
-	}
-	for _, level := range g.StopLevels() {
-		var lvl []ServiceSteps
-		for _, name := range level {
-			cs := byService[name]
-			sortContainers(cs)
-			var steps []Step
-			for _, c := range cs {
-				steps = append(steps, removeSteps(c)...)
-			}
-			lvl = append(lvl, ServiceSteps{Service: name, Steps: steps})
-		}
-		plan.Levels = append(plan.Levels, lvl)
-	}
-	// What the project made is known by its labels, so down works even
-	// when the file has changed since up.
-	for _, n := range obs.ProjectNetworks {
-		plan.Cleanup = append(plan.Cleanup, Step{Kind: StepRemoveNetwork, Name: n})
-	}
-	if o.Volumes {
-		for _, v := range obs.ProjectVolumes {
-			plan.Cleanup = append(plan.Cleanup, Step{Kind: StepRemoveVolume, Name: v})
-		}
-	}
-	return plan, nil
-}
-
-func removeSteps(c ObservedContainer) []Step {
-	var out []Step
-	if c.Running {
-		out = append(out, Step{Kind: StepStop, Service: c.Service, Name: c.Name, ID: c.ID})
-	}
-	return append(out, Step{Kind: StepRemove, Service: c.Service, Name: c.Name, ID: c.ID})
-}
-
-func usedNetwork(p *types.Project, key string) bool {
-	for _, s := range p.Services {
-		if s.NetworkMode != "" && s.NetworkMode != "bridge" {
-			continue
-		}
-		if len(s.Networks) == 0 && key == "default" {
-			return true
-		}
-		if _, ok := s.Networks[key]; ok {
-			return true
-		}
-	}
-	return false
-}
-
-func sortContainers(cs []ObservedContainer) {
-	sort.Slice(cs, func(i, j int) bool {
-		if cs[i].Number != cs[j].Number {
-			return cs[i].Number < cs[j].Number
-		}
-		return cs[i].Name < cs[j].Name
-	})
+	return defaultStopGrace
 }
 
 func mergeLabels(a, b map[string]string) map[string]string {

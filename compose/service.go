@@ -28,21 +28,33 @@ func ContainerName(p *types.Project, s types.ServiceConfig, n int) string {
 }
 
 // ServiceHash is the config hash label: it changes when anything that
-// shapes the service's containers changes, and only then. Scale is left
-// out: adding replicas must not recreate the existing ones.
+// shapes the service's containers changes, and only then.
 func ServiceHash(s types.ServiceConfig) (string, error) {
+	_, hash, err := serviceModel(s)
+	return hash, err
+}
+
+// serviceModel is the service as its containers are made from it, in JSON,
+// and its hash. Like docker compose's hash it leaves out what does not shape
+// a container: adding replicas must not recreate the existing ones, and
+// neither must a changed build, pull policy, dependency list or profile.
+func serviceModel(s types.ServiceConfig) ([]byte, string, error) {
+	s.Build = nil
+	s.PullPolicy = ""
 	s.Scale = nil
 	if s.Deploy != nil {
 		d := *s.Deploy
 		d.Replicas = nil
 		s.Deploy = &d
 	}
+	s.DependsOn = nil
+	s.Profiles = nil
 	b, err := json.Marshal(s)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
 	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:]), nil
+	return b, hex.EncodeToString(sum[:]), nil
 }
 
 // Replicas is how many containers the service wants.
@@ -103,6 +115,7 @@ func containerConfig(p *types.Project, s types.ServiceConfig, n int, hash string
 		LabelWorkingDir:  p.WorkingDir,
 		LabelConfigFiles: strings.Join(p.ComposeFiles, ","),
 		LabelVersion:     Version,
+		LabelDependsOn:   dependsOnLabel(s),
 	})
 
 	for _, v := range s.Volumes {
@@ -190,4 +203,15 @@ func serviceNetworks(p *types.Project, s types.ServiceConfig) ([]container.Attac
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// dependsOnLabel records depends_on as Compose does ("db:service_started:false,..."),
+// so verbs that work from the project name alone keep the dependency order.
+func dependsOnLabel(s types.ServiceConfig) string {
+	var out []string
+	for _, dep := range slices.Sorted(maps.Keys(s.DependsOn)) {
+		d := s.DependsOn[dep]
+		out = append(out, fmt.Sprintf("%s:%s:%t", dep, d.Condition, d.Restart))
+	}
+	return strings.Join(out, ",")
 }

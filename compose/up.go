@@ -11,17 +11,20 @@ import (
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/containerd/errdefs"
 
 	"github.com/berth-dev/berth/engine"
 )
 
 // UpRequest is everything berth up needs besides the project.
 type UpRequest struct {
-	Options     UpOptions
-	Detach      bool
-	Logs        LogOptions // for the attached (foreground) mode
-	StopTimeout *time.Duration
-	Out, Err    io.Writer
+	Options UpOptions
+	Detach  bool
+	// Explain prints the plan, every step with its reason, and then
+	// applies it (a dry run only prints it).
+	Explain bool
+	Logs    LogOptions // for the attached (foreground) mode
+	ApplyOptions
 }
 
 // Up brings the project to its desired state. On failure it removes what
@@ -32,7 +35,7 @@ func Up(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest) er
 	if err := apply(ctx, e, p, r); err != nil {
 		return err
 	}
-	if r.Detach {
+	if r.Detach || r.DryRun {
 		return nil
 	}
 	return attach(ctx, e, p, r)
@@ -53,25 +56,86 @@ func apply(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest)
 	obs.Images = ObserveImages(ctx, e, p)
 	plan, err := PlanUp(p, obs, r.Options)
 	if err != nil {
-		return err
+		return inFile(p, err)
 	}
 	for _, w := range plan.Warnings {
 		fmt.Fprintln(r.Err, "WARN", w)
 	}
-	j := &journal{}
-	a := &Applier{Engine: e, Progress: j.wrap(PlainProgress(r.Err)), StopTimeout: r.StopTimeout}
-	if err := a.Apply(ctx, plan); err != nil {
-		if errors.As(err, new(dependencyFailed)) {
-			return inFile(p, err)
-		}
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		defer cancel()
-		if rerr := j.rollback(rctx, e, p.Name); rerr != nil {
-			return errors.Join(inFile(p, err), fmt.Errorf("rollback: %w", rerr))
-		}
+	if r.DryRun || r.Explain {
+		printPlan(r.Out, plan)
+	}
+	if r.DryRun {
+		return nil
+	}
+	a := &Applier{Engine: e, Progress: PlainProgress(r.Err), Parallel: r.Parallel}
+	rep, err := a.Apply(ctx, plan)
+	if err == nil {
+		return nil
+	}
+	if errors.As(err, new(dependencyFailed)) {
 		return inFile(p, err)
 	}
-	return nil
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	if rerr := rollback(rctx, e, rep); rerr != nil {
+		return errors.Join(inFile(p, err), fmt.Errorf("rollback: %w", rerr))
+	}
+	return inFile(p, err)
+}
+
+// printPlan writes the plan for --dry-run and --explain.
+func printPlan(w io.Writer, plan Plan) {
+	if plan.Empty() {
+		fmt.Fprintln(w, "nothing to do: the project is up to date")
+		return
+	}
+	fmt.Fprint(w, plan)
+}
+
+// rollback takes back what a failed up made, from the typed record of what
+// it completed: containers it created (a replacement is kept once the
+// container it replaced is gone, and the replaced one is started again if
+// the up stopped it), then networks and volumes it created.
+func rollback(ctx context.Context, e *engine.Engine, rep Report) error {
+	var errs []error
+	doneOn := func(a Action, id string) bool {
+		for _, r := range rep.Results {
+			if r.Done && r.Step.Action == a && r.Step.Container == id {
+				return true
+			}
+		}
+		return false
+	}
+	for _, c := range rep.Created() {
+		old := c.Step.Replaces
+		if old != "" && doneOn(ActRemove, old) {
+			continue // the replacement is all that is left of the service
+		}
+		if err := e.RemoveContainer(ctx, c.Container, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			errs = append(errs, err)
+		}
+		if old != "" && doneOn(ActStop, old) {
+			if err := e.StartContainer(ctx, old); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for _, r := range rep.Results {
+		if !r.Done || r.Err != nil {
+			continue
+		}
+		var err error
+		switch r.Step.Action {
+		case ActCreateNetwork:
+			err = e.RemoveNetwork(ctx, r.Step.Name)
+		case ActCreateVolume:
+			err = e.RemoveVolume(ctx, r.Step.Name)
+		}
+		if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // attach follows every container's log until all have exited, or ctx is
@@ -101,56 +165,10 @@ func attach(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest
 	fmt.Fprintln(r.Err, "Gracefully stopping... (press Ctrl+C again to force)")
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 	defer scancel()
-	if serr := Stop(sctx, e, p, nil, r.StopTimeout, r.Err); serr != nil {
+	if serr := Stop(sctx, e, p, StopRequest{Timeout: r.Options.Timeout, ApplyOptions: ApplyOptions{Out: r.Out, Err: r.Err}}); serr != nil {
 		return serr
 	}
 	return ctx.Err()
-}
-
-// journal remembers what an up created so a failed up can take it back.
-type journal struct {
-	mu         sync.Mutex
-	containers []string
-	networks   []string
-	volumes    []string
-}
-
-func (j *journal) wrap(next Progress) Progress {
-	return func(kind, name, status string) {
-		if status == "Created" {
-			j.mu.Lock()
-			switch kind {
-			case "Container":
-				j.containers = append(j.containers, name)
-			case "Network":
-				j.networks = append(j.networks, name)
-			case "Volume":
-				j.volumes = append(j.volumes, name)
-			}
-			j.mu.Unlock()
-		}
-		next(kind, name, status)
-	}
-}
-
-func (j *journal) rollback(ctx context.Context, e *engine.Engine, project string) error {
-	var errs []error
-	for i := len(j.containers) - 1; i >= 0; i-- {
-		if err := e.RemoveContainer(ctx, j.containers[i], true); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	for _, n := range j.networks {
-		if err := e.RemoveNetwork(ctx, n); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	for _, v := range j.volumes {
-		if err := e.Volumes.Remove(ctx, v); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // inFile prefixes an error about the project's services with the compose

@@ -5,139 +5,150 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/containerd/errdefs"
 
 	"github.com/berth-dev/berth/engine"
+	"github.com/berth-dev/berth/internal/names"
 )
 
-// Down stops and removes the project's containers and networks, and its
-// volumes when asked.
-func Down(ctx context.Context, e *engine.Engine, p *types.Project, o DownOptions, timeout *time.Duration, progress io.Writer) error {
-	l, err := e.LockProject(ctx, p.Name)
+// ApplyOptions say how a verb carries out its plan.
+type ApplyOptions struct {
+	DryRun   bool // print the plan, change nothing
+	Parallel int  // see Applier.Parallel
+	// Out receives the plan of a dry run; Err progress lines and warnings.
+	Out, Err io.Writer
+}
+
+// run applies plan under the project's lock, or prints it for a dry run.
+func (o ApplyOptions) run(ctx context.Context, e *engine.Engine, plan Plan) error {
+	for _, w := range plan.Warnings {
+		fmt.Fprintln(o.Err, "WARN", w)
+	}
+	if o.DryRun {
+		printPlan(o.Out, plan)
+		return nil
+	}
+	_, err := (&Applier{Engine: e, Progress: PlainProgress(o.Err), Parallel: o.Parallel}).Apply(ctx, plan)
+	return err
+}
+
+// locked observes the project under its lock and runs fn, so two commands
+// never plan from the same observation.
+func locked(ctx context.Context, e *engine.Engine, project string, fn func(Observed) error) error {
+	l, err := e.LockProject(ctx, project)
 	if err != nil {
 		return err
 	}
 	defer l.Unlock()
-	obs, err := Observe(ctx, e, p.Name)
+	obs, err := Observe(ctx, e, project)
 	if err != nil {
 		return err
 	}
-	plan, err := PlanDown(p, obs, o)
-	if err != nil {
-		return err
-	}
-	a := &Applier{Engine: e, Progress: PlainProgress(progress), StopTimeout: timeout}
-	return a.Apply(ctx, plan)
+	return fn(obs)
 }
 
-// selectContainers returns the project's containers of the named services
-// (all when none are named), grouped by dependency level in start order.
-func selectContainers(ctx context.Context, e *engine.Engine, p *types.Project, services []string) ([][]ObservedContainer, error) {
-	for _, s := range services {
-		if _, ok := p.Services[s]; !ok {
-			return nil, fmt.Errorf("no such service: %s: %w", s, errdefs.ErrNotFound)
+// Down stops and removes the project's containers and networks, and its
+// volumes when asked.
+func Down(ctx context.Context, e *engine.Engine, p *types.Project, o DownOptions, ao ApplyOptions) error {
+	return locked(ctx, e, p.Name, func(obs Observed) error {
+		plan, err := PlanDown(p, obs, o)
+		if err != nil {
+			return err
 		}
-	}
-	obs, err := Observe(ctx, e, p.Name)
-	if err != nil {
-		return nil, err
-	}
-	g, err := NewGraph(p)
-	if err != nil {
-		return nil, err
-	}
-	var out [][]ObservedContainer
-	for _, lvl := range g.Levels() {
-		var level []ObservedContainer
-		for _, svc := range lvl {
-			if len(services) > 0 && !slices.Contains(services, svc) {
-				continue
-			}
-			for _, c := range obs.Containers {
-				if c.Service == svc {
-					level = append(level, c)
-				}
-			}
-		}
-		if len(level) > 0 {
-			out = append(out, level)
-		}
-	}
-	return out, nil
-}
-
-// levelPlan makes one plan level per container level, with the steps steps
-// returns for each container (none: the container is left alone). Services
-// of a level run in parallel, as in up and down.
-func levelPlan(levels [][]ObservedContainer, steps func(ObservedContainer) []Step) Plan {
-	var plan Plan
-	for _, lvl := range levels {
-		var pl []ServiceSteps
-		for _, c := range lvl {
-			if st := steps(c); len(st) > 0 {
-				pl = append(pl, ServiceSteps{Service: c.Service, Steps: st})
-			}
-		}
-		if len(pl) > 0 {
-			plan.Levels = append(plan.Levels, pl)
-		}
-	}
-	return plan
-}
-
-// Start starts the existing containers of the named services.
-func Start(ctx context.Context, e *engine.Engine, p *types.Project, services []string, progress io.Writer) error {
-	levels, err := selectContainers(ctx, e, p, services)
-	if err != nil {
-		return err
-	}
-	plan := levelPlan(levels, func(c ObservedContainer) []Step {
-		if c.Running {
-			return nil
-		}
-		return []Step{{Kind: StepStart, Service: c.Service, Name: c.Name, ID: c.ID}}
+		return ao.run(ctx, e, plan)
 	})
-	return (&Applier{Engine: e, Progress: PlainProgress(progress)}).Apply(ctx, plan)
+}
+
+// StopRequest is berth stop's input.
+type StopRequest struct {
+	Services []string
+	Timeout  *time.Duration
+	ApplyOptions
+}
+
+// Start starts the existing containers of the named services (all when
+// none), each after its dependencies.
+func Start(ctx context.Context, e *engine.Engine, p *types.Project, services []string, ao ApplyOptions) error {
+	return locked(ctx, e, p.Name, func(obs Observed) error {
+		plan, err := PlanStart(p, obs, services)
+		if err != nil {
+			return err
+		}
+		return ao.run(ctx, e, plan)
+	})
 }
 
 // Stop stops the running containers of the named services, dependents first.
-func Stop(ctx context.Context, e *engine.Engine, p *types.Project, services []string, timeout *time.Duration, progress io.Writer) error {
-	levels, err := selectContainers(ctx, e, p, services)
-	if err != nil {
-		return err
-	}
-	slices.Reverse(levels)
-	plan := levelPlan(levels, func(c ObservedContainer) []Step {
-		if !c.Running {
-			return nil
+func Stop(ctx context.Context, e *engine.Engine, p *types.Project, r StopRequest) error {
+	return locked(ctx, e, p.Name, func(obs Observed) error {
+		plan, err := PlanStop(p, obs, r.Services, r.Timeout)
+		if err != nil {
+			return err
 		}
-		return []Step{{Kind: StepStop, Service: c.Service, Name: c.Name, ID: c.ID}}
+		return r.run(ctx, e, plan)
 	})
-	return (&Applier{Engine: e, Progress: PlainProgress(progress), StopTimeout: timeout}).Apply(ctx, plan)
 }
 
-// Remove removes stopped containers of the named services; stop first
-// stops running ones, otherwise they are skipped.
-func Remove(ctx context.Context, e *engine.Engine, p *types.Project, services []string, stop bool, timeout *time.Duration, progress io.Writer) error {
-	levels, err := selectContainers(ctx, e, p, services)
-	if err != nil {
-		return err
-	}
-	slices.Reverse(levels)
-	plan := levelPlan(levels, func(c ObservedContainer) []Step {
-		if c.Running && !stop {
+// RemoveRequest is berth rm's input.
+type RemoveRequest struct {
+	Services []string
+	Stop     bool // -s: stop running containers first (otherwise they stay)
+	Timeout  *time.Duration
+	ApplyOptions
+}
+
+// Remove removes the stopped containers of the named services.
+func Remove(ctx context.Context, e *engine.Engine, p *types.Project, r RemoveRequest) error {
+	return locked(ctx, e, p.Name, func(obs Observed) error {
+		plan, err := PlanRemove(p, obs, r.Services, r.Stop, r.Timeout)
+		if err != nil {
+			return err
+		}
+		if plan.Empty() {
+			fmt.Fprintln(r.Err, "No stopped containers")
 			return nil
 		}
-		return removeSteps(c)
+		return r.run(ctx, e, plan)
 	})
-	if plan.Empty() {
-		fmt.Fprintln(progress, "No stopped containers")
-		return nil
+}
+
+// ProjectFromState rebuilds what the containers' labels say of a project
+// whose files are not at hand (berth -p NAME down): its services, with
+// their dependencies (all optional, as docker compose treats them then).
+func ProjectFromState(ctx context.Context, e *engine.Engine, name string) (*types.Project, error) {
+	if err := names.Project(name); err != nil {
+		return nil, err
 	}
-	return (&Applier{Engine: e, Progress: PlainProgress(progress), StopTimeout: timeout}).Apply(ctx, plan)
+	infos, err := projectContainers(ctx, e, name, withoutOneOff)
+	if err != nil {
+		return nil, err
+	}
+	p := &types.Project{Name: name, Services: types.Services{}}
+	for _, i := range infos {
+		l := i.Config.Labels
+		svc := l[LabelService]
+		if _, ok := p.Services[svc]; ok || svc == "" {
+			continue
+		}
+		s := types.ServiceConfig{Name: svc}
+		s.Image = i.Config.Image
+		for _, d := range strings.Split(l[LabelDependsOn], ",") {
+			parts := strings.Split(d, ":")
+			if len(parts) < 2 {
+				continue
+			}
+			if s.DependsOn == nil {
+				s.DependsOn = types.DependsOnConfig{}
+			}
+			s.DependsOn[parts[0]] = types.ServiceDependency{Condition: parts[1], Restart: len(parts) > 2 && parts[2] == "true"}
+		}
+		p.Services[svc] = s
+	}
+	return p, nil
 }
 
 // ExecRequest is berth exec's input.
@@ -149,17 +160,17 @@ type ExecRequest struct {
 
 // Exec runs a command in a service's container and returns its exit code.
 func Exec(ctx context.Context, e *engine.Engine, p *types.Project, r ExecRequest) (int, error) {
-	levels, err := selectContainers(ctx, e, p, []string{r.Service})
+	if _, ok := p.Services[r.Service]; !ok {
+		return -1, fmt.Errorf("no such service: %s: %w", r.Service, errdefs.ErrNotFound)
+	}
+	infos, err := projectContainers(ctx, e, p.Name, withoutOneOff, r.Service)
 	if err != nil {
 		return -1, err
 	}
 	idx := max(r.Index, 1)
-	for _, lvl := range levels {
-		for _, c := range lvl {
-			if c.Number == idx && c.Running {
-				return e.Exec(ctx, c.ID, r.ExecOptions)
-			}
-		}
+	i := slices.IndexFunc(infos, func(i engine.Info) bool { return observed(i).Number == idx && i.Running() })
+	if i < 0 {
+		return -1, fmt.Errorf("service %q is not running: %w", r.Service, errdefs.ErrFailedPrecondition)
 	}
-	return -1, fmt.Errorf("service %q is not running: %w", r.Service, errdefs.ErrFailedPrecondition)
+	return e.Exec(ctx, infos[i].ID, r.ExecOptions)
 }

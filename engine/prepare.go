@@ -77,7 +77,7 @@ func (e *Engine) prepare(ctx context.Context, c container.Container) error {
 			return err
 		}
 		if err := e.Networks.Publish(ctx, c.ID, endpoints[0].IP, ports); err != nil {
-			return err
+			return fmt.Errorf("ports: %w", err)
 		}
 	}
 	sw.Lap("publish")

@@ -34,7 +34,7 @@ func newConfigCommand(pf *projectFlags) *cobra.Command {
 		Short: "Parse, resolve and render the compose file in canonical form",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := loadProject(cmd, pf)
+			p, err := loadProject(cmd, pf, true)
 			if err != nil {
 				return err
 			}

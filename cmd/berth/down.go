@@ -1,9 +1,11 @@
 package main
 
 import (
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/compose"
+	"github.com/berth-dev/berth/engine"
 )
 
 var _ = register(newDownCommand)
@@ -14,26 +16,20 @@ func newDownCommand(pf *projectFlags) *cobra.Command {
 		t timeoutFlag
 	)
 	cmd := &cobra.Command{
-		Use:   "down",
+		Use:   "down [OPTIONS] [SERVICES]",
 		Short: "Stop and remove containers, networks",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, fileless, err := loadProjectOrName(cmd, pf)
-			if err != nil {
+		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
+			if err := notYet(cmd, "rmi"); err != nil {
 				return err
 			}
-			e, err := openEngine(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if fileless {
-				o.RemoveOrphans = true // every container is an orphan of an empty project
-			}
-			return compose.Down(cmd.Context(), e, p, o, t.value(), cmd.ErrOrStderr())
-		},
+			o.Services = args
+			o.Timeout = t.value()
+			return compose.Down(cmd.Context(), e, p, o, pf.applyOptions(cmd))
+		}),
 	}
-	cmd.Flags().BoolVarP(&o.Volumes, "volumes", "v", false, "remove named volumes declared in the volumes section")
-	cmd.Flags().BoolVar(&o.RemoveOrphans, "remove-orphans", false, "remove containers for services not defined in the compose file")
+	cmd.Flags().BoolVarP(&o.Volumes, "volumes", "v", false, "remove named volumes declared in the volumes section, and orphans that could hold them")
+	cmd.Flags().BoolVar(&o.RemoveOrphans, "remove-orphans", envBool("COMPOSE_REMOVE_ORPHANS"), "remove containers for services not defined in the compose file")
+	cmd.Flags().String("rmi", "", `remove images used by services: "local" or "all" (not yet)`)
 	t.add(cmd)
 	return cmd
 }

@@ -23,7 +23,7 @@ func newExecCommand(pf *projectFlags) *cobra.Command {
 		Use:   "exec [OPTIONS] SERVICE COMMAND [ARGS...]",
 		Short: "Execute a command in a running container",
 		Args:  cobra.MinimumNArgs(2),
-		RunE: withProject(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
+		RunE: withProject(pf, false, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			if detachIn {
 				return fmt.Errorf("exec --detach is not supported yet: %w", errdefs.ErrNotImplemented)
 			}

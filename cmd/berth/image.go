@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"os"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/compose"
 	"github.com/berth-dev/berth/engine/image"
 )
 
@@ -53,7 +55,7 @@ func newImageCommand(*projectFlags) *cobra.Command {
 			fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
 			for _, i := range imgs {
 				repo, tag := splitTag(image.FamiliarName(i.Ref))
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", repo, tag, shortImageID(i.ID), ago(i.Created), humanSize(i.Size))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", repo, tag, shortImageID(i.ID), compose.HumanDuration(time.Since(i.Created))+" ago", humanSize(i.Size))
 			}
 			return tw.Flush()
 		},

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/compose"
+	"github.com/berth-dev/berth/engine"
 )
 
 var _ = register(newLogsCommand)
@@ -15,25 +17,17 @@ func newLogsCommand(pf *projectFlags) *cobra.Command {
 		noColor bool
 	)
 	cmd := &cobra.Command{
-		Use:   "logs [SERVICE...]",
+		Use:   "logs [OPTIONS] [SERVICE...]",
 		Short: "View output from containers",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, _, err := loadProjectOrName(cmd, pf)
-			if err != nil {
-				return err
-			}
+		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			n, err := parseTail(tail)
 			if err != nil {
 				return err
 			}
-			e, err := openEngine(cmd.Context())
-			if err != nil {
-				return err
-			}
 			o.Tail = n
-			o.Color = !noColor && isTerminal(cmd.OutOrStdout())
-			return compose.Logs(cmd.Context(), e, p.Name, args, cmd.OutOrStdout(), o)
-		},
+			o.Color = !noColor && pf.color(cmd.OutOrStdout())
+			return compose.Logs(cmd.Context(), e, p, args, cmd.OutOrStdout(), o)
+		}),
 	}
 	cmd.Flags().BoolVarP(&o.Follow, "follow", "f", false, "follow log output")
 	cmd.Flags().StringVarP(&tail, "tail", "n", "all", "number of lines to show from the end of the logs for each container")

@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -15,7 +15,6 @@ import (
 
 	"github.com/berth-dev/berth/compose"
 	"github.com/berth-dev/berth/engine"
-	"github.com/berth-dev/berth/internal/names"
 )
 
 // openEngine opens the engine at $BERTH_ROOT / $BERTH_RUN.
@@ -26,51 +25,69 @@ func openEngine(ctx context.Context) (*engine.Engine, error) {
 	return engine.Open(ctx, engine.OptionsFromEnv())
 }
 
-// loadProject loads the project and prints unsupported-key warnings.
-func loadProject(cmd *cobra.Command, pf *projectFlags) (*types.Project, error) {
+// loadProject loads the project; warn prints its unsupported-key warnings
+// (only the verbs that change the host for it do: up, create, run).
+func loadProject(cmd *cobra.Command, pf *projectFlags, warn bool) (*types.Project, error) {
 	p, err := compose.Load(cmd.Context(), pf.loadOptions())
 	if err != nil {
 		return nil, err
 	}
-	for _, w := range compose.Unsupported(p) {
-		fmt.Fprintln(cmd.ErrOrStderr(), "WARN", w)
+	if warn {
+		for _, w := range compose.Unsupported(p) {
+			fmt.Fprintln(cmd.ErrOrStderr(), "WARN", w)
+		}
 	}
 	return p, nil
 }
 
-// loadProjectOrName is for verbs that work from state alone (down, ps,
-// logs): with no compose file but a project name, they act on what the
-// labels say belongs to that project.
-func loadProjectOrName(cmd *cobra.Command, pf *projectFlags) (p *types.Project, fileless bool, err error) {
-	p, err = loadProject(cmd, pf)
-	if err == nil {
-		return p, false, nil
+// projectOrName is for verbs that work from state alone (down, ps, logs,
+// start, stop, rm), as docker compose's: with -p and no -f the files are not
+// read at all and the project is what its containers' labels say; else the
+// files are loaded, and when they do not load, COMPOSE_PROJECT_NAME still
+// names the project.
+func projectOrName(cmd *cobra.Command, pf *projectFlags, e *engine.Engine) (*types.Project, error) {
+	if pf.name != "" && len(pf.files) == 0 {
+		return compose.ProjectFromState(cmd.Context(), e, pf.name)
 	}
-	name := pf.name
-	if name == "" {
-		name = os.Getenv("COMPOSE_PROJECT_NAME")
+	p, err := loadProject(cmd, pf, false)
+	if err != nil {
+		if name := os.Getenv("COMPOSE_PROJECT_NAME"); name != "" && len(pf.files) == 0 {
+			return compose.ProjectFromState(cmd.Context(), e, name)
+		}
+		return nil, err
 	}
-	if name == "" || len(pf.files) > 0 || !errors.Is(err, errdefs.ErrNotFound) {
-		return nil, false, err
-	}
-	if nerr := names.Project(name); nerr != nil {
-		return nil, false, nerr
-	}
-	return &types.Project{Name: name, Services: types.Services{}}, true, nil
+	return p, nil
 }
 
 // projectRun is a verb's body once its project is loaded and the engine open.
 type projectRun func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error
 
-// withProject loads the project (needs a compose file) and opens the engine,
-// the two steps every project verb starts with, then runs fn.
-func withProject(pf *projectFlags, fn projectRun) func(*cobra.Command, []string) error {
+// withProject loads the project from its files and opens the engine, the
+// two steps every project verb starts with, then runs fn. warn: see
+// loadProject.
+func withProject(pf *projectFlags, warn bool, fn projectRun) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		p, err := loadProject(cmd, pf)
+		p, err := loadProject(cmd, pf, warn)
 		if err != nil {
 			return err
 		}
 		e, err := openEngine(cmd.Context())
+		if err != nil {
+			return err
+		}
+		return fn(cmd, p, e, args)
+	}
+}
+
+// withProjectOrName is withProject for the verbs that can work from the
+// project's name alone (see projectOrName).
+func withProjectOrName(pf *projectFlags, fn projectRun) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		e, err := openEngine(cmd.Context())
+		if err != nil {
+			return err
+		}
+		p, err := projectOrName(cmd, pf, e)
 		if err != nil {
 			return err
 		}
@@ -96,4 +113,22 @@ func (t *timeoutFlag) value() *time.Duration {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && isatty.IsTerminal(f.Fd())
+}
+
+// color says whether output to w is coloured: --ansi (or COMPOSE_ANSI)
+// always or never, and otherwise on a terminal unless NO_COLOR is set.
+func (f *projectFlags) color(w io.Writer) bool {
+	switch f.ansi {
+	case "always":
+		return true
+	case "never":
+		return false
+	}
+	return isTerminal(w) && os.Getenv("NO_COLOR") == ""
+}
+
+// envBool reads a boolean environment variable (COMPOSE_REMOVE_ORPHANS=1).
+func envBool(name string) bool {
+	b, _ := strconv.ParseBool(os.Getenv(name))
+	return b
 }

@@ -2,7 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
 
+	"github.com/containerd/errdefs"
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/compose"
@@ -17,6 +22,15 @@ type projectFlags struct {
 	envFiles   []string
 	profiles   []string
 	progress   string // --progress: see progress.go
+	dryRun     bool
+	parallel   int
+	ansi       string
+}
+
+// applyOptions are the global flags that say how a verb carries out its
+// plan, with the command's output streams.
+func (f *projectFlags) applyOptions(cmd *cobra.Command) compose.ApplyOptions {
+	return compose.ApplyOptions{DryRun: f.dryRun, Parallel: f.parallel, Out: cmd.OutOrStdout(), Err: cmd.ErrOrStderr()}
 }
 
 func (f *projectFlags) loadOptions() compose.LoadOptions {
@@ -48,11 +62,49 @@ func newRootCommand() *cobra.Command {
 	fl.StringArrayVar(&pf.envFiles, "env-file", nil, "alternate environment files")
 	fl.StringArrayVar(&pf.profiles, "profile", nil, "profiles to enable")
 	fl.StringVar(&pf.progress, "progress", "auto", "progress output: auto, tty, plain, json or quiet")
+	fl.StringVar(&pf.ansi, "ansi", envOr("COMPOSE_ANSI", "auto"), `control when to print ANSI control characters ("never"|"always"|"auto")`)
+	fl.BoolVar(&pf.dryRun, "dry-run", false, "print what the command would do and change nothing")
+	fl.IntVar(&pf.parallel, "parallel", envInt("COMPOSE_PARALLEL_LIMIT", 0), "control max parallelism, -1 for unlimited (default: 32)")
 
 	for _, add := range verbs {
 		root.AddCommand(add(pf))
 	}
+	refuseUnknownVerbs(root)
 	return root
+}
+
+// refuseUnknownVerbs makes every command that only groups others (berth
+// itself, berth image) fail on a verb it does not know, as docker compose
+// does: a script must not take "berth pull" printing help for success.
+func refuseUnknownVerbs(c *cobra.Command) {
+	if c.HasSubCommands() && c.RunE == nil && c.Run == nil {
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			return fmt.Errorf("unknown berth command: %q: %w", strings.TrimPrefix(cmd.CommandPath()+" "+args[0], "berth "), errdefs.ErrInvalidArgument)
+		}
+	}
+	for _, sub := range c.Commands() {
+		refuseUnknownVerbs(sub)
+	}
+}
+
+// envOr reads an environment variable, or def when it is unset or empty.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// envInt reads an integer environment variable, or def.
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return n
+	}
+	return def
 }
 
 // verbs registers one constructor per file (config.go, up.go, ...), so adding

@@ -4,9 +4,8 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/spf13/cobra"
 
-	"github.com/berth-dev/berth/engine"
-
 	"github.com/berth-dev/berth/compose"
+	"github.com/berth-dev/berth/engine"
 )
 
 var (
@@ -19,8 +18,8 @@ func newStartCommand(pf *projectFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "start [SERVICE...]",
 		Short: "Start services",
-		RunE: withProject(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
-			return compose.Start(cmd.Context(), e, p, args, cmd.ErrOrStderr())
+		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
+			return compose.Start(cmd.Context(), e, p, args, pf.applyOptions(cmd))
 		}),
 	}
 }
@@ -28,10 +27,10 @@ func newStartCommand(pf *projectFlags) *cobra.Command {
 func newStopCommand(pf *projectFlags) *cobra.Command {
 	var t timeoutFlag
 	cmd := &cobra.Command{
-		Use:   "stop [SERVICE...]",
+		Use:   "stop [OPTIONS] [SERVICE...]",
 		Short: "Stop services",
-		RunE: withProject(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
-			return compose.Stop(cmd.Context(), e, p, args, t.value(), cmd.ErrOrStderr())
+		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
+			return compose.Stop(cmd.Context(), e, p, compose.StopRequest{Services: args, Timeout: t.value(), ApplyOptions: pf.applyOptions(cmd)})
 		}),
 	}
 	t.add(cmd)
@@ -39,17 +38,24 @@ func newStopCommand(pf *projectFlags) *cobra.Command {
 }
 
 func newRmCommand(pf *projectFlags) *cobra.Command {
-	var force, stop bool
+	var (
+		r     compose.RemoveRequest
+		force bool
+	)
 	cmd := &cobra.Command{
-		Use:   "rm [SERVICE...]",
-		Short: "Remove stopped service containers",
-		RunE: withProject(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
-			// Berth never asks: -f only exists for docker compose's muscle memory.
+		Use:   "rm [OPTIONS] [SERVICE...]",
+		Short: "Removes stopped service containers",
+		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
+			// Berth never asks: -f only exists for docker compose's muscle
+			// memory. -v has nothing to do while containers have no
+			// anonymous volumes.
 			_ = force
-			return compose.Remove(cmd.Context(), e, p, args, stop, nil, cmd.ErrOrStderr())
+			r.Services, r.ApplyOptions = args, pf.applyOptions(cmd)
+			return compose.Remove(cmd.Context(), e, p, r)
 		}),
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "don't ask to confirm removal")
-	cmd.Flags().BoolVarP(&stop, "stop", "s", false, "stop the containers, if required, before removing")
+	cmd.Flags().BoolVarP(&r.Stop, "stop", "s", false, "stop the containers, if required, before removing")
+	cmd.Flags().BoolP("volumes", "v", false, "remove any anonymous volumes attached to containers ")
 	return cmd
 }

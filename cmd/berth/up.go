@@ -1,41 +1,164 @@
 package main
 
 import (
+	"fmt"
+	"strconv"
+	"strings"
+
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/containerd/errdefs"
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/compose"
 	"github.com/berth-dev/berth/engine"
 )
 
-var _ = register(newUpCommand)
+var (
+	_ = register(newUpCommand)
+	_ = register(newCreateCommand)
+)
+
+// recreateFlags are the flags up and create share to choose what is
+// recreated.
+type recreateFlags struct {
+	force, never, alwaysDeps, noDeps, removeOrphans bool
+	scale                                           []string
+}
+
+func (f *recreateFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.BoolVar(&f.force, "force-recreate", false, "recreate containers even if their configuration and image haven't changed")
+	fl.BoolVar(&f.never, "no-recreate", false, "if containers already exist, don't recreate them")
+	fl.BoolVar(&f.alwaysDeps, "always-recreate-deps", false, "recreate dependent containers")
+	fl.BoolVar(&f.noDeps, "no-deps", false, "don't start linked services")
+	fl.BoolVar(&f.removeOrphans, "remove-orphans", envBool("COMPOSE_REMOVE_ORPHANS"), "remove containers for services not defined in the compose file")
+	fl.StringArrayVar(&f.scale, "scale", nil, "scale SERVICE to NUM instances; overrides the scale setting in the compose file")
+}
+
+// options turns the flags into up options for the services named.
+func (f *recreateFlags) options(services []string) (compose.UpOptions, error) {
+	o := compose.UpOptions{Services: services, NoDeps: f.noDeps, RemoveOrphans: f.removeOrphans,
+		IgnoreOrphans: envBool("COMPOSE_IGNORE_ORPHANS")}
+	switch {
+	case f.force && f.never:
+		return o, fmt.Errorf("--force-recreate and --no-recreate are incompatible: %w", errdefs.ErrInvalidArgument)
+	case f.force:
+		o.Recreate = compose.RecreateForce
+	case f.never:
+		o.Recreate = compose.RecreateNever
+	}
+	if f.alwaysDeps {
+		o.RecreateDeps = compose.RecreateForce
+	}
+	for _, s := range f.scale {
+		name, num, ok := strings.Cut(s, "=")
+		n, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return o, fmt.Errorf("--scale %q: want SERVICE=NUM: %w", s, errdefs.ErrInvalidArgument)
+		}
+		if o.Scale == nil {
+			o.Scale = map[string]int{}
+		}
+		o.Scale[name] = n
+	}
+	return o, nil
+}
 
 func newUpCommand(pf *projectFlags) *cobra.Command {
 	var (
 		r       compose.UpRequest
+		rf      recreateFlags
 		t       timeoutFlag
 		noColor bool
+		noBuild bool
 	)
 	cmd := &cobra.Command{
-		Use:   "up [SERVICE...]",
+		Use:   "up [OPTIONS] [SERVICE...]",
 		Short: "Create and start containers",
-		RunE: withProject(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
-			if len(args) > 0 {
-				var err error
-				if p, err = p.WithSelectedServices(args); err != nil {
-					return err
-				}
+		RunE: withProject(pf, true, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
+			if err := notYet(cmd, "build", "wait", "wait-timeout", "abort-on-container-exit", "abort-on-container-failure",
+				"exit-code-from", "attach", "no-attach", "attach-dependencies", "renew-anon-volumes", "pull", "quiet-pull"); err != nil {
+				return err
 			}
-			r.Out, r.Err = cmd.OutOrStdout(), cmd.ErrOrStderr()
-			r.StopTimeout = t.value()
-			r.Logs.Color = !noColor && isTerminal(r.Out)
+			o, err := rf.options(args)
+			if err != nil {
+				return err
+			}
+			o.NoStart = r.Options.NoStart
+			o.Timeout = t.value()
+			r.Options = o
+			r.ApplyOptions = pf.applyOptions(cmd)
+			r.Logs.Color = !noColor && pf.color(cmd.OutOrStdout())
 			return compose.Up(cmd.Context(), e, p, r)
 		}),
 	}
-	cmd.Flags().BoolVarP(&r.Detach, "detach", "d", false, "run containers in the background")
-	cmd.Flags().BoolVar(&r.Options.RemoveOrphans, "remove-orphans", false, "remove containers for services not defined in the compose file")
-	cmd.Flags().BoolVar(&noColor, "no-color", false, "produce monochrome output")
-	cmd.Flags().BoolVarP(&r.Logs.Timestamps, "timestamps", "", false, "show timestamps")
+	fl := cmd.Flags()
+	fl.BoolVarP(&r.Detach, "detach", "d", false, "run containers in the background")
+	fl.BoolVar(&r.Options.NoStart, "no-start", false, "don't start the services after creating them")
+	fl.BoolVar(&r.Explain, "explain", false, "print the plan, with why each step is needed, before carrying it out")
+	fl.BoolVar(&noColor, "no-color", false, "produce monochrome output")
+	fl.BoolVar(&r.Logs.NoPrefix, "no-log-prefix", false, "don't print prefix in logs")
+	fl.BoolVar(&r.Logs.Timestamps, "timestamps", false, "show timestamps")
+	fl.BoolVar(&noBuild, "no-build", false, "don't build an image, even if it's policy")
+	rf.add(cmd)
 	t.add(cmd)
+	addNotYet(cmd)
 	return cmd
+}
+
+func newCreateCommand(pf *projectFlags) *cobra.Command {
+	var (
+		rf      recreateFlags
+		noBuild bool
+	)
+	cmd := &cobra.Command{
+		Use:   "create [OPTIONS] [SERVICE...]",
+		Short: "Creates containers for a service",
+		RunE: withProject(pf, true, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
+			if err := notYet(cmd, "build", "pull", "quiet-pull"); err != nil {
+				return err
+			}
+			o, err := rf.options(args)
+			if err != nil {
+				return err
+			}
+			o.NoStart = true
+			return compose.Up(cmd.Context(), e, p, compose.UpRequest{Options: o, Detach: true, ApplyOptions: pf.applyOptions(cmd)})
+		}),
+	}
+	cmd.Flags().BoolVar(&noBuild, "no-build", false, "don't build an image, even if it's policy")
+	cmd.Flags().Bool("build", false, "build images before starting containers (not yet)")
+	cmd.Flags().String("pull", "policy", `pull image before running ("always"|"missing"|"never"|"build") (not yet)`)
+	cmd.Flags().Bool("quiet-pull", false, "pull without printing progress information (not yet)")
+	rf.add(cmd)
+	return cmd
+}
+
+// addNotYet declares up's flags that Berth does not act on yet, so using
+// them is a clear error rather than an unknown flag.
+func addNotYet(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.Bool("build", false, "build images before starting containers (not yet)")
+	fl.Bool("wait", false, "wait for services to be running|healthy; implies detached mode (not yet)")
+	fl.Int("wait-timeout", 0, "maximum duration in seconds to wait for the project to be running|healthy (not yet)")
+	fl.Bool("abort-on-container-exit", false, "stops all containers if any container was stopped (not yet)")
+	fl.Bool("abort-on-container-failure", false, "stops all containers if any container exited with failure (not yet)")
+	fl.String("exit-code-from", "", "return the exit code of the selected service container (not yet)")
+	fl.StringArray("attach", nil, "restrict attaching to the specified services (not yet)")
+	fl.StringArray("no-attach", nil, "do not attach (stream logs) to the specified services (not yet)")
+	fl.Bool("attach-dependencies", false, "automatically attach to log output of dependent services (not yet)")
+	fl.BoolP("renew-anon-volumes", "V", false, "recreate anonymous volumes instead of retrieving data from the previous containers (not yet)")
+	fl.String("pull", "policy", `pull image before running ("always"|"missing"|"never") (not yet)`)
+	fl.Bool("quiet-pull", false, "pull without printing progress information (not yet)")
+}
+
+// notYet fails when one of the named flags was given: Berth does not do
+// what it asks yet, and saying so beats ignoring it.
+func notYet(cmd *cobra.Command, flags ...string) error {
+	for _, f := range flags {
+		if cmd.Flags().Changed(f) {
+			return fmt.Errorf("%s --%s is not supported yet: %w", cmd.Name(), f, errdefs.ErrNotImplemented)
+		}
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -37,6 +38,9 @@ type Config struct {
 	Networks   []Attachment      `json:"networks,omitempty"` // the first gets the default route
 	Ports      []Port            `json:"ports,omitempty"`
 	Restart    string            `json:"restart,omitempty"` // recorded; applied by a later shim
+	// Model is what the orchestrator made the container from (compose keeps
+	// the service's model here to explain a recreate); opaque to the engine.
+	Model json.RawMessage `json:"model,omitempty"`
 }
 
 // Mount is a named volume or a bind mount.
@@ -126,6 +130,40 @@ func (s *Store) Create(ctx context.Context, name string, cfg Config) (Container,
 		return Container{}, err
 	}
 	return c, nil
+}
+
+// Rename gives a container a new name; names stay unique (a taken one is
+// errdefs.ErrAlreadyExists).
+func (s *Store) Rename(ctx context.Context, id, name string) (Container, error) {
+	if err := names.Object("container", name); err != nil {
+		return Container{}, err
+	}
+	l, err := s.lock(ctx)
+	if err != nil {
+		return Container{}, err
+	}
+	defer l.Unlock()
+	all, err := s.List(ctx)
+	if err != nil {
+		return Container{}, err
+	}
+	var c *Container
+	for i := range all {
+		switch {
+		case all[i].ID == id:
+			c = &all[i]
+		case all[i].Name == name:
+			return Container{}, fmt.Errorf("container name %q is already in use by %s: %w", name, all[i].ShortID(), errdefs.ErrAlreadyExists)
+		}
+	}
+	if c == nil {
+		return Container{}, fmt.Errorf("container %q: %w", id, errdefs.ErrNotFound)
+	}
+	c.Name = name
+	if err := atomicfile.WriteJSON(filepath.Join(s.Dir(c.ID), "container.json"), *c, 0o600); err != nil {
+		return Container{}, err
+	}
+	return *c, nil
 }
 
 // Get finds a container by ID, unique ID prefix or name.

@@ -186,6 +186,12 @@ func (s *Store) List(ctx context.Context) ([]Volume, error) {
 // errdefs.ErrNotFound. Whether a container still uses the volume is the
 // caller's question: the store keeps no references.
 func (s *Store) Remove(ctx context.Context, name string) error {
+	return s.RemoveUnless(ctx, name, nil)
+}
+
+// RemoveUnless is Remove, unless inUse (called with the volume's lock held,
+// when not nil) returns an error, which is then returned.
+func (s *Store) RemoveUnless(ctx context.Context, name string, inUse func() error) error {
 	if err := names.Object("volume", name); err != nil {
 		return err
 	}
@@ -196,6 +202,11 @@ func (s *Store) Remove(ctx context.Context, name string) error {
 	defer l.Unlock()
 	if _, err := s.read(name); err != nil {
 		return err
+	}
+	if inUse != nil {
+		if err := inUse(); err != nil {
+			return err
+		}
 	}
 	// Renaming first makes the removal look atomic to List and Get: a crash
 	// in the middle of RemoveAll leaves only a trash directory behind.

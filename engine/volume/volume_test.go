@@ -371,3 +371,25 @@ func TestConcurrent(t *testing.T) {
 		t.Fatalf("removed %d, not-found %d; want 1 and %d", removed, notFound, n-1)
 	}
 }
+
+func TestRemoveUnlessKeepsAVolumeInUse(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := newStore(t)
+	if _, err := s.Create(ctx, "demo_data", nil); err != nil {
+		t.Fatal(err)
+	}
+	inUse := errors.New("in use by x")
+	if err := s.RemoveUnless(ctx, "demo_data", func() error { return inUse }); !errors.Is(err, inUse) {
+		t.Fatalf("err %v, want the check's", err)
+	}
+	if _, err := s.Get(ctx, "demo_data"); err != nil {
+		t.Fatalf("volume gone after a refused removal: %v", err)
+	}
+	if err := s.RemoveUnless(ctx, "demo_data", func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "demo_data"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("volume left: %v", err)
+	}
+}

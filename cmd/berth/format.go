@@ -1,0 +1,93 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"text/template"
+
+	"github.com/containerd/errdefs"
+)
+
+// headers name table columns after the fields their templates print, as
+// docker's formatters do ({{.RunningFor}} is CREATED).
+var headers = map[string]string{
+	"ID": "CONTAINER ID", "Name": "NAME", "Names": "NAMES", "Image": "IMAGE", "Command": "COMMAND",
+	"Project": "PROJECT", "Service": "SERVICE", "RunningFor": "CREATED", "CreatedAt": "CREATED AT",
+	"State": "STATE", "Status": "STATUS", "Health": "HEALTH", "ExitCode": "EXIT CODE", "Labels": "LABELS",
+	"LocalVolumes": "LOCAL VOLUMES", "Mounts": "MOUNTS", "Networks": "NETWORKS", "Ports": "PORTS", "Size": "SIZE",
+	"ConfigFiles": "CONFIG FILES", "Repository": "REPOSITORY", "Tag": "TAG", "Driver": "DRIVER",
+	"Mountpoint": "MOUNTPOINT", "Scope": "SCOPE", "ContainerName": "CONTAINER", "Platform": "PLATFORM",
+	"Created": "CREATED",
+}
+
+var templateFuncs = template.FuncMap{
+	"json": func(v any) (string, error) {
+		b, err := json.Marshal(v)
+		return string(b), err
+	},
+	"join":  strings.Join,
+	"split": strings.Split,
+	"lower": strings.ToLower,
+	"upper": strings.ToUpper,
+	"title": func(s string) string {
+		if s == "" {
+			return s
+		}
+		return strings.ToUpper(s[:1]) + s[1:]
+	},
+	"truncate": func(s string, n int) string {
+		if len(s) <= n {
+			return s
+		}
+		return s[:n]
+	},
+	"pad": func(s string, l, r int) string { return strings.Repeat(" ", l) + s + strings.Repeat(" ", r) },
+}
+
+// writeRows prints rows as docker does for --format: "table" (the verb's
+// default table), "json" (one object a line), "table TEMPLATE" (a table
+// with headers) or a bare Go template (one line a row).
+func writeRows[T any](w io.Writer, format, table string, rows []T) error {
+	switch {
+	case format == "json":
+		enc := json.NewEncoder(w)
+		for _, r := range rows {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	case format == "" || format == "table":
+		format = "table " + table
+	}
+	tmpl, withHeader := strings.CutPrefix(format, "table ")
+	tmpl = strings.ReplaceAll(tmpl, `\t`, "\t")
+	t, err := template.New("format").Funcs(templateFuncs).Parse(tmpl)
+	if err != nil {
+		return fmt.Errorf("--format %q: %v: %w", format, err, errdefs.ErrInvalidArgument)
+	}
+	if !withHeader {
+		for _, r := range rows {
+			if err := t.Execute(w, r); err != nil {
+				return fmt.Errorf("--format %q: %v: %w", format, err, errdefs.ErrInvalidArgument)
+			}
+			fmt.Fprintln(w)
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	if err := t.Execute(tw, headers); err != nil {
+		return fmt.Errorf("--format %q: %v: %w", format, err, errdefs.ErrInvalidArgument)
+	}
+	fmt.Fprintln(tw)
+	for _, r := range rows {
+		if err := t.Execute(tw, r); err != nil {
+			return fmt.Errorf("--format %q: %v: %w", format, err, errdefs.ErrInvalidArgument)
+		}
+		fmt.Fprintln(tw)
+	}
+	return tw.Flush()
+}
