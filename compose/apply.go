@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/containerd/errdefs"
 
+	"github.com/berth-dev/berth/compose/progress"
 	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/engine/jsonlog"
 	"github.com/berth-dev/berth/engine/network"
@@ -23,16 +23,12 @@ import (
 // either way.
 const DefaultParallel = 32
 
-// Progress receives one line per step event ("Container hello-web-1
-// Started"); the CLI prints it. It must be safe for concurrent use.
-type Progress func(kind, name, status string)
-
 // Applier executes plans against an engine. It makes no decisions: what to
 // do, in which order, with which timeout and which failures to bear all
-// come from the plan.
+// come from the plan. It reports each step to the context's progress
+// display.
 type Applier struct {
-	Engine   *engine.Engine
-	Progress Progress
+	Engine *engine.Engine
 	// Parallel bounds the steps running at once; 0 means DefaultParallel,
 	// a negative value no bound (--parallel -1).
 	Parallel int
@@ -180,93 +176,108 @@ func tolerated(s Step, err error) bool {
 	return (s.Tolerate != nil && errors.Is(err, s.Tolerate)) || (s.Action == ActAwait && !s.Required && !errors.Is(err, context.Canceled))
 }
 
-func (a *Applier) report(kind, name, status string) {
-	if a.Progress != nil && status != "" {
-		a.Progress(kind, name, status)
+// report shows a step's object in a new state ("Container web-1 Started").
+func report(ctx context.Context, s Step, state progress.State, text, detail string) {
+	if s.Quiet || text == "" {
+		return
 	}
+	progress.FromContext(ctx).Event(progress.Event{ID: s.Object() + " " + s.Name, State: state, Text: text, Detail: detail})
+}
+
+// doing and done are the words docker compose shows while a step runs and
+// once it is done.
+var doing = map[Action][2]string{
+	ActCreateNetwork: {"Creating", "Created"}, ActRemoveNetwork: {"Removing", "Removed"},
+	ActCreateVolume: {"Creating", "Created"}, ActRemoveVolume: {"Removing", "Removed"},
+	ActCreate: {"Creating", "Created"}, ActStart: {"Starting", "Started"}, ActStop: {"Stopping", "Stopped"},
+	ActKill: {"Killing", "Killed"}, ActRemove: {"Removing", "Removed"}, ActRename: {"Recreate", "Recreated"},
+	ActAwait: {"Waiting", ""},
 }
 
 // step performs one step on the container id (for container steps) and
 // returns the container it acted on.
 func (a *Applier) step(ctx, waitCtx context.Context, s Step, id string) (string, error) {
-	e := a.Engine
-	kind := s.Object()
-	switch s.Action {
-	case ActCreateNetwork:
-		_, err := e.CreateNetwork(ctx, network.Spec{Name: s.Name, Labels: s.Labels, Internal: s.Internal})
-		if err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
-			return "", fmt.Errorf("network %s: %w", s.Name, err)
-		}
-		a.report(kind, s.Name, "Created")
-	case ActRemoveNetwork:
-		if err := e.RemoveNetwork(ctx, s.Name); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-			return "", a.fail(s, fmt.Errorf("network %s: %w", s.Name, err))
-		}
-		a.report(kind, s.Name, "Removed")
-	case ActCreateVolume:
-		if _, err := e.Volumes.Create(ctx, s.Name, s.Labels); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
-			return "", fmt.Errorf("volume %s: %w", s.Name, err)
-		}
-		a.report(kind, s.Name, "Created")
-	case ActRemoveVolume:
-		if err := e.RemoveVolume(ctx, s.Name); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-			return "", a.fail(s, fmt.Errorf("volume %s: %w", s.Name, err))
-		}
-		a.report(kind, s.Name, "Removed")
-	case ActCreate:
-		c, err := e.CreateContainer(ctx, s.Name, s.Config)
-		if err != nil {
-			return "", a.fail(s, err)
-		}
-		if !s.Quiet {
-			a.report(kind, s.Name, "Created")
-		}
-		return c.ID, nil
-	case ActStart:
-		if err := e.StartContainer(ctx, id); err != nil {
-			return id, a.fail(s, err)
-		}
-		a.report(kind, s.Name, "Started")
-	case ActStop:
-		if err := e.StopContainer(ctx, id, s.Timeout); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-			return id, a.fail(s, err)
-		}
-		a.report(kind, s.Name, "Stopped")
-	case ActKill:
-		if err := e.KillContainer(ctx, id, s.Signal); err != nil {
-			return id, a.fail(s, err)
-		}
-		a.report(kind, s.Name, "Killed")
-	case ActRemove:
-		if err := e.RemoveContainer(ctx, id, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-			return id, a.fail(s, err)
-		}
-		a.report(kind, s.Name, "Removed")
-	case ActRename:
-		if err := e.RenameContainer(ctx, id, s.Name); err != nil {
-			return id, a.fail(s, err)
-		}
-		a.report(kind, s.Name, "Recreated")
-	case ActAwait:
-		return id, a.await(waitCtx, s, id)
+	words := doing[s.Action]
+	report(ctx, s, progress.Working, words[0], "")
+	id, err := a.do(ctx, waitCtx, s, id)
+	switch {
+	case err == nil:
+		report(ctx, s, progress.Done, words[1], "")
+	case tolerated(s, err):
+		report(ctx, s, progress.Warning, s.TolerateStatus, Message(err))
+	case errors.Is(err, context.Canceled):
 	default:
-		return "", fmt.Errorf("unknown step %q: %w", s.Action, errdefs.ErrNotImplemented)
+		report(ctx, s, progress.Error, "Error", Message(err))
+		if s.Service != "" {
+			err = fmt.Errorf("service %q: %w", s.Service, err)
+		}
 	}
-	return id, nil
+	return id, err
 }
 
-// fail reports a failed step: tolerated failures as the plan's status,
-// others as errors naming the service.
-func (a *Applier) fail(s Step, err error) error {
-	if tolerated(s, err) {
-		a.report(s.Object(), s.Name, s.TolerateStatus)
-		return err
+func (a *Applier) do(ctx, waitCtx context.Context, s Step, id string) (string, error) {
+	e := a.Engine
+	var err error
+	switch s.Action {
+	case ActCreateNetwork:
+		_, err = e.CreateNetwork(ctx, network.Spec{Name: s.Name, Labels: s.Labels, Internal: s.Internal})
+		if errors.Is(err, errdefs.ErrAlreadyExists) {
+			err = nil
+		}
+	case ActRemoveNetwork:
+		err = ignore(e.RemoveNetwork(ctx, s.Name), errdefs.ErrNotFound)
+	case ActCreateVolume:
+		_, err = e.Volumes.Create(ctx, s.Name, s.Labels)
+		err = ignore(err, errdefs.ErrAlreadyExists)
+	case ActRemoveVolume:
+		err = ignore(e.RemoveVolume(ctx, s.Name), errdefs.ErrNotFound)
+	case ActCreate:
+		c, cerr := e.CreateContainer(ctx, s.Name, s.Config)
+		return c.ID, cerr
+	case ActStart:
+		err = e.StartContainer(ctx, id)
+	case ActStop:
+		err = ignore(e.StopContainer(ctx, id, s.Timeout), errdefs.ErrNotFound)
+	case ActKill:
+		err = e.KillContainer(ctx, id, s.Signal)
+	case ActRemove:
+		err = ignore(e.RemoveContainer(ctx, id, true), errdefs.ErrNotFound)
+	case ActRename:
+		err = e.RenameContainer(ctx, id, s.Name)
+	case ActAwait:
+		err = a.await(waitCtx, s, id)
+	default:
+		err = fmt.Errorf("unknown step %q: %w", s.Action, errdefs.ErrNotImplemented)
 	}
-	a.report(s.Object(), s.Name, "Error")
-	if s.Service != "" {
-		return fmt.Errorf("service %q: %w", s.Service, err)
+	return id, err
+}
+
+// ignore drops an error of the given class: removing what is gone, creating
+// what exists.
+func ignore(err, class error) error {
+	if errors.Is(err, class) {
+		return nil
 	}
 	return err
+}
+
+// errorClasses are the error classes whose names end wrapped messages.
+var errorClasses = []error{
+	errdefs.ErrInvalidArgument, errdefs.ErrNotFound, errdefs.ErrAlreadyExists,
+	errdefs.ErrFailedPrecondition, errdefs.ErrConflict, errdefs.ErrUnavailable,
+	errdefs.ErrNotImplemented, errdefs.ErrUnknown,
+}
+
+// Message is an error's sentence without its class suffix: the user needs
+// the sentence, not the class.
+func Message(err error) string {
+	msg := err.Error()
+	for _, c := range errorClasses {
+		if errors.Is(err, c) {
+			msg = strings.TrimSuffix(msg, ": "+c.Error())
+		}
+	}
+	return msg
 }
 
 // dependencyFailed marks an up that built the stack but whose dependency
@@ -280,7 +291,6 @@ func (d dependencyFailed) Unwrap() error { return d.error }
 // started (running, or already exited), completed successfully (exited
 // with code 0) or healthy.
 func (a *Applier) await(ctx context.Context, s Step, id string) error {
-	a.report("Container", s.Name, "Waiting")
 	if s.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.Timeout)
@@ -289,31 +299,31 @@ func (a *Applier) await(ctx context.Context, s Step, id string) error {
 	for {
 		info, err := a.Engine.Inspect(ctx, id)
 		if err != nil {
-			return a.fail(s, err)
+			return err
 		}
 		exited := !info.Running() && info.Status.State != "created"
 		switch s.Condition.Condition {
 		case ConditionCompleted:
 			if exited {
 				if info.Status.ExitCode != 0 {
-					return a.fail(s, dependencyFailed{fmt.Errorf("%s did not complete successfully: exit %d%s: %w",
-						s.Name, info.Status.ExitCode, a.lastLines(ctx, id), errdefs.ErrFailedPrecondition)})
+					return dependencyFailed{fmt.Errorf("%s did not complete successfully: exit %d%s: %w",
+						s.Name, info.Status.ExitCode, a.lastLines(ctx, id), errdefs.ErrFailedPrecondition)}
 				}
-				a.report("Container", s.Name, "Exited")
+				report(ctx, s, progress.Done, "Exited", "")
 				return nil
 			}
 		default:
 			// service_healthy waits for the start until the shim runs
 			// healthchecks (a warning says so when the project loads).
 			if info.Running() || exited {
-				a.report("Container", s.Name, "Started")
+				report(ctx, s, progress.Done, "Started", "")
 				return nil
 			}
 		}
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return a.fail(s, fmt.Errorf("%s: gave up waiting after %s: %w", s.Name, s.Timeout, errdefs.ErrUnavailable))
+				return fmt.Errorf("%s: gave up waiting after %s: %w", s.Name, s.Timeout, errdefs.ErrUnavailable)
 			}
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
@@ -333,14 +343,4 @@ func (a *Applier) lastLines(ctx context.Context, id string) string {
 		return ""
 	}
 	return "; last log lines: " + strings.Join(lines, " | ")
-}
-
-// PlainProgress writes docker-compose-like progress lines to w.
-func PlainProgress(w io.Writer) Progress {
-	var mu sync.Mutex
-	return func(kind, name, status string) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintf(w, " %s %s  %s\n", kind, name, status)
-	}
 }

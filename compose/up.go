@@ -58,17 +58,10 @@ func apply(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest)
 	if err != nil {
 		return inFile(p, err)
 	}
-	for _, w := range plan.Warnings {
-		fmt.Fprintln(r.Err, "WARN", w)
-	}
-	if r.DryRun || r.Explain {
+	if r.Explain && !r.DryRun {
 		printPlan(r.Out, plan)
 	}
-	if r.DryRun {
-		return nil
-	}
-	a := &Applier{Engine: e, Progress: PlainProgress(r.Err), Parallel: r.Parallel}
-	rep, err := a.Apply(ctx, plan)
+	rep, err := r.apply(ctx, e, plan)
 	if err == nil {
 		return nil
 	}
@@ -165,7 +158,7 @@ func attach(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest
 	fmt.Fprintln(r.Err, "Gracefully stopping... (press Ctrl+C again to force)")
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 	defer scancel()
-	if serr := Stop(sctx, e, p, StopRequest{Timeout: r.Options.Timeout, ApplyOptions: ApplyOptions{Out: r.Out, Err: r.Err}}); serr != nil {
+	if serr := Stop(sctx, e, p, StopRequest{Timeout: r.Options.Timeout, ApplyOptions: r.ApplyOptions}); serr != nil {
 		return serr
 	}
 	return ctx.Err()

@@ -11,6 +11,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/containerd/errdefs"
 
+	"github.com/berth-dev/berth/compose/progress"
 	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/internal/names"
 )
@@ -19,21 +20,35 @@ import (
 type ApplyOptions struct {
 	DryRun   bool // print the plan, change nothing
 	Parallel int  // see Applier.Parallel
-	// Out receives the plan of a dry run; Err progress lines and warnings.
+	// Progress opens the display of one plan's steps (--progress); nil
+	// shows nothing. Each apply opens its own and closes it when done, so
+	// a foreground up's logs never mix with it.
+	Progress func() progress.Writer
+	// Out receives the plan of a dry run; Err warnings.
 	Out, Err io.Writer
 }
 
-// run applies plan under the project's lock, or prints it for a dry run.
+// run prints the plan's warnings, then applies it, or prints it for a dry
+// run.
 func (o ApplyOptions) run(ctx context.Context, e *engine.Engine, plan Plan) error {
+	_, err := o.apply(ctx, e, plan)
+	return err
+}
+
+func (o ApplyOptions) apply(ctx context.Context, e *engine.Engine, plan Plan) (Report, error) {
 	for _, w := range plan.Warnings {
 		fmt.Fprintln(o.Err, "WARN", w)
 	}
 	if o.DryRun {
 		printPlan(o.Out, plan)
-		return nil
+		return Report{}, nil
 	}
-	_, err := (&Applier{Engine: e, Progress: PlainProgress(o.Err), Parallel: o.Parallel}).Apply(ctx, plan)
-	return err
+	if o.Progress != nil && !plan.Empty() {
+		w := o.Progress()
+		ctx = progress.WithWriter(ctx, w)
+		defer w.Close()
+	}
+	return (&Applier{Engine: e, Parallel: o.Parallel}).Apply(ctx, plan)
 }
 
 // locked observes the project under its lock and runs fn, so two commands

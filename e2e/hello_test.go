@@ -98,7 +98,7 @@ services:
     command: ["sleep", "3601"]
 `})
 	r := e.must("up", "-d")
-	if !strings.Contains(r.stderr, "twice-b-1  Recreated") || strings.Contains(r.stderr, "twice-a-1  Recreated") {
+	if !strings.Contains(r.stderr, "twice-b-1 Recreated") || strings.Contains(r.stderr, "twice-a-1 Recreated") {
 		t.Fatalf("recreate output:\n%s", r.stderr)
 	}
 }
@@ -314,7 +314,7 @@ services:
 	time.Sleep(1100 * time.Millisecond) // a new import gets a new creation time, so a new ID
 	e.must("image", "import", busyboxTar, "busybox")
 	r := e.must("up", "-d", "-t", "1")
-	if !strings.Contains(r.stderr, "img-a-1  Recreated") {
+	if !strings.Contains(r.stderr, "img-a-1 Recreated") {
 		t.Fatalf("not recreated:\n%s", r.stderr)
 	}
 	if after := e.must("ps", "-q").stdout; after == before {

@@ -56,7 +56,7 @@ services:
 	if !strings.Contains(r.stdout, "create (replaces plan-app-1: environment.GREETING changed)") || strings.Contains(r.stdout, "plan-db-1") {
 		t.Fatalf("explain:\n%s", r.stdout)
 	}
-	if !strings.Contains(r.stderr, "plan-app-1  Recreated") {
+	if !strings.Contains(r.stderr, "plan-app-1 Recreated") {
 		t.Fatalf("progress:\n%s", r.stderr)
 	}
 	if after := e.must("ps", "-q", "db").stdout; after != before {
@@ -113,7 +113,7 @@ services:
 	}
 	r := e.must("-p", "named", "stop", "-t", "1")
 	// Dependents stop first, as with the file.
-	if i, j := strings.Index(r.stderr, "named-app-1  Stopped"), strings.Index(r.stderr, "named-db-1  Stopped"); i < 0 || j < i {
+	if i, j := strings.Index(r.stderr, "named-app-1 Stopped"), strings.Index(r.stderr, "named-db-1 Stopped"); i < 0 || j < i {
 		t.Fatalf("stop order:\n%s", r.stderr)
 	}
 	e.must("-p", "named", "start")

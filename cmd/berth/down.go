@@ -22,9 +22,13 @@ func newDownCommand(pf *projectFlags) *cobra.Command {
 			if err := notYet(cmd, "rmi"); err != nil {
 				return err
 			}
+			ao, err := pf.applyOptions(cmd)
+			if err != nil {
+				return err
+			}
 			o.Services = args
 			o.Timeout = t.value()
-			return compose.Down(cmd.Context(), e, p, o, pf.applyOptions(cmd))
+			return compose.Down(cmd.Context(), e, p, o, ao)
 		}),
 	}
 	cmd.Flags().BoolVarP(&o.Volumes, "volumes", "v", false, "remove named volumes declared in the volumes section, and orphans that could hold them")

@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/containerd/errdefs"
+
+	"github.com/berth-dev/berth/compose"
 )
 
 // exitError carries an exit code chosen by a verb (exec passes the process's
@@ -28,7 +29,7 @@ func exitCode(ctx context.Context, stderr io.Writer, err error) int {
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return 130
 	}
-	fmt.Fprintln(stderr, "berth:", message(err))
+	fmt.Fprintln(stderr, "berth:", compose.Message(err))
 	switch {
 	case errors.Is(err, errdefs.ErrInvalidArgument), errors.Is(err, errdefs.ErrNotFound):
 		return 1
@@ -38,22 +39,4 @@ func exitCode(ctx context.Context, stderr io.Writer, err error) int {
 		return 3
 	}
 	return 1
-}
-
-// classes are the error classes whose names end wrapped messages; the user
-// needs the sentence, not the class, so message drops that ending.
-var classes = []error{
-	errdefs.ErrInvalidArgument, errdefs.ErrNotFound, errdefs.ErrAlreadyExists,
-	errdefs.ErrFailedPrecondition, errdefs.ErrConflict, errdefs.ErrUnavailable,
-	errdefs.ErrNotImplemented, errdefs.ErrUnknown,
-}
-
-func message(err error) string {
-	msg := err.Error()
-	for _, c := range classes {
-		if errors.Is(err, c) {
-			msg = strings.TrimSuffix(msg, ": "+c.Error())
-		}
-	}
-	return msg
 }

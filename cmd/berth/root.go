@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/compose"
+	"github.com/berth-dev/berth/compose/progress"
 )
 
 // projectFlags are the flags every project verb shares, as docker compose
@@ -28,9 +29,17 @@ type projectFlags struct {
 }
 
 // applyOptions are the global flags that say how a verb carries out its
-// plan, with the command's output streams.
-func (f *projectFlags) applyOptions(cmd *cobra.Command) compose.ApplyOptions {
-	return compose.ApplyOptions{DryRun: f.dryRun, Parallel: f.parallel, Out: cmd.OutOrStdout(), Err: cmd.ErrOrStderr()}
+// plan (--dry-run, --parallel, --progress), with the command's streams.
+func (f *projectFlags) applyOptions(cmd *cobra.Command) (compose.ApplyOptions, error) {
+	mode, err := progress.ParseMode(f.progress)
+	if err != nil {
+		return compose.ApplyOptions{}, err
+	}
+	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	return compose.ApplyOptions{
+		DryRun: f.dryRun, Parallel: f.parallel, Out: out, Err: errOut,
+		Progress: func() progress.Writer { return progress.New(errOut, mode) },
+	}, nil
 }
 
 func (f *projectFlags) loadOptions() compose.LoadOptions {

@@ -19,7 +19,11 @@ func newStartCommand(pf *projectFlags) *cobra.Command {
 		Use:   "start [SERVICE...]",
 		Short: "Start services",
 		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
-			return compose.Start(cmd.Context(), e, p, args, pf.applyOptions(cmd))
+			ao, err := pf.applyOptions(cmd)
+			if err != nil {
+				return err
+			}
+			return compose.Start(cmd.Context(), e, p, args, ao)
 		}),
 	}
 }
@@ -30,7 +34,11 @@ func newStopCommand(pf *projectFlags) *cobra.Command {
 		Use:   "stop [OPTIONS] [SERVICE...]",
 		Short: "Stop services",
 		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
-			return compose.Stop(cmd.Context(), e, p, compose.StopRequest{Services: args, Timeout: t.value(), ApplyOptions: pf.applyOptions(cmd)})
+			ao, err := pf.applyOptions(cmd)
+			if err != nil {
+				return err
+			}
+			return compose.Stop(cmd.Context(), e, p, compose.StopRequest{Services: args, Timeout: t.value(), ApplyOptions: ao})
 		}),
 	}
 	t.add(cmd)
@@ -50,7 +58,11 @@ func newRmCommand(pf *projectFlags) *cobra.Command {
 			// memory. -v has nothing to do while containers have no
 			// anonymous volumes.
 			_ = force
-			r.Services, r.ApplyOptions = args, pf.applyOptions(cmd)
+			ao, err := pf.applyOptions(cmd)
+			if err != nil {
+				return err
+			}
+			r.Services, r.ApplyOptions = args, ao
 			return compose.Remove(cmd.Context(), e, p, r)
 		}),
 	}

@@ -87,7 +87,9 @@ func newUpCommand(pf *projectFlags) *cobra.Command {
 			o.NoStart = r.Options.NoStart
 			o.Timeout = t.value()
 			r.Options = o
-			r.ApplyOptions = pf.applyOptions(cmd)
+			if r.ApplyOptions, err = pf.applyOptions(cmd); err != nil {
+				return err
+			}
 			r.Logs.Color = !noColor && pf.color(cmd.OutOrStdout())
 			return compose.Up(cmd.Context(), e, p, r)
 		}),
@@ -123,7 +125,11 @@ func newCreateCommand(pf *projectFlags) *cobra.Command {
 				return err
 			}
 			o.NoStart = true
-			return compose.Up(cmd.Context(), e, p, compose.UpRequest{Options: o, Detach: true, ApplyOptions: pf.applyOptions(cmd)})
+			ao, err := pf.applyOptions(cmd)
+			if err != nil {
+				return err
+			}
+			return compose.Up(cmd.Context(), e, p, compose.UpRequest{Options: o, Detach: true, ApplyOptions: ao})
 		}),
 	}
 	cmd.Flags().BoolVar(&noBuild, "no-build", false, "don't build an image, even if it's policy")
