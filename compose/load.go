@@ -123,11 +123,14 @@ func Load(ctx context.Context, o LoadOptions) (*types.Project, error) {
 	if err := checkEnvFiles(p); err != nil {
 		return nil, err
 	}
-	resolved, err := p.WithServicesEnvironmentResolved(false)
+	// As docker compose: env_file merged into environment (and dropped, so
+	// config prints what the containers get), and networks, volumes,
+	// secrets and configs that no enabled service uses left out.
+	resolved, err := p.WithServicesEnvironmentResolved(true)
 	if err != nil {
 		return nil, loadError(err, p.ComposeFiles)
 	}
-	p = resolved
+	p = resolved.WithoutUnnecessaryResources()
 	if err := checkNames(p); err != nil {
 		return nil, loadError(err, p.ComposeFiles)
 	}
@@ -248,6 +251,8 @@ var (
 	reValidating = regexp.MustCompile(`^validating (.+?): ([^ ]+) (.*)$`)
 	// Interpolation: `error while interpolating services.web.image: <cause>`.
 	reInterpolating = regexp.MustCompile(`^error while interpolating ([^ :]+): (.*)$`)
+	// go-yaml v4's parse errors, with the line they are at.
+	reGoYAML = regexp.MustCompile(`go-yaml load error in [a-z]+(?: \(([^)]*)\))? at L(\d+)(?:\.C(\d+))?(?:-L(\d+)(?:\.C(\d+))?)?: (.*)$`)
 	// Errors that start with the object they are about: `service "web" ...`.
 	reObject = regexp.MustCompile(`^(service|volume|network) "([^"]+)"`)
 )
@@ -290,6 +295,26 @@ func loadError(err error, files []string) error {
 		file, msg = sm[1], sm[2]
 		if errors.Is(err, os.ErrNotExist) {
 			msg, class = "no such file or directory", errdefs.ErrNotFound
+		}
+	case reGoYAML.MatchString(msg):
+		// go-yaml v4: "go-yaml load error in parser (while parsing ...) at
+		// L3.C12-L4.C1: did not find expected ','".
+		// The range runs from where the construct began to the problem.
+		sm := reGoYAML.FindStringSubmatch(msg)
+		while, at, problem := sm[1], yamlMark(sm[2], sm[3]), yamlMark(sm[4], sm[5])
+		msg = sm[6]
+		if problem == "" {
+			problem, at = at, ""
+		}
+		if while != "" && at != "" {
+			msg += fmt.Sprintf(" (%s that starts at %s)", while, at)
+		}
+		msg = problem + ": " + msg
+		for _, s := range srcs {
+			if s.err != nil {
+				file = s.path
+				break
+			}
 		}
 	case strings.HasPrefix(msg, "yaml:") || strings.Contains(msg, ": yaml: "):
 		// The parser's message carries the line but not the file: find the
@@ -359,6 +384,17 @@ func loadError(err error, files []string) error {
 		prefix += fmt.Sprintf("line %d: ", line)
 	}
 	return fmt.Errorf("%s%s: %w", prefix, strings.TrimSuffix(msg, "."), class)
+}
+
+// yamlMark says where in a file go-yaml's "L3.C12" is.
+func yamlMark(line, col string) string {
+	switch {
+	case line == "":
+		return ""
+	case col == "":
+		return "line " + line
+	}
+	return "line " + line + ", column " + col
 }
 
 func joinNonEmpty(a, b string) string {

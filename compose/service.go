@@ -3,7 +3,6 @@ package compose
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -35,7 +34,8 @@ func ServiceHash(s types.ServiceConfig) (string, error) {
 }
 
 // serviceModel is the service as its containers are made from it, in JSON,
-// and its hash. Like docker compose's hash it leaves out what does not shape
+// and its hash, the same as docker compose's (config --hash). Like it, it
+// leaves out what does not shape
 // a container: adding replicas must not recreate the existing ones, and
 // neither must a changed build, pull policy, dependency list or profile.
 func serviceModel(s types.ServiceConfig) ([]byte, string, error) {
@@ -49,7 +49,8 @@ func serviceModel(s types.ServiceConfig) ([]byte, string, error) {
 	}
 	s.DependsOn = nil
 	s.Profiles = nil
-	b, err := json.Marshal(s)
+	// Keys in docker compose's order, so the hash is the one it computes.
+	b, err := serviceJSON(s)
 	if err != nil {
 		return nil, "", err
 	}

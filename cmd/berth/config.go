@@ -9,6 +9,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/compose"
 	"github.com/berth-dev/berth/internal/atomicfile"
 )
 
@@ -24,18 +25,29 @@ type configOptions struct {
 	networks bool
 	profiles bool
 	images   bool
+	hash     string
+	env      bool
 	output   string
 }
 
 func newConfigCommand(pf *projectFlags) *cobra.Command {
 	o := &configOptions{}
 	cmd := &cobra.Command{
-		Use:   "config [OPTIONS]",
+		Use:   "config [OPTIONS] [SERVICE...]",
 		Short: "Parse, resolve and render the compose file in canonical form",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := loadProject(cmd, pf, true)
 			if err != nil {
+				return err
+			}
+			if len(args) > 0 {
+				if p, err = p.WithSelectedServices(args); err != nil {
+					return fmt.Errorf("%v: %w", err, errdefs.ErrNotFound)
+				}
+				p = p.WithoutUnnecessaryResources()
+			}
+			if err := notYet(cmd, "no-interpolate", "no-normalize", "no-path-resolution", "no-consistency", "no-env-resolution",
+				"resolve-image-digests", "lock-image-digests", "variables", "models"); err != nil {
 				return err
 			}
 			if o.quiet {
@@ -60,7 +72,13 @@ func newConfigCommand(pf *projectFlags) *cobra.Command {
 	fl.BoolVar(&o.networks, "networks", false, "print the network names, one per line")
 	fl.BoolVar(&o.profiles, "profiles", false, "print the profile names, one per line")
 	fl.BoolVar(&o.images, "images", false, "print the image names, one per line")
+	fl.StringVar(&o.hash, "hash", "", `print the service config hash, one per line ("*" for every service, or a comma-separated list)`)
+	fl.BoolVar(&o.env, "environment", false, "print the environment used for interpolation")
 	fl.StringVarP(&o.output, "output", "o", "", "save to file (default: standard output)")
+	for _, f := range []string{"no-interpolate", "no-normalize", "no-path-resolution", "no-consistency", "no-env-resolution",
+		"resolve-image-digests", "lock-image-digests", "variables", "models"} {
+		fl.Bool(f, false, "not supported yet")
+	}
 	return cmd
 }
 
@@ -86,18 +104,26 @@ func renderConfig(p *types.Project, o *configOptions) ([]byte, error) {
 		for _, name := range p.ServiceNames() {
 			lines = append(lines, imageName(p, name))
 		}
-	default:
-		switch o.format {
-		case "yaml", "":
-			return p.MarshalYAML()
-		case "json":
-			b, err := p.MarshalJSON()
+	case o.hash != "":
+		names := p.ServiceNames()
+		if o.hash != "*" {
+			names = strings.Split(o.hash, ",")
+		}
+		for _, name := range names {
+			s, ok := p.Services[name]
+			if !ok {
+				return nil, fmt.Errorf("--hash: no such service: %s: %w", name, errdefs.ErrNotFound)
+			}
+			h, err := compose.ServiceHash(s)
 			if err != nil {
 				return nil, err
 			}
-			return append(b, '\n'), nil
+			lines = append(lines, name+" "+h)
 		}
-		return nil, fmt.Errorf("format %q: must be yaml or json: %w", o.format, errdefs.ErrInvalidArgument)
+	case o.env:
+		lines = slices.Sorted(slices.Values(p.Environment.Values()))
+	default:
+		return compose.RenderConfig(p, o.format)
 	}
 	if len(lines) == 0 {
 		return nil, nil
