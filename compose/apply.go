@@ -265,7 +265,8 @@ func ignore(err, class error) error {
 var errorClasses = []error{
 	errdefs.ErrInvalidArgument, errdefs.ErrNotFound, errdefs.ErrAlreadyExists,
 	errdefs.ErrFailedPrecondition, errdefs.ErrConflict, errdefs.ErrUnavailable,
-	errdefs.ErrNotImplemented, errdefs.ErrUnknown,
+	errdefs.ErrNotImplemented, errdefs.ErrUnknown, errdefs.ErrPermissionDenied,
+	errdefs.ErrDataLoss,
 }
 
 // Message is an error's sentence without its class suffix: the user needs

@@ -25,6 +25,8 @@ type UpRequest struct {
 	Explain bool
 	Logs    LogOptions // for the attached (foreground) mode
 	ApplyOptions
+	Pull      string // --pull: always, missing or never; "" follows each service's pull_policy
+	QuietPull bool   // --quiet-pull: pull without showing progress
 }
 
 // Up brings the project to its desired state. On failure it removes what
@@ -32,6 +34,9 @@ type UpRequest struct {
 // foreground it streams logs until every container has exited or ctx is
 // cancelled (Ctrl-C), and then stops the stack.
 func Up(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest) error {
+	if err := pullForUp(ctx, e, p, r); err != nil {
+		return inFile(p, err)
+	}
 	if err := apply(ctx, e, p, r); err != nil {
 		return err
 	}

@@ -31,6 +31,13 @@ func (i Info) Running() bool { return i.Status.Up() }
 // record. Unset process fields in cfg are filled from the image, as Docker
 // does: an entrypoint given here drops the image's command.
 func (e *Engine) CreateContainer(ctx context.Context, name string, cfg container.Config) (container.Container, error) {
+	// Held until the record names the image, so an image rm or prune
+	// cannot take the image away in between.
+	hold, err := e.Images.Hold(ctx)
+	if err != nil {
+		return container.Container{}, err
+	}
+	defer hold.Unlock()
 	img, err := e.Images.Get(ctx, cfg.Image)
 	if err != nil {
 		if errors.Is(err, errdefs.ErrNotFound) {
@@ -75,15 +82,14 @@ func mergeImageConfig(cfg container.Config, ic image.Config) container.Config {
 
 // unpack makes sure every layer of img exists as a snapshot layer.
 func (e *Engine) unpack(ctx context.Context, img image.Image) error {
+	hold, err := e.Images.Hold(ctx)
+	if err != nil {
+		return err
+	}
+	defer hold.Unlock()
 	for i, chain := range img.ChainIDs {
 		err := e.Snapshots.EnsureLayer(ctx, chain, func(dir string) error {
-			rc, err := e.Images.Layer(ctx, img, i)
-			if err != nil {
-				return err
-			}
-			defer rc.Close()
-			_, err = image.Apply(ctx, dir, rc)
-			return err
+			return e.Images.Unpack(ctx, img, i, dir)
 		})
 		if err != nil {
 			return fmt.Errorf("unpack layer %d of %s: %w", i, img.Ref, err)

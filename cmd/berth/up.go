@@ -66,18 +66,19 @@ func (f *recreateFlags) options(services []string) (compose.UpOptions, error) {
 
 func newUpCommand(pf *projectFlags) *cobra.Command {
 	var (
-		r       compose.UpRequest
-		rf      recreateFlags
-		t       timeoutFlag
-		noColor bool
-		noBuild bool
+		r         compose.UpRequest
+		rf        recreateFlags
+		t         timeoutFlag
+		noColor   bool
+		noBuild   bool
+		quietPull bool
 	)
 	cmd := &cobra.Command{
 		Use:   "up [OPTIONS] [SERVICE...]",
 		Short: "Create and start containers",
 		RunE: withProject(pf, true, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			if err := notYet(cmd, "build", "wait", "wait-timeout", "abort-on-container-exit", "abort-on-container-failure",
-				"exit-code-from", "attach", "no-attach", "attach-dependencies", "renew-anon-volumes", "pull", "quiet-pull"); err != nil {
+				"exit-code-from", "attach", "no-attach", "attach-dependencies", "renew-anon-volumes"); err != nil {
 				return err
 			}
 			o, err := rf.options(args)
@@ -91,6 +92,7 @@ func newUpCommand(pf *projectFlags) *cobra.Command {
 				return err
 			}
 			r.Logs.Color = !noColor && pf.color(cmd.OutOrStdout())
+			r.QuietPull = quietPull
 			return compose.Up(cmd.Context(), e, p, r)
 		}),
 	}
@@ -102,6 +104,8 @@ func newUpCommand(pf *projectFlags) *cobra.Command {
 	fl.BoolVar(&r.Logs.NoPrefix, "no-log-prefix", false, "don't print prefix in logs")
 	fl.BoolVar(&r.Logs.Timestamps, "timestamps", false, "show timestamps")
 	fl.BoolVar(&noBuild, "no-build", false, "don't build an image, even if it's policy")
+	fl.StringVar(&r.Pull, "pull", "", `pull image before running ("always"|"missing"|"never"; default: each service's pull_policy)`)
+	fl.BoolVar(&quietPull, "quiet-pull", false, "pull without printing progress information")
 	rf.add(cmd)
 	t.add(cmd)
 	addNotYet(cmd)
@@ -110,14 +114,16 @@ func newUpCommand(pf *projectFlags) *cobra.Command {
 
 func newCreateCommand(pf *projectFlags) *cobra.Command {
 	var (
-		rf      recreateFlags
-		noBuild bool
+		rf        recreateFlags
+		noBuild   bool
+		pull      string
+		quietPull bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create [OPTIONS] [SERVICE...]",
 		Short: "Creates containers for a service",
 		RunE: withProject(pf, true, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
-			if err := notYet(cmd, "build", "pull", "quiet-pull"); err != nil {
+			if err := notYet(cmd, "build"); err != nil {
 				return err
 			}
 			o, err := rf.options(args)
@@ -129,13 +135,13 @@ func newCreateCommand(pf *projectFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return compose.Up(cmd.Context(), e, p, compose.UpRequest{Options: o, Detach: true, ApplyOptions: ao})
+			return compose.Up(cmd.Context(), e, p, compose.UpRequest{Options: o, Detach: true, ApplyOptions: ao, Pull: pull, QuietPull: quietPull})
 		}),
 	}
 	cmd.Flags().BoolVar(&noBuild, "no-build", false, "don't build an image, even if it's policy")
 	cmd.Flags().Bool("build", false, "build images before starting containers (not yet)")
-	cmd.Flags().String("pull", "policy", `pull image before running ("always"|"missing"|"never"|"build") (not yet)`)
-	cmd.Flags().Bool("quiet-pull", false, "pull without printing progress information (not yet)")
+	cmd.Flags().StringVar(&pull, "pull", "", `pull image before running ("always"|"missing"|"never"; default: each service's pull_policy)`)
+	cmd.Flags().BoolVar(&quietPull, "quiet-pull", false, "pull without printing progress information")
 	rf.add(cmd)
 	return cmd
 }
@@ -154,8 +160,6 @@ func addNotYet(cmd *cobra.Command) {
 	fl.StringArray("no-attach", nil, "do not attach (stream logs) to the specified services (not yet)")
 	fl.Bool("attach-dependencies", false, "automatically attach to log output of dependent services (not yet)")
 	fl.BoolP("renew-anon-volumes", "V", false, "recreate anonymous volumes instead of retrieving data from the previous containers (not yet)")
-	fl.String("pull", "policy", `pull image before running ("always"|"missing"|"never") (not yet)`)
-	fl.Bool("quiet-pull", false, "pull without printing progress information (not yet)")
 }
 
 // notYet fails when one of the named flags was given: Berth does not do

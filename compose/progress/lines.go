@@ -25,10 +25,10 @@ func newPlain(out io.Writer) *plainWriter {
 func (w *plainWriter) Event(ev Event) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if prev, ok := w.last[ev.ID]; ok && prev.State == ev.State && prev.Text == ev.Text && prev.Detail == ev.Detail {
+	if prev, ok := w.last[ev.key()]; ok && prev.State == ev.State && prev.Text == ev.Text && prev.Detail == ev.Detail {
 		return
 	}
-	w.last[ev.ID] = ev
+	w.last[ev.key()] = ev
 	line := ev.ID + " " + ev.Text
 	if ev.State >= Done && ev.Total > 0 {
 		line += " " + units.HumanSize(float64(ev.Total))
@@ -63,12 +63,12 @@ func newJSON(out io.Writer) *jsonWriter {
 func (w *jsonWriter) Event(ev Event) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	prev, ok := w.last[ev.ID]
+	prev, ok := w.last[ev.key()]
 	if ok && prev.ev.State == ev.State && prev.ev.Text == ev.Text && prev.ev.Detail == ev.Detail &&
 		(prev.ev.Current == ev.Current || time.Since(prev.at) < jsonEvery && ev.Current != ev.Total) {
 		return
 	}
-	w.last[ev.ID] = jsonSent{ev, time.Now()}
+	w.last[ev.key()] = jsonSent{ev, time.Now()}
 	_ = w.enc.Encode(ev)
 }
 

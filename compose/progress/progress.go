@@ -63,6 +63,10 @@ type Event struct {
 	Total   int64  `json:"total,omitempty"`
 }
 
+// key names a resource in its display: a layer shared by two images being
+// pulled at once is two lines, one under each.
+func (e Event) key() string { return e.Parent + "\x00" + e.ID }
+
 // Writer shows events. Event is safe for concurrent use; Close stops the
 // display (a terminal's last frame stays) and must be called once.
 type Writer interface {

@@ -51,7 +51,7 @@ func (w *ttyWriter) rank(id string) int {
 
 func (w *ttyWriter) Event(ev Event) {
 	w.mu.Lock()
-	r := w.rows[ev.ID]
+	r := w.rows[ev.key()]
 	if r == nil || r.bar.Completed() && ev.State < Done {
 		// New, or working again after it finished (a container restarted):
 		// a new line, under the same parent.
@@ -74,7 +74,7 @@ func (w *ttyWriter) Event(ev Event) {
 			return
 		}
 		r.bar = bar
-		w.rows[ev.ID] = r
+		w.rows[ev.key()] = r
 	}
 	w.mu.Unlock()
 

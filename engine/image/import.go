@@ -6,10 +6,13 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"runtime"
@@ -47,80 +50,120 @@ func (s *Store) Import(ctx context.Context, r io.Reader, ref string) (Image, err
 	if strings.Contains(n, "@") {
 		return Image{}, fmt.Errorf("import %q: a digest cannot name an imported image: %w", ref, errdefs.ErrInvalidArgument)
 	}
-	// Held for the whole import so a concurrent Remove's garbage collection
-	// cannot delete blobs written here before the ref points at them.
-	l, err := s.lock(ctx)
+	// Held until the ref points at the new blobs, so a concurrent Remove's
+	// garbage collection cannot delete them first.
+	l, err := s.Hold(ctx)
 	if err != nil {
 		return Image{}, fmt.Errorf("import %q: %w", ref, err)
 	}
 	defer l.Unlock()
 
-	img, err := s.importLocked(ctx, r, n)
+	img, err := s.importHeld(ctx, r, n)
 	if err != nil {
 		return Image{}, fmt.Errorf("import %q: %w", ref, err)
 	}
 	return img, nil
 }
 
-func (s *Store) importLocked(ctx context.Context, r io.Reader, ref string) (Image, error) {
+func (s *Store) importHeld(ctx context.Context, r io.Reader, ref string) (Image, error) {
+	a, err := s.spoolArchive(ctx, r)
+	if err != nil {
+		return Image{}, err
+	}
+	defer a.cleanup()
+	var rec record
+	switch a.kind {
+	case kindDockerSave:
+		m, err := dockerManifest(a.path)
+		if err != nil {
+			return Image{}, err
+		}
+		chosen := m[0]
+		for _, d := range m {
+			if slices.ContainsFunc(d.RepoTags, func(t string) bool { n, err := Normalize(t); return err == nil && n == ref }) {
+				chosen = d
+				break
+			}
+		}
+		img, err := dockerSaveImage(a.path, chosen)
+		if err != nil {
+			return Image{}, err
+		}
+		if rec, err = s.storeUncompressed(ctx, img); err != nil {
+			return Image{}, err
+		}
+	case kindOCILayout:
+		idx, dir, err := s.openOCI(ctx, a.path)
+		if err != nil {
+			return Image{}, err
+		}
+		defer dir.cleanup()
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return Image{}, fmt.Errorf("oci index: %v: %w", err, errdefs.ErrInvalidArgument)
+		}
+		var candidates []v1.Descriptor
+		for _, d := range im.Manifests {
+			if d.MediaType.IsImage() || d.MediaType.IsIndex() {
+				candidates = append(candidates, d)
+			}
+		}
+		if len(candidates) == 0 {
+			return Image{}, fmt.Errorf("oci index holds no image: %w", errdefs.ErrInvalidArgument)
+		}
+		chosen := candidates[0]
+		if i := slices.IndexFunc(candidates, func(d v1.Descriptor) bool { return annotatedAs(d, ref) }); i >= 0 {
+			chosen = candidates[i]
+		}
+		img, err := imageFor(idx, chosen)
+		if err != nil {
+			return Image{}, err
+		}
+		if rec, err = s.storeOriginal(ctx, img, "", nil); err != nil {
+			return Image{}, err
+		}
+	default:
+		if err := s.commitBlob(a.path, a.digest); err != nil {
+			return Image{}, fmt.Errorf("store layer: %w", err)
+		}
+		if rec, err = s.storeRootfs(ctx, a.digest, a.size); err != nil {
+			return Image{}, err
+		}
+	}
+	return s.commit(ctx, rec, ref)
+}
+
+// spooled is an archive copied (gunzipped) into the store's tmp directory.
+type spooled struct {
+	path, digest string
+	size         int64
+	kind         archiveKind
+}
+
+// cleanup removes the file; a no-op once it was renamed into blobs.
+func (a spooled) cleanup() { os.Remove(a.path) }
+
+func (s *Store) spoolArchive(ctx context.Context, r io.Reader) (spooled, error) {
 	br := bufio.NewReader(r)
 	var src io.Reader = br
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return Image{}, fmt.Errorf("gzip: %v: %w", err, errdefs.ErrInvalidArgument)
+			return spooled{}, fmt.Errorf("gzip: %v: %w", err, errdefs.ErrInvalidArgument)
 		}
 		defer zr.Close()
 		src = corruptReader{zr}
 	}
-	tmp, digest, size, err := s.spool(ctx, src)
+	path, digest, size, err := s.spool(ctx, src)
 	if err != nil {
-		return Image{}, fmt.Errorf("read archive: %w", err)
+		return spooled{}, fmt.Errorf("read archive: %w", err)
 	}
-	defer os.Remove(tmp) // a no-op once the rootfs case renamed it into blobs
-
-	kind, err := sniff(tmp)
-	if err != nil {
-		return Image{}, err
+	a := spooled{path: path, digest: digest, size: size}
+	if a.kind, err = sniff(path); err != nil {
+		a.cleanup()
+		return spooled{}, err
 	}
-	var rec record
-	switch kind {
-	case kindDockerSave:
-		img, err := dockerSaveImage(tmp, ref)
-		if err != nil {
-			return Image{}, err
-		}
-		rec, err = s.storeImage(ctx, img)
-		if err != nil {
-			return Image{}, err
-		}
-	case kindOCILayout:
-		rec, err = s.importOCI(ctx, tmp, ref)
-		if err != nil {
-			return Image{}, err
-		}
-	default:
-		if err := s.commitBlob(tmp, digest); err != nil {
-			return Image{}, fmt.Errorf("store layer: %w", err)
-		}
-		rec, err = s.storeRootfs(ctx, digest, size)
-		if err != nil {
-			return Image{}, err
-		}
-	}
-	rec.Ref = ref
-	refs, err := s.readRefs()
-	if err != nil {
-		return Image{}, err
-	}
-	refs[ref] = rec
-	if err := s.writeRefs(refs); err != nil {
-		return Image{}, err
-	}
-	if err := s.gc(refs); err != nil {
-		return Image{}, err
-	}
-	return rec.Image, nil
+	return a, nil
 }
 
 // corruptReader classes decompression failures as bad input rather than
@@ -135,7 +178,9 @@ func (c corruptReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// sniff tells the archive kind from its top-level entries.
+// sniff tells the archive kind from its top-level entries. An archive that
+// is both (Docker 25 and later, and Save) is read as an OCI layout, whose
+// blobs are kept as they are.
 func sniff(p string) (archiveKind, error) {
 	f, err := os.Open(p)
 	if err != nil {
@@ -161,42 +206,37 @@ func sniff(p string) (archiveKind, error) {
 	switch {
 	case entries == 0:
 		return 0, fmt.Errorf("empty archive: %w", errdefs.ErrInvalidArgument)
-	case seen["manifest.json"]:
-		return kindDockerSave, nil
 	case seen["oci-layout"] && seen["index.json"]:
 		return kindOCILayout, nil
+	case seen["manifest.json"]:
+		return kindDockerSave, nil
 	}
 	return kindRootfs, nil
 }
 
-// dockerSaveImage picks the image tagged ref in a docker save archive, or
-// the first one.
-func dockerSaveImage(p, ref string) (v1.Image, error) {
-	opener := func() (io.ReadCloser, error) { return os.Open(p) }
-	m, err := tarball.LoadManifest(opener)
+func dockerManifest(p string) (tarball.Manifest, error) {
+	m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(p) })
 	if err != nil {
 		return nil, fmt.Errorf("docker archive manifest: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
 	if len(m) == 0 {
 		return nil, fmt.Errorf("docker archive holds no image: %w", errdefs.ErrInvalidArgument)
 	}
-	chosen := m[0]
-	for _, d := range m {
-		if slices.ContainsFunc(d.RepoTags, func(t string) bool { n, err := Normalize(t); return err == nil && n == ref }) {
-			chosen = d
-			break
-		}
-	}
+	return m, nil
+}
+
+// dockerSaveImage opens one image of a docker save archive.
+func dockerSaveImage(p string, d tarball.Descriptor) (v1.Image, error) {
+	opener := func() (io.ReadCloser, error) { return os.Open(p) }
 	var tag *name.Tag
-	switch {
-	case len(chosen.RepoTags) > 0:
-		t, err := name.NewTag(chosen.RepoTags[0])
+	if len(d.RepoTags) > 0 {
+		t, err := name.NewTag(d.RepoTags[0])
 		if err != nil {
-			return nil, fmt.Errorf("docker archive tag %q: %v: %w", chosen.RepoTags[0], err, errdefs.ErrInvalidArgument)
+			return nil, fmt.Errorf("docker archive tag %q: %v: %w", d.RepoTags[0], err, errdefs.ErrInvalidArgument)
 		}
 		tag = &t
-	case len(m) > 1:
-		return nil, fmt.Errorf("docker archive with several untagged images: %w", errdefs.ErrNotImplemented)
+	} else if m, err := dockerManifest(p); err == nil && len(m) > 1 {
+		return nil, fmt.Errorf("docker archive with several images, one untagged: %w", errdefs.ErrNotImplemented)
 	}
 	img, err := tarball.Image(opener, tag)
 	if err != nil {
@@ -205,69 +245,58 @@ func dockerSaveImage(p, ref string) (v1.Image, error) {
 	return img, nil
 }
 
-// importOCI unpacks the layout archive (untrusted, so through Apply) and
-// picks the image annotated with ref, or the first.
-func (s *Store) importOCI(ctx context.Context, p, ref string) (record, error) {
+type tmpDir string
+
+func (d tmpDir) cleanup() { os.RemoveAll(string(d)) }
+
+// openOCI unpacks a layout archive (untrusted, so through Apply) into a
+// temporary directory, which the caller cleans up.
+func (s *Store) openOCI(ctx context.Context, p string) (v1.ImageIndex, tmpDir, error) {
 	dir, err := os.MkdirTemp(s.path(tmpName), "oci-")
 	if err != nil {
-		return record{}, err
+		return nil, "", err
 	}
-	defer os.RemoveAll(dir)
 	f, err := os.Open(p)
 	if err != nil {
-		return record{}, err
+		os.RemoveAll(dir)
+		return nil, "", err
 	}
 	_, err = Apply(ctx, dir, f)
 	f.Close()
 	if err != nil {
-		return record{}, fmt.Errorf("oci layout: %w", err)
+		os.RemoveAll(dir)
+		return nil, "", fmt.Errorf("oci layout: %w", err)
 	}
 	idx, err := layout.ImageIndexFromPath(dir)
 	if err != nil {
-		return record{}, fmt.Errorf("oci layout: %v: %w", err, errdefs.ErrInvalidArgument)
+		os.RemoveAll(dir)
+		return nil, "", fmt.Errorf("oci layout: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
-	img, err := pickFromIndex(idx, ref, true)
-	if err != nil {
-		return record{}, err
-	}
-	return s.storeImage(ctx, img)
+	return idx, tmpDir(dir), nil
 }
 
-func pickFromIndex(idx v1.ImageIndex, ref string, top bool) (v1.Image, error) {
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return nil, fmt.Errorf("oci index: %v: %w", err, errdefs.ErrInvalidArgument)
-	}
-	var candidates []v1.Descriptor
-	for _, d := range im.Manifests {
-		if d.MediaType.IsImage() || d.MediaType.IsIndex() {
-			candidates = append(candidates, d)
-		}
-	}
-	if len(candidates) == 0 {
-		return nil, fmt.Errorf("oci index holds no image: %w", errdefs.ErrInvalidArgument)
-	}
-	chosen := candidates[0]
-	if top {
-		if i := slices.IndexFunc(candidates, func(d v1.Descriptor) bool { return annotatedAs(d, ref) }); i >= 0 {
-			chosen = candidates[i]
-		}
-	} else if i := slices.IndexFunc(candidates, func(d v1.Descriptor) bool {
-		return d.Platform != nil && d.Platform.OS == "linux" && d.Platform.Architecture == runtime.GOARCH
-	}); i >= 0 {
-		// A nested index is a multi-platform image: take this machine's.
-		chosen = candidates[i]
-	}
-	if chosen.MediaType.IsIndex() {
-		child, err := idx.ImageIndex(chosen.Digest)
+// imageFor opens the image d names in idx; a nested index is a
+// multi-platform image, of which this machine's is taken.
+func imageFor(idx v1.ImageIndex, d v1.Descriptor) (v1.Image, error) {
+	if d.MediaType.IsImage() {
+		img, err := idx.Image(d.Digest)
 		if err != nil {
-			return nil, fmt.Errorf("oci index %s: %v: %w", chosen.Digest, err, errdefs.ErrInvalidArgument)
+			return nil, fmt.Errorf("oci image %s: %v: %w", d.Digest, err, errdefs.ErrInvalidArgument)
 		}
-		return pickFromIndex(child, ref, false)
+		return img, nil
 	}
-	img, err := idx.Image(chosen.Digest)
+	child, err := idx.ImageIndex(d.Digest)
 	if err != nil {
-		return nil, fmt.Errorf("oci image %s: %v: %w", chosen.Digest, err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("oci index %s: %v: %w", d.Digest, err, errdefs.ErrInvalidArgument)
+	}
+	o, _ := makeOptions(nil)
+	h, err := choosePlatform(child, o.platform)
+	if err != nil {
+		return nil, err
+	}
+	img, err := child.Image(h)
+	if err != nil {
+		return nil, fmt.Errorf("oci image %s: %v: %w", h, err, errdefs.ErrInvalidArgument)
 	}
 	return img, nil
 }
@@ -290,9 +319,10 @@ func annotatedAs(d v1.Descriptor, ref string) bool {
 	return false
 }
 
-// storeImage copies img's layers (uncompressed, verified against the diff
-// IDs), config and a fresh manifest into blobs.
-func (s *Store) storeImage(ctx context.Context, img v1.Image) (record, error) {
+// storeUncompressed copies img's layers uncompressed (verified against the
+// diff IDs), its config and a new manifest into blobs: for docker save
+// archives, whose layers are tars and whose manifest is not a registry's.
+func (s *Store) storeUncompressed(ctx context.Context, img v1.Image) (record, error) {
 	raw, err := img.RawConfigFile()
 	if err != nil {
 		return record{}, fmt.Errorf("image config: %v: %w", err, errdefs.ErrInvalidArgument)
@@ -318,7 +348,7 @@ func (s *Store) storeImage(ctx context.Context, img v1.Image) (record, error) {
 		}
 		layers = append(layers, v1.Descriptor{MediaType: types.OCIUncompressedLayer, Size: n, Digest: mustHash(digest)})
 	}
-	return s.storeManifest(ctx, raw, cfg, layers)
+	return s.storeManifest(ctx, raw, layers)
 }
 
 // storeRootfs builds the config of a docker-import style image around one
@@ -336,10 +366,12 @@ func (s *Store) storeRootfs(ctx context.Context, diffID string, size int64) (rec
 		return record{}, err
 	}
 	layer := v1.Descriptor{MediaType: types.OCIUncompressedLayer, Size: size, Digest: mustHash(diffID)}
-	return s.storeManifest(ctx, raw, cfg, []v1.Descriptor{layer})
+	return s.storeManifest(ctx, raw, []v1.Descriptor{layer})
 }
 
-func (s *Store) storeManifest(ctx context.Context, rawCfg []byte, cfg *v1.ConfigFile, layers []v1.Descriptor) (record, error) {
+// storeManifest writes a config and an OCI manifest of layers, which are
+// stored already.
+func (s *Store) storeManifest(ctx context.Context, rawCfg []byte, layers []v1.Descriptor) (record, error) {
 	id, cfgSize, err := s.writeBlob(ctx, bytes.NewReader(rawCfg), "")
 	if err != nil {
 		return record{}, err
@@ -357,20 +389,69 @@ func (s *Store) storeManifest(ctx context.Context, rawCfg []byte, cfg *v1.Config
 	if err != nil {
 		return record{}, err
 	}
-	mdigest, msize, err := s.writeBlob(ctx, bytes.NewReader(rawM), "")
-	if err != nil {
+	if _, _, err := s.writeBlob(ctx, bytes.NewReader(rawM), ""); err != nil {
 		return record{}, err
 	}
-	rec := record{Manifest: mdigest, ManifestSize: msize}
-	rec.ID = id
+	return newRecord(rawM, rawCfg)
+}
+
+// newRecord describes an image from its manifest and config, whose blobs
+// are stored; it refuses what no runtime could use.
+func newRecord(rawManifest, rawCfg []byte) (record, error) {
+	if len(rawManifest) > maxManifest {
+		return record{}, fmt.Errorf("manifest of %d bytes: over the %d byte limit: %w", len(rawManifest), maxManifest, errdefs.ErrInvalidArgument)
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(rawManifest))
+	if err != nil {
+		return record{}, fmt.Errorf("manifest: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(rawCfg))
+	if err != nil {
+		return record{}, fmt.Errorf("image config: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	if len(m.Layers) != len(cfg.RootFS.DiffIDs) {
+		return record{}, fmt.Errorf("manifest has %d layers, config %d: %w", len(m.Layers), len(cfg.RootFS.DiffIDs), errdefs.ErrInvalidArgument)
+	}
+	if len(m.Layers) > maxLayers {
+		return record{}, fmt.Errorf("%d layers: over the %d layer limit: %w", len(m.Layers), maxLayers, errdefs.ErrInvalidArgument)
+	}
+	sum := sha256.Sum256(rawManifest)
+	mt := m.MediaType
+	if mt == "" {
+		mt = types.OCIManifestSchema1
+	}
+	rec := record{Manifest: "sha256:" + hex.EncodeToString(sum[:]), ManifestSize: int64(len(rawManifest))}
+	rec.MediaType = string(mt)
+	rec.ID = m.Config.Digest.String()
+	rec.Digest = rec.Manifest
 	rec.Created = cfg.Created.Time
 	rec.Config = configFrom(cfg.Config)
-	for _, l := range layers {
-		rec.DiffIDs = append(rec.DiffIDs, l.Digest.String())
+	for i, l := range m.Layers {
+		if !isLayer(l.MediaType) {
+			return record{}, fmt.Errorf("layer %s: media type %q: %w", l.Digest, l.MediaType, errdefs.ErrNotImplemented)
+		}
+		d := cfg.RootFS.DiffIDs[i].String()
+		rec.DiffIDs = append(rec.DiffIDs, d)
+		rec.Layers = append(rec.Layers, Layer{Digest: l.Digest.String(), DiffID: d, MediaType: string(l.MediaType), Size: l.Size})
 		rec.Size += l.Size
 	}
 	rec.ChainIDs = chainIDs(rec.DiffIDs)
 	return rec, nil
+}
+
+// Limits on what an image may declare: Docker's manifest size limit, and
+// far more layers than overlayfs can stack.
+const (
+	maxManifest = 4 << 20
+	maxLayers   = 500
+)
+
+func isLayer(mt types.MediaType) bool {
+	switch mt {
+	case types.DockerLayer, types.DockerUncompressedLayer, types.OCILayer, types.OCILayerZStd, types.OCIUncompressedLayer:
+		return true
+	}
+	return false
 }
 
 func configFrom(c v1.Config) Config {
@@ -383,10 +464,14 @@ func configFrom(c v1.Config) Config {
 		StopSignal: c.StopSignal,
 		Labels:     c.Labels,
 	}
-	for p := range c.ExposedPorts {
-		out.ExposedPorts = append(out.ExposedPorts, p)
+	out.ExposedPorts = slices.Sorted(maps.Keys(c.ExposedPorts))
+	out.Volumes = slices.Sorted(maps.Keys(c.Volumes))
+	if h := c.Healthcheck; h != nil {
+		out.Healthcheck = &Healthcheck{
+			Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,
+			StartPeriod: h.StartPeriod, Retries: h.Retries,
+		}
 	}
-	slices.Sort(out.ExposedPorts)
 	return out
 }
 

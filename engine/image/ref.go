@@ -2,81 +2,93 @@ package image
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/containerd/errdefs"
+	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/name"
 )
 
-// componentRe is one path component of a repository name in the
-// distribution reference grammar.
-var componentRe = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
-
-const (
-	hubDomain    = "docker.io"
-	hubLibrary   = "library/"
-	ggcrHubAlias = "index.docker.io"
-)
-
-// Normalize turns a reference in any accepted spelling ("busybox",
-// "busybox:latest", "docker.io/library/busybox:latest") into the one form
-// refs are stored under, so that each image has exactly one key.
-func Normalize(ref string) (string, error) {
+// parse reads a reference in any accepted spelling ("busybox",
+// "docker.io/library/busybox:latest", "localhost:5000/app@sha256:...") with
+// distribution/reference, the grammar Docker uses, and adds ":latest" when
+// it names neither tag nor digest.
+func parse(ref string) (reference.Named, error) {
 	if ref == "" || strings.TrimSpace(ref) != ref {
-		return "", fmt.Errorf("image reference %q: %w", ref, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("image reference %q: %w", ref, errdefs.ErrInvalidArgument)
 	}
-	r, err := name.ParseReference(ref)
+	n, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
-		return "", fmt.Errorf("image reference %q: invalid format: %w", ref, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("image reference %q: %v: %w", ref, err, errdefs.ErrInvalidArgument)
 	}
-	repo := r.Context()
-	// go-containerregistry checks characters only; the distribution grammar
-	// also forbids empty components and separators at the ends ("a//b", "a-").
-	for _, c := range strings.Split(repo.RepositoryStr(), "/") {
-		if !componentRe.MatchString(c) {
-			return "", fmt.Errorf("image reference %q: invalid repository path: %w", ref, errdefs.ErrInvalidArgument)
+	if _, ok := n.(reference.Digested); ok {
+		// A tag beside a digest says nothing more: the digest decides.
+		if c, err := reference.WithDigest(reference.TrimNamed(n), n.(reference.Digested).Digest()); err == nil {
+			return c, nil
 		}
 	}
-	reg := repo.RegistryStr()
-	if reg == ggcrHubAlias {
-		reg = hubDomain
-	}
-	base := reg + "/" + repo.RepositoryStr()
-	switch r := r.(type) {
-	case name.Tag:
-		return base + ":" + r.TagStr(), nil
-	case name.Digest:
-		return base + "@" + r.DigestStr(), nil
-	}
-	return "", fmt.Errorf("image reference %q: %w", ref, errdefs.ErrInvalidArgument)
+	return reference.TagNameOnly(n), nil
 }
 
-// FamiliarName shortens a normalized reference for display the way docker
-// image ls does: Docker Hub's domain and "library/" namespace are dropped.
-// Anything that does not normalize is returned unchanged.
+// Normalize turns a reference in any accepted spelling into the one form
+// refs are stored under ("docker.io/library/busybox:latest"), so that each
+// image has exactly one key.
+func Normalize(ref string) (string, error) {
+	n, err := parse(ref)
+	if err != nil {
+		return "", err
+	}
+	return n.String(), nil
+}
+
+// FamiliarName shortens a reference for display the way docker image ls
+// does: Docker Hub's domain and "library/" namespace are dropped. Anything
+// that does not parse is returned unchanged.
 func FamiliarName(ref string) string {
-	n, err := Normalize(ref)
+	n, err := parse(ref)
 	if err != nil {
 		return ref
 	}
-	rest, ok := strings.CutPrefix(n, hubDomain+"/")
-	if !ok {
-		return n
-	}
-	if short, ok := strings.CutPrefix(rest, hubLibrary); ok && !strings.Contains(repoPart(short), "/") {
-		return short
-	}
-	return rest
+	return reference.FamiliarString(n)
 }
 
-// repoPart strips the tag or digest from a familiar reference.
-func repoPart(s string) string {
-	if i := strings.IndexByte(s, '@'); i >= 0 {
-		s = s[:i]
+// Split returns a reference's familiar repository and its tag, or
+// "<none>" when it has none (a digest reference), as docker image ls
+// shows them.
+func Split(ref string) (repo, tag string) {
+	n, err := parse(ref)
+	if err != nil {
+		return ref, "<none>"
 	}
-	if i := strings.LastIndexByte(s, ':'); i >= 0 {
-		s = s[:i]
+	tag = "<none>"
+	if t, ok := n.(reference.Tagged); ok {
+		tag = t.Tag()
 	}
-	return s
+	return reference.FamiliarName(n), tag
+}
+
+// Repository returns the normalized repository of a reference, without tag
+// or digest ("docker.io/library/busybox").
+func Repository(ref string) (string, error) {
+	n, err := parse(ref)
+	if err != nil {
+		return "", err
+	}
+	return n.Name(), nil
+}
+
+// remoteRef turns a normalized reference into go-containerregistry's form
+// for talking to its registry. Whether plain HTTP is allowed is decided by
+// the transport (see registry.go), so every host is parsed as insecure
+// here: that only lets the transport be asked.
+func remoteRef(ref string) (name.Reference, error) {
+	n, err := parse(ref)
+	if err != nil {
+		return nil, err
+	}
+	r, err := name.ParseReference(n.String(), name.Insecure, name.StrictValidation)
+	if err != nil {
+		return nil, fmt.Errorf("image reference %q: %v: %w", ref, err, errdefs.ErrInvalidArgument)
+	}
+	return r, nil
 }

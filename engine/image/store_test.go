@@ -162,18 +162,18 @@ func checkImage(t *testing.T, s *image.Store, got image.Image, want v1.Image) {
 			t.Fatalf("Layer(%d): %v", i, err)
 		}
 		h := sha256.New()
-		n, err := io.Copy(h, rc)
+		_, err = io.Copy(h, rc)
 		rc.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
-		size += n
 		if "sha256:"+hex.EncodeToString(h.Sum(nil)) != d {
 			t.Errorf("layer %d does not hash to its diff ID", i)
 		}
+		size += got.Layers[i].Size
 	}
 	if got.Size != size {
-		t.Errorf("Size = %d, want %d", got.Size, size)
+		t.Errorf("Size = %d, want the sum of its layer blobs, %d", got.Size, size)
 	}
 	wc := image.Config{
 		Cmd: []string{"sh", "-c", "echo hi"}, Env: []string{"PATH=/bin"}, WorkingDir: "/srv",
@@ -264,6 +264,10 @@ func TestImportOCILayout(t *testing.T) {
 				t.Fatalf("Import: %v", err)
 			}
 			checkImage(t, s, got, tt.want)
+			// An OCI layout's blobs are kept as they are: same digests.
+			if d, _ := tt.want.Digest(); got.Digest != d.String() {
+				t.Errorf("manifest digest %s, want the archive's %s", got.Digest, d)
+			}
 		})
 	}
 }
@@ -414,7 +418,7 @@ func TestGetListRemove(t *testing.T) {
 	}
 
 	// Blobs shared with another ref survive the removal.
-	if err := s.Remove(ctx, "busybox"); err != nil {
+	if _, err := s.Remove(ctx, "busybox", image.RemoveOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Get(ctx, "busybox"); !errors.Is(err, errdefs.ErrNotFound) {
@@ -425,19 +429,37 @@ func TestGetListRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkImage(t, s, alias, a)
-	if err := s.Remove(ctx, "busybox"); !errors.Is(err, errdefs.ErrNotFound) {
+	if _, err := s.Remove(ctx, "busybox", image.RemoveOptions{}); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("second Remove error = %v, want NotFound", err)
 	}
 
-	// Re-import replaces a ref, and the old image's blobs go.
+	// Re-import moves a ref; the old image stays, untagged, until a prune.
 	if _, err := s.Import(ctx, bytes.NewReader(dockerSave(t, map[string]v1.Image{"b:1": b})), "example.com/alias:2"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Layer(ctx, alias, 0); !errors.Is(err, errdefs.ErrNotFound) {
-		t.Errorf("old layer after replace: %v, want NotFound", err)
+	if list, _ := s.List(ctx); len(list) != 3 || list[2].Ref != "" || list[2].ID != imgA.ID {
+		t.Errorf("List after moving the last tag = %+v, want the old image untagged last", list)
 	}
-	if err := s.Remove(ctx, imgB.ID); err != nil { // by ID: every ref of the image
+	// By ID: every tag of the image, which needs -f when there are several.
+	if _, err := s.Remove(ctx, imgB.ID, image.RemoveOptions{}); !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("Remove(id of an image with 2 tags) = %v, want Conflict", err)
+	}
+	rm, err := s.Remove(ctx, imgB.ID, image.RemoveOptions{Force: true})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Equal(rm.Untagged, []string{"app:dev", "example.com/alias:2"}) || !slices.Equal(rm.Deleted, []string{imgB.ID}) {
+		t.Errorf("Remove = %+v", rm)
+	}
+	pr, err := s.Prune(ctx, false, image.RemoveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(pr.Deleted, []string{imgA.ID}) || pr.Blobs == 0 {
+		t.Errorf("Prune = %+v, want the untagged image and its blobs", pr)
+	}
+	if _, err := s.Layer(ctx, alias, 0); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("old layer after prune: %v, want NotFound", err)
 	}
 	if list, _ := s.List(ctx); len(list) != 0 {
 		t.Errorf("List after removing all = %v", list)
@@ -519,7 +541,7 @@ func TestTwoOpensShareRefs(t *testing.T) {
 	if list, _ := s1.List(ctx); len(list) != 2 {
 		t.Errorf("first store List = %v, want both refs", list)
 	}
-	if err := s1.Remove(ctx, "two"); err != nil {
+	if _, err := s1.Remove(ctx, "two", image.RemoveOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s2.Get(ctx, "two"); !errors.Is(err, errdefs.ErrNotFound) {
@@ -531,7 +553,7 @@ func TestLayerIndexOutOfRange(t *testing.T) {
 	t.Parallel()
 	s, _ := openStore(t)
 	for _, i := range []int{-1, 1} {
-		if _, err := s.Layer(t.Context(), image.Image{DiffIDs: []string{"sha256:" + fmt.Sprintf("%064x", 0)}}, i); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		if _, err := s.Layer(t.Context(), image.Image{Layers: []image.Layer{{Digest: "sha256:" + fmt.Sprintf("%064x", 0)}}}, i); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Errorf("Layer(%d) error = %v, want InvalidArgument", i, err)
 		}
 	}

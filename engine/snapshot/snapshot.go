@@ -173,7 +173,7 @@ func (s *Store) RemoveLayer(ctx context.Context, chainID string) error {
 	}
 	defer l.Unlock()
 	// Rename first so HasLayer never sees a half-deleted layer.
-	trash, err := os.MkdirTemp(s.path(tmpDir), "rm-")
+	trash, err := os.MkdirTemp(s.path(tmpDir), "rm-"+h+"-")
 	if err != nil {
 		return fmt.Errorf("remove layer %s: %w", chainID, err)
 	}
@@ -252,6 +252,53 @@ func (s *Store) Remove(ctx context.Context, key string) error {
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove snapshot %q: %w", key, err)
+	}
+	return nil
+}
+
+// Layers lists the chain IDs of the unpacked layers.
+func (s *Store) Layers() ([]string, error) {
+	ents, err := os.ReadDir(s.path(layersDir))
+	if err != nil {
+		return nil, fmt.Errorf("list layers: %w", err)
+	}
+	var out []string
+	for _, e := range ents {
+		if _, err := chainHex(e.Name()); err == nil && e.IsDir() {
+			out = append(out, "sha256:"+e.Name())
+		}
+	}
+	return out, nil
+}
+
+// CleanTemp removes what a killed unpack or layer removal left in the
+// temporary directory ("<chain hex>-*" and "rm-<chain hex>-*"), each only
+// when no process holds its layer's lock: one that does is still using it.
+func (s *Store) CleanTemp(ctx context.Context) error {
+	ents, err := os.ReadDir(s.path(tmpDir))
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		h, _, _ := strings.Cut(strings.TrimPrefix(e.Name(), "rm-"), "-")
+		if _, err := chainHex(h); err != nil {
+			continue // not ours
+		}
+		l, free, err := lockfile.TryAcquire(s.path(locksDir, h+".lock"))
+		if err != nil {
+			return err
+		}
+		if !free {
+			continue
+		}
+		err = os.RemoveAll(s.path(tmpDir, e.Name()))
+		l.Unlock()
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
