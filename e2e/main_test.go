@@ -104,8 +104,11 @@ type result struct {
 func (e *env) cmd(ctx context.Context, args ...string) *exec.Cmd {
 	c := exec.CommandContext(ctx, berthBin, args...)
 	c.Dir = e.dir
-	// BERTH_DNS_UPSTREAMS=none: no query ever leaves the machine.
-	c.Env = append(os.Environ(), "BERTH_ROOT="+e.root, "BERTH_RUN="+e.run, "BERTH_DNS_UPSTREAMS=none")
+	// BERTH_DNS_UPSTREAMS=none: no query ever leaves the machine. A pull
+	// from a registry off this machine goes to a proxy that is not there
+	// (Go never proxies loopback), so it fails without resolving a name.
+	c.Env = append(os.Environ(), "BERTH_ROOT="+e.root, "BERTH_RUN="+e.run, "BERTH_DNS_UPSTREAMS=none",
+		"HTTPS_PROXY=http://127.0.0.1:9", "HTTP_PROXY=http://127.0.0.1:9", "NO_PROXY=")
 	return c
 }
 

@@ -140,7 +140,7 @@ func (s *Store) Pull(ctx context.Context, ref string, opts ...Option) (Image, er
 
 func (s *Store) pull(ctx context.Context, ref, fam string, o *options) (Image, error) {
 	o.progress(Event{Ref: fam, Phase: Resolving})
-	rr, err := remoteRef(ref)
+	rr, err := remoteRef(ref, o.registries)
 	if err != nil {
 		return Image{}, err
 	}

@@ -59,7 +59,7 @@ func (s *Store) push(ctx context.Context, ref, fam string, o *options) (string, 
 	if err != nil {
 		return "", err
 	}
-	rr, err := remoteRef(ref)
+	rr, err := remoteRef(ref, o.registries)
 	if err != nil {
 		return "", err
 	}

@@ -78,17 +78,20 @@ func Repository(ref string) (string, error) {
 }
 
 // remoteRef turns a normalized reference into go-containerregistry's form
-// for talking to its registry. Whether plain HTTP is allowed is decided by
-// the transport (see registry.go), so every host is parsed as insecure
-// here: that only lets the transport be asked.
-func remoteRef(ref string) (name.Reference, error) {
+// for talking to its registry: plain HTTP is tried (after HTTPS) only for
+// hosts r allows it for.
+func remoteRef(ref string, r *Registries) (name.Reference, error) {
 	n, err := parse(ref)
 	if err != nil {
 		return nil, err
 	}
-	r, err := name.ParseReference(n.String(), name.Insecure, name.StrictValidation)
+	opts := []name.Option{name.StrictValidation}
+	if r.plainAllowed(reference.Domain(n)) {
+		opts = append(opts, name.Insecure)
+	}
+	nr, err := name.ParseReference(n.String(), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("image reference %q: %v: %w", ref, err, errdefs.ErrInvalidArgument)
 	}
-	return r, nil
+	return nr, nil
 }

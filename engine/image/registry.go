@@ -63,6 +63,15 @@ func (r *Registries) transport(host string) (http.RoundTripper, error) {
 	return plainGuard{inner: t, insecure: insecure}, nil
 }
 
+// plainAllowed says whether host may be spoken to in plain HTTP.
+func (r *Registries) plainAllowed(host string) bool {
+	g := plainGuard{}
+	if r != nil {
+		g.insecure = r.Insecure
+	}
+	return g.plainAllowed(host)
+}
+
 // tlsConfig reads a certs.d directory the way Docker does; a missing
 // directory means the system roots alone.
 func tlsConfig(dir string) (*tls.Config, error) {
