@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -187,9 +188,28 @@ func TestScaleMustReuseLowNumbersAndRemoveTheHighest(t *testing.T) {
 	if names := psNames(e); names != "sc-w-1,sc-w-2,sc-w-3" {
 		t.Fatalf("after scale 3: %s", names)
 	}
+	var projects []struct{ Name, Status, ConfigFiles string }
+	if err := json.Unmarshal([]byte(e.must("ls", "--format", "json").stdout), &projects); err != nil || len(projects) != 1 ||
+		projects[0].Name != "sc" || projects[0].Status != "running(3)" || !strings.HasSuffix(projects[0].ConfigFiles, "compose.yaml") {
+		t.Fatalf("ls: %+v %v", projects, err)
+	}
+	if r := e.must("images", "--format", "{{.ContainerName}} {{.Repository}}"); r.stdout != "sc-w-1 busybox\nsc-w-2 busybox\nsc-w-3 busybox\n" {
+		t.Fatalf("images: %q", r.stdout)
+	}
+	e.must("scale", "w=2")
+	if names := psNames(e); names != "sc-w-1,sc-w-2" {
+		t.Fatalf("after scale w=2: %s", names)
+	}
 	e.must("up", "-d", "--scale", "w=1", "-t", "1")
 	if names := psNames(e); names != "sc-w-1" {
 		t.Fatalf("after scale 1: %s", names)
+	}
+	e.must("stop", "-t", "1")
+	if r := e.must("ls"); strings.Contains(r.stdout, "sc") {
+		t.Fatalf("ls shows a stopped project without -a:\n%s", r.stdout)
+	}
+	if r := e.must("ls", "-a", "-q"); r.stdout != "sc\n" {
+		t.Fatalf("ls -a -q: %q", r.stdout)
 	}
 	e.writeProject(map[string]string{"compose.yaml": "name: sc\nservices:\n  w: {image: busybox, command: [sleep, '3600'], container_name: only}\n"})
 	if r := e.berth("up", "-d", "--scale", "w=2"); r.code == 0 || !strings.Contains(r.stderr, "container_name") {
