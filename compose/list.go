@@ -71,7 +71,7 @@ func List(ctx context.Context, e *engine.Engine, o ListOptions) ([]ProjectSummar
 type ImageSummary struct {
 	ContainerName string
 	Image         string `json:"-"` // the reference as the service names it
-	Repository    string          // set by the caller from Image
+	Repository    string // set by the caller from Image
 	Tag           string
 	ID            string
 	Size          int64
