@@ -70,8 +70,7 @@ func List(ctx context.Context, e *engine.Engine, o ListOptions) ([]ProjectSummar
 // names.
 type ImageSummary struct {
 	ContainerName string
-	Image         string `json:"-"` // the reference as the service names it
-	Repository    string // set by the caller from Image
+	Repository    string
 	Tag           string
 	ID            string
 	Size          int64
@@ -87,7 +86,8 @@ func Images(ctx context.Context, e *engine.Engine, p *types.Project, services []
 	}
 	var out []ImageSummary
 	for _, i := range infos {
-		row := ImageSummary{ContainerName: i.Name, ID: i.Config.ImageID, Image: image.FamiliarName(i.Config.Image)}
+		row := ImageSummary{ContainerName: i.Name, ID: i.Config.ImageID}
+		row.Repository, row.Tag = image.Split(i.Config.Image)
 		if img, err := e.Images.Get(ctx, i.Config.ImageID); err == nil {
 			row.Size, row.Created = img.Size, img.Created.Format("2006-01-02 15:04:05 -0700 MST")
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/containerd/errdefs"
+	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/compose"
@@ -102,8 +103,7 @@ func newImagesCommand(pf *projectFlags) *cobra.Command {
 			}
 			var table []row
 			for _, r := range rows {
-				r.Repository, r.Tag = splitTag(r.Image)
-				table = append(table, row{r, shortImageID(r.ID), humanSize(r.Size)})
+				table = append(table, row{r, shortImageID(r.ID), units.HumanSize(float64(r.Size))})
 			}
 			return writeRows(out, format, "{{.ContainerName}}\t{{.Repository}}\t{{.Tag}}\t{{.ShortID}}\t{{.HumanSize}}", table)
 		}),
