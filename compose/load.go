@@ -2,7 +2,6 @@ package compose
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"github.com/containerd/errdefs"
 	"gopkg.in/yaml.v3"
 
+	"github.com/berth-dev/berth/internal/jsonkeys"
 	"github.com/berth-dev/berth/internal/names"
 )
 
@@ -569,7 +569,7 @@ var supportedVolumeKeys = map[string]bool{"name": true, "external": true, "label
 func Unsupported(p *types.Project) []string {
 	var out []string
 	for _, name := range slices.Sorted(mapKeys(p.Services)) {
-		for _, k := range setKeys(p.Services[name]) {
+		for _, k := range jsonkeys.Set(p.Services[name]) {
 			if !supportedServiceKeys[k] {
 				out = append(out, fmt.Sprintf("service %q: key %q is not supported yet and is ignored", name, k))
 			}
@@ -587,7 +587,7 @@ func Unsupported(p *types.Project) []string {
 	}
 	for _, name := range slices.Sorted(mapKeys(p.Networks)) {
 		n := p.Networks[name]
-		for _, k := range setKeys(n) {
+		for _, k := range jsonkeys.Set(n) {
 			if !supportedNetworkKeys[k] {
 				out = append(out, fmt.Sprintf("network %q: key %q is not supported yet and is ignored", name, k))
 			}
@@ -598,7 +598,7 @@ func Unsupported(p *types.Project) []string {
 	}
 	for _, name := range slices.Sorted(mapKeys(p.Volumes)) {
 		v := p.Volumes[name]
-		for _, k := range setKeys(v) {
+		for _, k := range jsonkeys.Set(v) {
 			if !supportedVolumeKeys[k] {
 				out = append(out, fmt.Sprintf("volume %q: key %q is not supported yet and is ignored", name, k))
 			}
@@ -615,29 +615,5 @@ func Unsupported(p *types.Project) []string {
 			out = append(out, fmt.Sprintf("key %q is not supported yet and is ignored", top.key))
 		}
 	}
-	return out
-}
-
-// setKeys are the keys v has set, as its JSON encoding (which omits empty
-// fields) names them: every key compose-go knows is covered, including
-// ones added in later versions.
-func setKeys(v any) []string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil
-	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(b, &m) != nil {
-		return nil
-	}
-	var out []string
-	for k, raw := range m {
-		switch string(raw) {
-		case "null", "false", "{}", "[]", `""`, "0":
-			continue
-		}
-		out = append(out, k)
-	}
-	slices.Sort(out)
 	return out
 }

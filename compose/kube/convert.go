@@ -2,6 +2,8 @@ package kube
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"maps"
 	"os"
@@ -177,6 +179,11 @@ func (c *converter) nameServices() error {
 		}
 		taken[kn] = name
 		c.names[name] = kn
+		// Claimed before any alias, so that a service's own name always
+		// wins over another's alias, whatever the order.
+		if err := c.claimService(kn, svc(name)); err != nil {
+			return err
+		}
 		for dep, d := range s.DependsOn {
 			if d.Condition == types.ServiceConditionCompletedSuccessfully {
 				if _, ok := c.p.Services[dep]; ok {
@@ -208,6 +215,18 @@ func dnsName(name string) (string, error) {
 		return "", fmt.Errorf("name %q cannot become a Kubernetes name (a DNS label of at most 63 characters): %w", name, errdefs.ErrInvalidArgument)
 	}
 	return n, nil
+}
+
+// label63 fits prefix+name into the 63 characters of a DNS label (the
+// names of pod volumes, containers and Services): too long a name keeps
+// its start and gains a hash of the whole, so distinct names stay distinct.
+func label63(prefix, name string) string {
+	n := prefix + name
+	if len(n) <= 63 {
+		return n
+	}
+	sum := sha256.Sum256([]byte(n))
+	return strings.TrimRight(n[:54], "-") + "-" + hex.EncodeToString(sum[:4])
 }
 
 func svc(name string) string { return fmt.Sprintf("service %q", name) }

@@ -420,6 +420,26 @@ services:
 		}
 	}
 
+	// An alias that is another service's name loses, whatever the order.
+	r = mustConvert(t, "services:\n  a:\n    image: x\n    networks: {default: {aliases: [z]}}\n  z: {image: y}\n")
+	if s := get[*corev1.Service](t, r, "z"); s.Spec.Selector[LabelService] != "z" || !warned(r, `"a"`, "alias \"z\"") {
+		t.Errorf("alias z took service z's name: %+v, warnings %v", s.Spec.Selector, r.Warnings)
+	}
+
+	// Names Kubernetes caps at 63 characters stay valid and distinct.
+	long := strings.Repeat("x", 60)
+	r = mustConvert(t, "services:\n  "+long+":\n    image: x\n    ports: ['80:80']\n  b:\n    image: y\n    depends_on: ["+long+"]\n")
+	for _, o := range r.Objects {
+		if s, ok := o.(*corev1.Service); ok && s.Spec.Type == corev1.ServiceTypeLoadBalancer {
+			if len(s.Name) > 63 || !strings.HasPrefix(s.Name, long[:50]) || s.Name == long {
+				t.Errorf("published Service name %q: want a distinct name of at most 63 characters", s.Name)
+			}
+		}
+	}
+	if pod, _ := deployment(t, r, "b"); len(pod.InitContainers[0].Name) > 63 {
+		t.Errorf("init container name %q is longer than 63", pod.InitContainers[0].Name)
+	}
+
 	_, err := convert(t, "services:\n  a_b: {image: x}\n  a-b: {image: y}\n", Options{})
 	if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), `"a-b"`) {
 		t.Errorf("two services with one Kubernetes name: err = %v", err)

@@ -1,11 +1,9 @@
 package kube
 
 import (
-	"encoding/json"
-	"fmt"
-	"slices"
-
 	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/berth-dev/berth/internal/jsonkeys"
 )
 
 // converted are the service keys the conversion acts on; inert are keys
@@ -40,7 +38,7 @@ func set(keys ...string) map[string]bool {
 // dropped warns once for each key set on s that the conversion does not
 // carry over, so that no key disappears silently.
 func (c *converter) dropped(s types.ServiceConfig) {
-	for _, k := range setKeys(s) {
+	for _, k := range jsonkeys.Set(s) {
 		switch {
 		case converted[k] || inert[k]:
 		case noEquivalent[k] != "":
@@ -55,33 +53,10 @@ func (c *converter) dropped(s types.ServiceConfig) {
 		}
 	}
 	if s.Deploy != nil {
-		for _, k := range setKeys(*s.Deploy) {
+		for _, k := range jsonkeys.Set(*s.Deploy) {
 			if !deployKeys[k] {
 				c.warn(svc(s.Name), "deploy."+k, "has no equivalent in Kubernetes; dropped")
 			}
 		}
 	}
-}
-
-// setKeys are the keys v has set, as its JSON encoding names them, so keys
-// that compose-go learns later are covered too.
-func setKeys(v any) []string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(fmt.Sprintf("compose-go types always marshal: %v", err))
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		panic(fmt.Sprintf("compose-go types marshal to objects: %v", err))
-	}
-	var out []string
-	for k, raw := range m {
-		switch string(raw) {
-		case "null", "false", "{}", "[]", `""`, "0":
-			continue
-		}
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

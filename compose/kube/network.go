@@ -131,7 +131,7 @@ func (c *converter) ports(pd *pod) error {
 	if len(published) == 0 {
 		return nil
 	}
-	pubName := name + "-published"
+	pubName := label63(name, "-published")
 	if err := c.claimService(pubName, svc(s.Name)+" (published ports)"); err != nil {
 		return err
 	}
@@ -289,7 +289,7 @@ func (c *converter) dependsOn(pd *pod) error {
 			pd.spec.ServiceAccountName = c.waiterName()
 			pd.spec.AutomountServiceAccountToken = ptr(true)
 			pd.spec.InitContainers = append(pd.spec.InitContainers, corev1.Container{
-				Name:    "wait-for-" + c.names[dep],
+				Name:    label63("wait-for-", c.names[dep]),
 				Image:   c.o.KubectlImage,
 				Command: []string{"kubectl", "wait", "--for=condition=complete", "--timeout=-1s", "job/" + c.names[dep]},
 			})
@@ -299,7 +299,7 @@ func (c *converter) dependsOn(pd *pod) error {
 			continue
 		}
 		pd.spec.InitContainers = append(pd.spec.InitContainers, corev1.Container{
-			Name:  "wait-for-" + c.names[dep],
+			Name:  label63("wait-for-", c.names[dep]),
 			Image: c.o.WaitImage,
 			Env: []corev1.EnvVar{{Name: "NAMESPACE", ValueFrom: &corev1.EnvVarSource{
 				FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"},

@@ -58,7 +58,7 @@ func (c *converter) volumes(pd *pod) error {
 				m.SubPath = v.Volume.Subpath
 			}
 			pd.stateful = true
-			pd.mount(corev1.Volume{Name: "vol-" + claim, VolumeSource: corev1.VolumeSource{
+			pd.mount(corev1.Volume{Name: label63("vol-", claim), VolumeSource: corev1.VolumeSource{
 				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim},
 			}}, m)
 		case types.VolumeTypeBind:
@@ -239,7 +239,7 @@ func (c *converter) file(pd *pod, kind string, ref types.FileReferenceConfig, de
 	}
 	file := path.Base(target)
 	items := []corev1.KeyToPath{{Key: ref.Source, Path: file, Mode: ptr(mode)}}
-	vol := corev1.Volume{Name: kind + "-" + objName}
+	vol := corev1.Volume{Name: label63(kind+"-", objName)}
 	if kind == "secret" {
 		vol.Secret = &corev1.SecretVolumeSource{SecretName: objName, Items: items}
 	} else {
@@ -247,8 +247,8 @@ func (c *converter) file(pd *pod, kind string, ref types.FileReferenceConfig, de
 	}
 	// Two mounts of one object under different file names need two pod
 	// volumes.
-	for slices.ContainsFunc(pd.spec.Volumes, func(x corev1.Volume) bool { return x.Name == vol.Name }) {
-		vol.Name += "-x"
+	for i := 2; slices.ContainsFunc(pd.spec.Volumes, func(x corev1.Volume) bool { return x.Name == vol.Name }); i++ {
+		vol.Name = label63(fmt.Sprintf("%s%d-", kind, i), objName)
 	}
 	pd.mount(vol, corev1.VolumeMount{MountPath: target, SubPath: file, ReadOnly: true})
 	return nil
