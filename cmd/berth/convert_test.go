@@ -75,6 +75,7 @@ func TestConvertRefuses(t *testing.T) {
 		want          string
 	}{
 		{"strict", convertProject, []string{"--strict"}, "--strict: 1 warnings (keys with no faithful equivalent"},
+		{"does not load", "services:\n  web:\n    image: [x\n", nil, "compose.yaml: line"},
 		{"no image", "services:\n  web:\n    command: [x]\n", nil, `service "web"`},
 		{"bind mount", "services:\n  web:\n    image: w\n    volumes: ['./x:/x']\n", nil, `service "web": volumes: bind mount`},
 		{"bad publish", convertProject, []string{"--publish", "clusterip"}, `--publish "clusterip"`},
