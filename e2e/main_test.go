@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/busybox"
+	"github.com/berth-dev/berth/netdns"
 )
 
 var (
@@ -143,6 +144,16 @@ func (e *env) must(args ...string) result {
 	return r
 }
 
+// dnsPid asks the env's DNS server for its pid (tests kill it).
+func (e *env) dnsPid() int {
+	e.t.Helper()
+	st, err := netdns.ServerStatus(context.Background(), filepath.Join(e.run, "dns"))
+	if err != nil {
+		e.t.Fatalf("dns server status: %v", err)
+	}
+	return st.Pid
+}
+
 // writeProject writes compose.yaml (and extra files) into the project dir.
 func (e *env) writeProject(files map[string]string) {
 	e.t.Helper()
@@ -227,5 +238,3 @@ func httpGet(addr string) (string, error) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
-
-func fmtSscan(s string, v *int) (int, error) { return fmt.Sscan(strings.TrimSpace(s), v) }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/berth-dev/berth/engine"
+	"github.com/berth-dev/berth/netdns"
 )
 
 // simulateReboot does to one env what a reboot does to the host: every
@@ -32,11 +34,8 @@ func simulateReboot(t *testing.T, e *env) {
 			syscall.Kill(st.Pid, syscall.SIGKILL)
 		}
 	}
-	if b, err := os.ReadFile(filepath.Join(e.run, "dns", "dns.pid")); err == nil {
-		var pid int
-		if _, err := fmtSscan(string(b), &pid); err == nil {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
+	if st, err := netdns.ServerStatus(context.Background(), filepath.Join(e.run, "dns")); err == nil {
+		syscall.Kill(st.Pid, syscall.SIGKILL)
 	}
 	time.Sleep(300 * time.Millisecond)
 	// Mounts, deepest first.

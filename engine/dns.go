@@ -2,16 +2,22 @@ package engine
 
 import (
 	"context"
+	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 
+	"github.com/berth-dev/berth/engine/container"
 	"github.com/berth-dev/berth/netdns"
 )
 
 // syncDNS publishes the current endpoints of every network to the DNS
-// server, starting it if needed and waiting until it serves them; with no
-// networks left the server is stopped.
+// server, starting it if needed, and returns once it answers in every
+// sandbox; with no networks left the server is stopped.
 func (e *Engine) syncDNS(ctx context.Context) error {
 	recs, err := e.dnsRecords(ctx)
 	if err != nil {
@@ -26,8 +32,8 @@ func (e *Engine) syncDNS(ctx context.Context) error {
 	return nil
 }
 
-// dropDNS publishes records after endpoints went away. It does not wait
-// for the server: the names it drops belong to containers that are gone.
+// dropDNS publishes records after endpoints went away. It never starts a
+// server: the names it drops belong to containers that are gone.
 func (e *Engine) dropDNS(ctx context.Context) error {
 	recs, err := e.dnsRecords(ctx)
 	if err != nil {
@@ -36,38 +42,78 @@ func (e *Engine) dropDNS(ctx context.Context) error {
 	return netdns.Update(ctx, e.dnsDir(), recs)
 }
 
+// dnsRecords gathers every network's endpoints, and one sandbox for each
+// container attached to a network, with the container's resolver settings.
 func (e *Engine) dnsRecords(ctx context.Context) (netdns.Records, error) {
 	nets, err := e.Networks.List(ctx)
 	if err != nil {
 		return netdns.Records{}, err
 	}
 	var recs netdns.Records
+	type attached struct {
+		ifName, network string
+	}
+	byContainer := map[string][]attached{}
 	for _, n := range nets {
 		eps, err := e.Networks.Endpoints(ctx, n.Name)
 		if err != nil {
 			return netdns.Records{}, err
 		}
-		rn := netdns.Network{Name: n.Name, Gateway: n.Gateway, Subnet: n.Subnet}
+		rn := netdns.Network{Name: n.Name, Internal: n.Internal}
 		for _, ep := range eps {
-			rn.Endpoints = append(rn.Endpoints, netdns.Endpoint{ContainerID: ep.ContainerID, IP: ep.IP, Names: ep.Aliases})
+			names := append([]string{ep.Name}, ep.Aliases...)
+			rn.Endpoints = append(rn.Endpoints, netdns.Endpoint{
+				ContainerID: ep.ContainerID,
+				IPs:         ep.Addrs(),
+				Names:       names,
+				PTR:         ep.Name + "." + n.Name,
+			})
+			byContainer[ep.ContainerID] = append(byContainer[ep.ContainerID], attached{ep.IfName, n.Name})
 		}
 		recs.Networks = append(recs.Networks, rn)
+	}
+	configs := map[string]container.Config{}
+	if cs, err := e.Containers.List(ctx); err == nil {
+		for _, c := range cs {
+			configs[c.ID] = c.Config
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(byContainer)) {
+		att := byContainer[id]
+		// eth0 first: its network answers a name that several hold.
+		slices.SortFunc(att, func(a, b attached) int { return compareIfName(a.ifName, b.ifName) })
+		sb := netdns.Sandbox{Netns: e.Networks.SandboxPath(id), ContainerID: id}
+		for _, a := range att {
+			sb.Networks = append(sb.Networks, a.network)
+		}
+		sb.Upstreams, sb.Links = dnsSettings(configs[id])
+		recs.Sandboxes = append(recs.Sandboxes, sb)
 	}
 	return recs, nil
 }
 
-// spawnDNS starts "berth dns" in its own session so it outlives this CLI.
-func (e *Engine) spawnDNS() error {
+// compareIfName orders eth2 before eth10.
+func compareIfName(a, b string) int {
+	if len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	return strings.Compare(a, b)
+}
+
+// spawnDNS starts "berth dns" in its own session so it outlives this CLI;
+// ready becomes its fd 3, on which it reports that it serves.
+func (e *Engine) spawnDNS(ready *os.File) error {
 	if err := os.MkdirAll(e.dnsDir(), 0o700); err != nil {
 		return err
 	}
-	logf, err := os.OpenFile(e.dnsDir()+"/dns.log", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	logf, err := os.OpenFile(filepath.Join(e.dnsDir(), "dns.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(e.opts.Exe, "dns", "--dir", e.dnsDir())
+	cmd := exec.Command(e.opts.Exe, "dns", "--dir", e.dnsDir(), "--ready-fd", "3")
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = []*os.File{ready}
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -75,6 +121,15 @@ func (e *Engine) spawnDNS() error {
 	}
 	go cmd.Wait()
 	return nil
+}
+
+// watchDNS restarts the DNS server whenever it dies while this shim's
+// container runs: the server's end of a held connection is the event, so
+// it is back within a spawn's time, well inside a resolver's retry.
+func (e *Engine) watchDNS(ctx context.Context) {
+	netdns.Watch(ctx, e.dnsDir(), e.spawnDNS, func(err error) {
+		slog.WarnContext(ctx, "restart dns server", "err", err)
+	})
 }
 
 // DNSDir is where the DNS server of this engine keeps its records.

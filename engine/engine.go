@@ -111,7 +111,7 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 	if e.Containers, err = container.Open(filepath.Join(o.Root, "containers")); err != nil {
 		return nil, err
 	}
-	pool, size, err := ParsePool(os.Getenv("BERTH_NETWORK_POOL"))
+	pools, err := networkPools()
 	if err != nil {
 		return nil, err
 	}
@@ -119,8 +119,7 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 		StateDir: filepath.Join(o.Root, "network"),
 		RunDir:   filepath.Join(o.Run, "network"),
 		Table:    e.instance,
-		Pool:     pool,
-		PoolSize: size,
+		Pools:    pools,
 	})
 	if err != nil {
 		return nil, err

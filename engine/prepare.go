@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 
 	"github.com/containerd/errdefs"
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -16,17 +13,14 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-dev/berth/engine/container"
-	"github.com/berth-dev/berth/engine/network"
 	"github.com/berth-dev/berth/engine/snapshot"
 	"github.com/berth-dev/berth/internal/atomicfile"
 	"github.com/berth-dev/berth/internal/stopwatch"
-	"github.com/berth-dev/berth/netdns"
 )
 
 // prepare builds everything a start needs, in an order where each step only
 // adds to the host: the caller's teardown undoes any prefix of it.
 func (e *Engine) prepare(ctx context.Context, c container.Container) error {
-	var endpoints []network.Endpoint
 	sw := stopwatch.Start(ctx, "prepare", "container", c.Name)
 	defer sw.Done()
 	img, err := e.Images.Get(ctx, c.Config.ImageID)
@@ -50,43 +44,7 @@ func (e *Engine) prepare(ctx context.Context, c container.Container) error {
 	}
 	sw.Lap("rootfs")
 
-	netns, err := e.Networks.CreateSandbox(ctx, c.ID)
-	if err != nil {
-		return err
-	}
-	sw.Lap("netns")
-	hostname := c.Config.Hostname
-	if hostname == "" {
-		hostname = c.ShortID()
-	}
-	for _, a := range c.Config.Networks {
-		aliases := append([]string{c.Name, c.ShortID()}, a.Aliases...)
-		ep, err := e.Networks.Connect(ctx, a.Network, c.ID, netns, aliases)
-		if err != nil {
-			return fmt.Errorf("connect to network %q: %w", a.Network, err)
-		}
-		endpoints = append(endpoints, ep)
-	}
-	sw.Lap("connect")
-	if len(c.Config.Ports) > 0 {
-		if len(endpoints) == 0 {
-			return fmt.Errorf("container %s publishes ports but has no network: %w", c.Name, errdefs.ErrInvalidArgument)
-		}
-		ports, err := toNetworkPorts(c.Config.Ports)
-		if err != nil {
-			return err
-		}
-		if err := e.Networks.Publish(ctx, c.ID, endpoints[0].IP, ports); err != nil {
-			return fmt.Errorf("ports: %w", err)
-		}
-	}
-	sw.Lap("publish")
-	if err := e.syncDNS(ctx); err != nil {
-		return fmt.Errorf("dns: %w", err)
-	}
-	sw.Lap("dns")
-
-	files, err := e.writeEtcFiles(c, hostname, endpoints)
+	net, err := e.prepareNetwork(ctx, c, sw)
 	if err != nil {
 		return err
 	}
@@ -108,53 +66,23 @@ func (e *Engine) prepare(ctx context.Context, c container.Container) error {
 	}
 	spec, err := container.Spec(container.SpecOptions{
 		Rootfs:      rootfs,
-		NetNS:       netns,
+		NetNS:       net.netns,
 		CgroupsPath: e.cgroupParent() + "/" + c.ID,
 		CgroupV2:    cgroups.IsCgroup2UnifiedMode(),
-		Hostname:    hostname,
+		Hostname:    net.hostname,
 		Process: container.Process{
 			Args: append(append([]string(nil), c.Config.Entrypoint...), c.Config.Cmd...),
-			Env:  append(c.Config.Env, "HOSTNAME="+hostname),
+			Env:  append(c.Config.Env, "HOSTNAME="+net.hostname),
 			Cwd:  cwd, UID: uid, GID: gid, AdditionalGids: groups,
 		},
-		Mounts: append(files, volMounts...),
+		Mounts: append(net.files, volMounts...),
 	})
 	if err != nil {
 		return err
 	}
+	net.applySpec(spec)
 	sw.Lap("spec")
 	return atomicfile.WriteJSON(filepath.Join(runDir, "config.json"), spec, 0o600)
-}
-
-// writeEtcFiles writes the container's hostname, hosts and resolv.conf and
-// returns their bind mounts.
-func (e *Engine) writeEtcFiles(c container.Container, hostname string, eps []network.Endpoint) ([]specs.Mount, error) {
-	dir := e.Containers.Dir(c.ID)
-	var ip, gw netip.Addr
-	if len(eps) > 0 {
-		ip, gw = eps[0].IP, eps[0].Gateway
-	}
-	hostResolv, _ := os.ReadFile("/etc/resolv.conf")
-	var resolv []byte
-	if gw.IsValid() {
-		resolv = netdns.ResolvConf(gw, hostResolv)
-	} else {
-		resolv = hostResolv
-	}
-	files := map[string][]byte{
-		"hostname":    []byte(hostname + "\n"),
-		"hosts":       netdns.Hosts(ip, hostname),
-		"resolv.conf": resolv,
-	}
-	var mounts []specs.Mount
-	for _, name := range []string{"hostname", "hosts", "resolv.conf"} {
-		p := filepath.Join(dir, name)
-		if err := atomicfile.Write(p, files[name], 0o644); err != nil {
-			return nil, err
-		}
-		mounts = append(mounts, specs.Mount{Destination: "/etc/" + name, Type: "bind", Source: p, Options: []string{"rbind", "rprivate"}})
-	}
-	return mounts, nil
 }
 
 // volumeMounts turns named volumes and binds into spec mounts. A new named
@@ -190,25 +118,6 @@ func (e *Engine) volumeMounts(ctx context.Context, c container.Container, rootfs
 			return nil, fmt.Errorf("container %s: mount type %q: %w", c.Name, m.Type, errdefs.ErrNotImplemented)
 		}
 		out = append(out, specs.Mount{Destination: m.Target, Type: "bind", Source: src, Options: opts})
-	}
-	return out, nil
-}
-
-func toNetworkPorts(ps []container.Port) ([]network.Port, error) {
-	out := make([]network.Port, 0, len(ps))
-	for _, p := range ps {
-		np := network.Port{HostPort: p.HostPort, ContainerPort: p.ContainerPort, Protocol: strings.ToLower(p.Protocol)}
-		if np.Protocol == "" {
-			np.Protocol = "tcp"
-		}
-		if p.HostIP != "" && p.HostIP != "0.0.0.0" {
-			ip, err := netip.ParseAddr(p.HostIP)
-			if err != nil {
-				return nil, fmt.Errorf("port %s: host ip %q: %w", strconv.Itoa(int(p.ContainerPort)), p.HostIP, errdefs.ErrInvalidArgument)
-			}
-			np.HostIP = ip
-		}
-		out = append(out, np)
 	}
 	return out, nil
 }

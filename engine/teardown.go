@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/berth-dev/berth/engine/runtime"
 	"github.com/berth-dev/berth/engine/snapshot"
 	"github.com/berth-dev/berth/internal/stopwatch"
-	"github.com/berth-dev/berth/netdns"
 )
 
 // teardown undoes what prepare did, in reverse. Every step tolerates the
@@ -116,32 +114,4 @@ func (e *Engine) RunShim(ctx context.Context, cfg runtime.Config) error {
 		defer cancel()
 		return e.teardown(ctx, cfg.ID)
 	}, func() { go e.watchDNS(wctx) })
-}
-
-// dnsWatchInterval is how often a shim checks that the DNS server lives:
-// well inside a resolver's 5 s timeout, so a killed server is back before
-// the query that found it gone has failed.
-const dnsWatchInterval = 500 * time.Millisecond
-
-// watchDNS restarts the DNS server if it dies while this shim's container
-// runs. Every shim watches; Ensure's lock makes sure only one respawns it.
-func (e *Engine) watchDNS(ctx context.Context) {
-	t := time.NewTicker(dnsWatchInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if netdns.Running(e.dnsDir()) {
-			continue
-		}
-		if recs, err := netdns.ReadRecords(e.dnsDir()); err != nil || len(recs.Networks) == 0 {
-			continue // nothing to serve
-		}
-		if err := e.syncDNS(ctx); err != nil && ctx.Err() == nil {
-			slog.WarnContext(ctx, "restart dns server", "err", err)
-		}
-	}
 }

@@ -8,48 +8,122 @@ import (
 	"strings"
 )
 
-// ResolvConf returns a container's /etc/resolv.conf: the Berth DNS server at
-// nameserver, plus the search, domain and options lines of the host's file so
-// that names resolve inside as they do outside. The host's own nameservers
-// are dropped: the server forwards to them.
-func ResolvConf(nameserver netip.Addr, hostResolv []byte) []byte {
-	var b bytes.Buffer
-	b.WriteString("nameserver " + nameserver.String() + "\n")
-	sc := bufio.NewScanner(bytes.NewReader(hostResolv))
+// Resolver is a container's resolver configuration as the service sets it:
+// dns, dns_search and dns_opt. Empty fields take the host's.
+type Resolver struct {
+	Nameservers []netip.Addr
+	Search      []string
+	Options     []string
+}
+
+// ResolvConf returns a container's /etc/resolv.conf. With embedded set, its
+// only nameserver is ServerAddr (which forwards to r.Nameservers or the
+// host's) and, as Docker does, ndots is 0 unless an option says otherwise;
+// otherwise (host or no network) the nameservers are r's or the host's.
+// Search and options are r's when set, else the host's.
+func ResolvConf(host []byte, r Resolver, embedded bool) []byte {
+	var hostNS []string
+	var hostSearch, hostOpts []string
+	sc := bufio.NewScanner(bytes.NewReader(host))
 	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		fields := strings.Fields(line)
-		if len(fields) < 2 {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 || strings.HasPrefix(fields[0], "#") || strings.HasPrefix(fields[0], ";") {
 			continue
 		}
 		switch fields[0] {
-		case "search", "domain", "options":
-			b.WriteString(strings.Join(fields, " ") + "\n")
+		case "nameserver":
+			hostNS = append(hostNS, fields[1])
+		case "search", "domain":
+			// The last of search and domain wins, as in the resolver.
+			hostSearch = fields[1:]
+		case "options":
+			hostOpts = append(hostOpts, fields[1:]...)
 		}
+	}
+	var b bytes.Buffer
+	switch {
+	case embedded:
+		b.WriteString("nameserver " + ServerAddr.String() + "\n")
+	case len(r.Nameservers) > 0:
+		for _, ns := range r.Nameservers {
+			b.WriteString("nameserver " + ns.String() + "\n")
+		}
+	default:
+		for _, ns := range hostNS {
+			b.WriteString("nameserver " + ns + "\n")
+		}
+	}
+	search := hostSearch
+	if len(r.Search) > 0 {
+		search = r.Search
+	}
+	if len(search) > 0 && !(len(search) == 1 && search[0] == ".") {
+		b.WriteString("search " + strings.Join(search, " ") + "\n")
+	}
+	opts := mergeOptions(hostOpts, r.Options)
+	if embedded && !slices.ContainsFunc(opts, func(o string) bool { return strings.HasPrefix(o, "ndots:") }) {
+		opts = append(opts, "ndots:0")
+	}
+	if len(opts) > 0 {
+		b.WriteString("options " + strings.Join(opts, " ") + "\n")
 	}
 	return b.Bytes()
 }
 
-// Hosts returns a container's /etc/hosts: the loopback names, then ip with
-// hostname and the extra names. Without a valid ip (no network) only the
-// loopback names are written, as Docker does.
-func Hosts(ip netip.Addr, hostname string, extra ...string) []byte {
-	var b bytes.Buffer
-	b.WriteString("127.0.0.1\tlocalhost\n" +
+// mergeOptions returns base with each option of over replacing the one of
+// the same name ("ndots:2" replaces "ndots:1").
+func mergeOptions(base, over []string) []string {
+	name := func(o string) string { n, _, _ := strings.Cut(o, ":"); return n }
+	var out []string
+	for _, o := range base {
+		if !slices.ContainsFunc(over, func(x string) bool { return name(x) == name(o) }) && !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	for _, o := range over {
+		if !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// HostsEntry is one line of /etc/hosts.
+type HostsEntry struct {
+	IP    netip.Addr
+	Names []string
+}
+
+// Hosts returns a container's /etc/hosts: the loopback names, then each of
+// the container's own addresses with its names, then the extra entries
+// (extra_hosts), as Docker writes it.
+func Hosts(own []netip.Addr, names []string, extra []HostsEntry) []byte {
+	b := []byte("127.0.0.1\tlocalhost\n" +
 		"::1\tlocalhost ip6-localhost ip6-loopback\n" +
 		"fe00::0\tip6-localnet\n" +
 		"ff00::0\tip6-mcastprefix\n" +
 		"ff02::1\tip6-allnodes\n" +
 		"ff02::2\tip6-allrouters\n")
-	var names []string
-	for _, n := range append([]string{hostname}, extra...) {
-		n = strings.TrimSpace(n)
-		if n != "" && !strings.ContainsAny(n, " \t\n#") && !slices.Contains(names, n) {
-			names = append(names, n)
+	for _, ip := range own {
+		b = AppendHosts(b, HostsEntry{IP: ip, Names: names})
+	}
+	return AppendHosts(b, extra...)
+}
+
+// AppendHosts appends a hosts line per entry to b; names that could not be
+// read back (empty, with blanks or a comment sign) are left out.
+func AppendHosts(b []byte, entries ...HostsEntry) []byte {
+	for _, e := range entries {
+		var ok []string
+		for _, n := range e.Names {
+			n = strings.TrimSpace(n)
+			if n != "" && !strings.ContainsAny(n, " \t\n#") && !slices.Contains(ok, n) {
+				ok = append(ok, n)
+			}
+		}
+		if e.IP.IsValid() && len(ok) > 0 {
+			b = append(b, e.IP.String()+"\t"+strings.Join(ok, " ")+"\n"...)
 		}
 	}
-	if ip.IsValid() && len(names) > 0 {
-		b.WriteString(ip.String() + "\t" + strings.Join(names, " ") + "\n")
-	}
-	return b.Bytes()
+	return b
 }

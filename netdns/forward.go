@@ -5,8 +5,8 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -19,21 +19,27 @@ import (
 const upstreamTimeout = 2 * time.Second
 
 // forwarder is the last link of the chain: it relays the query to the
-// upstream resolvers in order and answers SERVFAIL when none replies.
+// client's upstream resolvers in order and answers SERVFAIL when none
+// replies, or when the client may not look outside its networks.
 type forwarder struct {
-	upstreams atomic.Pointer[[]string]
-	log       *slog.Logger
+	host atomic.Pointer[[]string] // the host's resolvers, re-read on reload
+	log  *slog.Logger
 }
 
-func (f *forwarder) setUpstreams(l []string) { f.upstreams.Store(&l) }
+func (f *forwarder) setHost(l []string) { f.host.Store(&l) }
 
-func (f *forwarder) serveDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) {
+func (f *forwarder) forward(ctx context.Context, c *client, r *dns.Msg, tcp bool) *dns.Msg {
 	var ups []string
-	if p := f.upstreams.Load(); p != nil {
-		ups = *p
+	if c != nil && c.forward {
+		ups = c.upstreams
+		if len(ups) == 0 {
+			if p := f.host.Load(); p != nil {
+				ups = *p
+			}
+		}
 	}
 	network := "udp"
-	if _, ok := w.RemoteAddr().(*net.TCPAddr); ok {
+	if tcp {
 		network = "tcp"
 	}
 	for _, up := range ups {
@@ -41,26 +47,23 @@ func (f *forwarder) serveDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 			break
 		}
 		resp, err := exchange(ctx, network, r, up)
-		if err == nil && resp.Truncated && network == "udp" {
+		if err == nil && resp.Truncated && !tcp {
 			// The client asked over UDP but the full answer may still fit
-			// its buffer; reply() truncates again if it does not.
+			// its buffer; the caller truncates again if it does not.
 			if full, err := exchange(ctx, "tcp", r, up); err == nil {
 				resp = full
 			}
 		}
 		if err != nil {
-			if f.log != nil {
-				f.log.Debug("upstream failed", "upstream", up, "name", r.Question[0].Name, "err", err)
-			}
+			f.log.Debug("upstream failed", "upstream", up, "name", r.Question[0].Name, "err", err)
 			continue
 		}
 		resp.Id = r.Id
-		reply(w, r, resp)
-		return
+		return resp
 	}
 	m := new(dns.Msg).SetRcode(r, dns.RcodeServerFailure)
 	m.RecursionAvailable = true
-	reply(w, r, m)
+	return m
 }
 
 func exchange(ctx context.Context, network string, r *dns.Msg, upstream string) (*dns.Msg, error) {
@@ -69,6 +72,57 @@ func exchange(ctx context.Context, network string, r *dns.Msg, upstream string) 
 	defer cancel()
 	resp, _, err := c.ExchangeContext(ctx, r, upstream)
 	return resp, err
+}
+
+// NoUpstreams as the only upstream turns forwarding off: names that are
+// not in the records get SERVFAIL. Tests use it so that no query leaves the
+// machine.
+const NoUpstreams = "none"
+
+// Where the host's resolvers are read from. systemd-resolved's stub
+// (127.0.0.53) answers only on the host's loopback, so its own list of
+// upstreams is used instead, as Docker does.
+var (
+	hostResolvConf     = "/etc/resolv.conf"
+	resolvedResolvConf = "/run/systemd/resolve/resolv.conf"
+)
+
+// hostUpstreams returns the resolvers names are forwarded to: configured
+// ones, or the host's without loopback addresses, which stand for a resolver
+// on the host's loopback that a container could not reach through its own.
+func hostUpstreams(configured []string, log *slog.Logger) []string {
+	if len(configured) == 1 && configured[0] == NoUpstreams {
+		return nil
+	}
+	if len(configured) > 0 {
+		return configured
+	}
+	data, err := os.ReadFile(hostResolvConf)
+	if err != nil {
+		log.Warn("no upstream resolvers", "err", err)
+	}
+	all := parseResolvConf(data)
+	out := withoutLoopback(all)
+	if len(out) == 0 && len(all) > 0 {
+		if data, err := os.ReadFile(resolvedResolvConf); err == nil {
+			out = withoutLoopback(parseResolvConf(data))
+		}
+	}
+	if len(out) == 0 && len(all) > 0 {
+		log.Warn("the host's resolvers are all on loopback, which containers cannot reach; outside names will not resolve", "resolvers", strings.Join(all, ","))
+	}
+	return out
+}
+
+func withoutLoopback(l []string) []string {
+	var out []string
+	for _, u := range l {
+		if ap, err := netip.ParseAddrPort(u); err == nil && ap.Addr().Unmap().IsLoopback() {
+			continue
+		}
+		out = append(out, u)
+	}
+	return out
 }
 
 // parseResolvConf returns the nameservers of a resolv.conf as "ip:port".
@@ -80,7 +134,7 @@ func parseResolvConf(data []byte) []string {
 		if len(fields) < 2 || fields[0] != "nameserver" {
 			continue
 		}
-		ip, err := netip.ParseAddr(fields[1])
+		ip, err := netip.ParseAddr(strings.Split(fields[1], "%")[0])
 		if err != nil {
 			continue
 		}

@@ -1,87 +1,37 @@
 package netdns
 
 import (
-	"context"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync/atomic"
-	"time"
 
 	"github.com/miekg/dns"
 )
 
-// ttl is short because container addresses change on every recreate and a
-// stale answer would outlive the container it names.
-const ttl = 10
-
-// handler is one link of the chain, as in CoreDNS: it answers the query or
-// passes it on to the next link.
-type handler interface {
-	serveDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
-}
-
-// mux is the dns.Handler every listener shares: it rejects what no link
-// should see and hands the rest to the chain with a deadline.
-type mux struct {
-	ctx   context.Context
-	chain handler
-}
-
-// queryTimeout bounds the work for one query; stub resolvers give up after
-// about five seconds, so an answer after that helps nobody.
-const queryTimeout = 5 * time.Second
-
-func (m *mux) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
-	if r.Response {
-		return // never answer answers: that is how reflection loops start
-	}
-	if r.Opcode != dns.OpcodeQuery {
-		reply(w, r, new(dns.Msg).SetRcode(r, dns.RcodeNotImplemented))
-		return
-	}
-	if len(r.Question) != 1 {
-		reply(w, r, new(dns.Msg).SetRcodeFormatError(r))
-		return
-	}
-	ctx, cancel := context.WithTimeout(m.ctx, queryTimeout)
-	defer cancel()
-	m.chain.serveDNS(ctx, w, r)
-}
-
-// reply writes m, truncating it to what a UDP client said it can take.
-func reply(w dns.ResponseWriter, r, m *dns.Msg) {
-	if _, ok := w.RemoteAddr().(*net.UDPAddr); ok {
-		size := dns.MinMsgSize
-		if opt := r.IsEdns0(); opt != nil && int(opt.UDPSize()) > size {
-			size = int(opt.UDPSize())
-		}
-		m.Truncate(size)
-	}
-	_ = w.WriteMsg(m) // the client is gone or the socket closed: nothing to do
-}
-
-func clientAddr(w dns.ResponseWriter) netip.Addr {
-	switch a := w.RemoteAddr().(type) {
-	case *net.UDPAddr:
-		ip, _ := netip.AddrFromSlice(a.IP)
-		return ip.Unmap()
-	case *net.TCPAddr:
-		ip, _ := netip.AddrFromSlice(a.IP)
-		return ip.Unmap()
-	}
-	return netip.Addr{}
-}
+// ttl is zero: container addresses change on every recreate, and an answer
+// cached anywhere would outlive the container it names.
+const ttl = 0
 
 // index is the lookup form of Records, built once per load and swapped in
-// atomically so queries never see a half-applied load.
+// atomically, so a query sees either the old records or the new ones whole.
 type index struct {
 	generation uint64
-	// scope maps a client address to the networks its container is on,
-	// the network of that address first.
-	scope map[netip.Addr][]*netIndex
+	clients    map[string]*client // by sandbox (netns path)
+}
+
+// client is what the server knows of the sandbox a query arrives from.
+type client struct {
+	// scope are the networks of the sandbox's container, its first
+	// interface's first: a name on several answers from the first.
+	scope []*netIndex
+	// links are names only this client resolves, to the name they stand for.
+	links map[string]string
+	// upstreams replace the host's resolvers when set.
+	upstreams []string
+	// forward is false when every network of the container is internal:
+	// such a container resolves only names of its networks.
+	forward bool
 }
 
 type netIndex struct {
@@ -95,62 +45,52 @@ func normalise(name string) string {
 }
 
 func newIndex(r Records) *index {
-	idx := &index{generation: r.Generation, scope: map[netip.Addr][]*netIndex{}}
-	nets := make([]*netIndex, len(r.Networks))
-	byContainer := map[string][]*netIndex{}
-	for i, n := range r.Networks {
-		ni := &netIndex{name: n.Name, names: map[string][]netip.Addr{}, ptr: map[netip.Addr]string{}}
-		nets[i] = ni
+	idx := &index{generation: r.Generation, clients: map[string]*client{}}
+	nets := map[string]*netIndex{}
+	internal := map[string]bool{}
+	for _, n := range r.Networks {
+		ni := &netIndex{name: normalise(n.Name), names: map[string][]netip.Addr{}, ptr: map[netip.Addr]string{}}
+		nets[n.Name] = ni
+		internal[n.Name] = n.Internal
 		for _, ep := range n.Endpoints {
-			if !ep.IP.IsValid() {
-				continue
-			}
-			ip := ep.IP.Unmap()
-			names := ep.Names
-			if ep.Service != "" {
-				names = append(names[:len(names):len(names)], ep.Service)
-			}
-			for _, name := range names {
-				key := normalise(name)
-				if key == "" || containsAddr(ni.names[key], ip) {
+			for _, ip := range ep.IPs {
+				if !ip.IsValid() {
 					continue
 				}
-				ni.names[key] = append(ni.names[key], ip)
-				if _, ok := ni.ptr[ip]; !ok {
-					ni.ptr[ip] = dns.Fqdn(key)
+				ip = ip.Unmap()
+				for _, name := range ep.Names {
+					key := normalise(name)
+					if key != "" && !containsAddr(ni.names[key], ip) {
+						ni.names[key] = append(ni.names[key], ip)
+					}
 				}
-			}
-			id := containerKey(ep)
-			if l := byContainer[id]; len(l) == 0 || l[len(l)-1] != ni {
-				byContainer[id] = append(l, ni)
+				if _, ok := ni.ptr[ip]; !ok {
+					if ep.PTR != "" {
+						ni.ptr[ip] = dns.Fqdn(ep.PTR)
+					} else if len(ep.Names) > 0 {
+						ni.ptr[ip] = dns.Fqdn(normalise(ep.Names[0]))
+					}
+				}
 			}
 		}
 	}
-	for i, n := range r.Networks {
-		for _, ep := range n.Endpoints {
-			if !ep.IP.IsValid() {
-				continue
+	for _, sb := range r.Sandboxes {
+		c := &client{upstreams: sb.Upstreams}
+		for _, name := range sb.Networks {
+			if ni, ok := nets[name]; ok {
+				c.scope = append(c.scope, ni)
+				c.forward = c.forward || !internal[name]
 			}
-			own := nets[i]
-			scope := []*netIndex{own}
-			for _, other := range byContainer[containerKey(ep)] {
-				if other != own {
-					scope = append(scope, other)
-				}
-			}
-			idx.scope[ep.IP.Unmap()] = scope
 		}
+		if len(sb.Links) > 0 {
+			c.links = make(map[string]string, len(sb.Links))
+			for alias, target := range sb.Links {
+				c.links[normalise(alias)] = normalise(target)
+			}
+		}
+		idx.clients[sb.Netns] = c
 	}
 	return idx
-}
-
-// containerKey groups endpoints of one container; an endpoint without an ID
-// stands alone.
-func containerKey(ep Endpoint) string {
-	if ep.ContainerID != "" {
-		return "id:" + ep.ContainerID
-	}
-	return "ip:" + ep.IP.String()
 }
 
 func containsAddr(l []netip.Addr, a netip.Addr) bool {
@@ -163,34 +103,36 @@ func containsAddr(l []netip.Addr, a netip.Addr) bool {
 }
 
 // lookup returns the addresses of name on the first network in scope that
-// knows it: a name on the client's own network wins over the same name
-// elsewhere, so the answer is an address the client reaches directly.
-func lookup(scope []*netIndex, name string) []netip.Addr {
-	for _, n := range scope {
+// knows it. "name.network" asks one network of the scope only, as Docker
+// allows.
+func (c *client) lookup(name string) []netip.Addr {
+	if target, ok := c.links[name]; ok {
+		name = target
+	}
+	for _, n := range c.scope {
 		if ips := n.names[name]; len(ips) > 0 {
 			return ips
+		}
+	}
+	for _, n := range c.scope {
+		if short, ok := strings.CutSuffix(name, "."+n.name); ok {
+			if target, ok := c.links[short]; ok {
+				short = target
+			}
+			if ips := n.names[short]; len(ips) > 0 {
+				return ips
+			}
 		}
 	}
 	return nil
 }
 
-// recordsHandler answers names of the asking container's networks and
-// passes everything else on.
-type recordsHandler struct {
-	idx  atomic.Pointer[index]
-	next handler
-}
-
-func (h *recordsHandler) serveDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) {
-	idx := h.idx.Load()
+// answerLocal is the records link of the chain: it returns the reply for a
+// name the client's networks hold, or nil to pass the query on.
+func (c *client) answerLocal(r *dns.Msg) *dns.Msg {
 	q := r.Question[0]
-	var scope []*netIndex
-	if idx != nil {
-		scope = idx.scope[clientAddr(w)]
-	}
-	if len(scope) == 0 || (q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY) {
-		h.next.serveDNS(ctx, w, r)
-		return
+	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
+		return nil
 	}
 	m := new(dns.Msg).SetReply(r)
 	m.Authoritative = true
@@ -198,28 +140,23 @@ func (h *recordsHandler) serveDNS(ctx context.Context, w dns.ResponseWriter, r *
 	if q.Qtype == dns.TypePTR {
 		ip, ok := parseReverse(q.Name)
 		if !ok {
-			h.next.serveDNS(ctx, w, r)
-			return
+			return nil
 		}
-		for _, n := range scope {
+		for _, n := range c.scope {
 			if target, ok := n.ptr[ip]; ok {
 				m.Answer = append(m.Answer, &dns.PTR{Hdr: header(q.Name, dns.TypePTR), Ptr: target})
-				reply(w, r, m)
-				return
+				return m
 			}
 		}
-		h.next.serveDNS(ctx, w, r)
-		return
+		return nil
 	}
-	ips := lookup(scope, normalise(q.Name))
+	ips := c.lookup(normalise(q.Name))
 	if len(ips) == 0 {
-		h.next.serveDNS(ctx, w, r)
-		return
+		return nil
 	}
 	// Every replica in a fresh order: clients that take the first address
 	// spread over the replicas, and clients that try them all still can.
-	order := rand.Perm(len(ips))
-	for _, i := range order {
+	for _, i := range rand.Perm(len(ips)) {
 		ip := ips[i]
 		switch {
 		case ip.Is4() && (q.Qtype == dns.TypeA || q.Qtype == dns.TypeANY):
@@ -230,7 +167,31 @@ func (h *recordsHandler) serveDNS(ctx context.Context, w dns.ResponseWriter, r *
 	}
 	// A known name with no record of the asked type is NOERROR with no
 	// answer, so resolvers asking A and AAAA together do not fail the name.
-	reply(w, r, m)
+	return m
+}
+
+// check rejects what no link should see: answers, other opcodes, and
+// messages with other than one question. It returns the reply to send (nil
+// for none) and whether the query may go on to the chain.
+func check(r *dns.Msg) (*dns.Msg, bool) {
+	switch {
+	case r.Response:
+		return nil, false // never answer answers: that is how reflection loops start
+	case r.Opcode != dns.OpcodeQuery:
+		return new(dns.Msg).SetRcode(r, dns.RcodeNotImplemented), false
+	case len(r.Question) != 1:
+		return new(dns.Msg).SetRcodeFormatError(r), false
+	}
+	return nil, true
+}
+
+// truncate cuts m to what a UDP client said it can take.
+func truncate(r, m *dns.Msg) {
+	size := dns.MinMsgSize
+	if opt := r.IsEdns0(); opt != nil && int(opt.UDPSize()) > size {
+		size = int(opt.UDPSize())
+	}
+	m.Truncate(size)
 }
 
 func header(name string, t uint16) dns.RR_Header {

@@ -1,18 +1,18 @@
 package netdns
 
 import (
+	"bufio"
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"syscall"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -20,55 +20,57 @@ import (
 
 	"github.com/berth-dev/berth/internal/atomicfile"
 	"github.com/berth-dev/berth/internal/lockfile"
+	"github.com/berth-dev/berth/internal/unixsock"
 )
 
 // Config configures Serve.
 type Config struct {
-	// Dir holds records.json, dns.pid and loaded ($BERTH_RUN/dns).
+	// Dir holds records.json, the control socket and the server's state
+	// ($BERTH_RUN/dns).
 	Dir string
 	// Upstreams are "ip:port" resolvers for names the records do not
-	// hold; empty means the nameservers of the host's /etc/resolv.conf.
+	// hold; empty means the host's (see hostUpstreams), NoUpstreams none.
 	Upstreams []string
-	// Port is the port listened on at every gateway; zero means 53.
-	Port int
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 	// Grace is how long the server keeps running once no network is left;
 	// zero means two seconds.
 	Grace time.Duration
+	// Ready, if set, gets one line once the server answers on its control
+	// socket and serves the records ("ok"), or why it could not ("error:
+	// ..."), and is then closed: the spawner waits on it.
+	Ready io.WriteCloser
 
 	lockPatience time.Duration // tests shorten the wait for a previous server
 }
 
 const (
-	pollInterval = 250 * time.Millisecond
 	defaultGrace = 2 * time.Second
-	// startGrace covers a server started before any records exist.
-	startGrace = 5 * time.Second
-	// bindPatience is how long one load keeps retrying a bind: the bridge
-	// address may have been assigned a moment ago. Loads retry on the next
-	// poll after that, so the limit only keeps the loop responsive.
-	bindPatience = time.Second
 	// defaultLockPatience is how long a new server waits for a previous
 	// one in the same directory to finish exiting.
 	defaultLockPatience = 5 * time.Second
 )
 
-var hostResolvConf = "/etc/resolv.conf"
-
-// Serve runs the DNS server for every network in cfg.Dir/records.json until
-// ctx is done or no network has been left for the grace period. It reloads
-// the records on SIGHUP and whenever the file changes, and after each load
-// writes cfg.Dir/loaded with the generation whose listeners are all bound.
-func Serve(ctx context.Context, cfg Config) error {
+// Serve runs the DNS server of cfg.Dir until ctx is done, a stop request
+// arrives, or no network has been left for the grace period. It answers in
+// every sandbox the records list, and reloads them when asked on its control
+// socket; it never reads them by itself, and nobody signals it.
+func Serve(ctx context.Context, cfg Config) (err error) {
+	ready := func(err error) {
+		if cfg.Ready == nil {
+			return
+		}
+		msg := "ok\n"
+		if err != nil {
+			msg = "error: " + err.Error() + "\n"
+		}
+		_, _ = io.WriteString(cfg.Ready, msg)
+		cfg.Ready.Close()
+		cfg.Ready = nil
+	}
+	defer func() { ready(err) }()
 	if cfg.Dir == "" {
 		return fmt.Errorf("dns server: directory is empty: %w", errdefs.ErrInvalidArgument)
-	}
-	if cfg.Port == 0 {
-		cfg.Port = 53
-	}
-	if cfg.Port < 0 || cfg.Port > 65535 {
-		return fmt.Errorf("dns server: port %d: %w", cfg.Port, errdefs.ErrInvalidArgument)
 	}
 	if cfg.Grace <= 0 {
 		cfg.Grace = defaultGrace
@@ -95,259 +97,387 @@ func Serve(ctx context.Context, cfg Config) error {
 		}
 		return fmt.Errorf("dns server in %s is already running: %w", cfg.Dir, errdefs.ErrAlreadyExists)
 	}
+	// The lock goes before the control connections close: a client that sees
+	// its connection end may start a new server at once.
+	var conns connSet
+	defer conns.closeAll()
 	defer lock.Unlock()
 
-	// Signals are caught before the pid file exists, so a SIGHUP sent by
-	// anyone who read it cannot kill the process.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
-	pidPath := filepath.Join(cfg.Dir, pidFile)
-	if err := atomicfile.Write(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+	// With the lock held, a socket file left by a killed server is stale.
+	sockPath := filepath.Join(cfg.Dir, controlSocket)
+	os.Remove(sockPath)
+	ctl, err := unixsock.Listen(sockPath)
+	if err != nil {
+		return fmt.Errorf("dns server: control socket: %w", err)
+	}
+	defer os.Remove(sockPath) // before the lock goes
+	defer ctl.Close()
+	if err := os.Chmod(sockPath, 0o600); err != nil {
 		return fmt.Errorf("dns server: %w", err)
 	}
-	defer os.Remove(pidPath)
 
-	s := newServer(ctx, cfg, log)
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	s := newServer(sctx, cfg, log)
 	defer s.closeAll()
+	if _, err := s.reload(); err != nil {
+		log.Error("load records", "err", err)
+	}
+	ready(nil)
+	log.Info("serving", "pid", os.Getpid(), "generation", s.generation.Load())
 
-	start := time.Now()
-	ticker := time.NewTicker(pollInterval)
-	defer ticker.Stop()
-	var (
-		seen       stamp
-		fileSeen   bool // a records file has been loaded at least once
-		dirty      = true
-		emptySince time.Time
-	)
-	for {
-		if st := statRecords(cfg.Dir); dirty || st != seen {
-			seen = st
-			r, err := ReadRecords(cfg.Dir)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer ctl.Close() // ends the accept loop before wg.Wait
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ctl.AcceptUnix()
 			if err != nil {
-				log.Error("read records", "err", err)
-			} else {
-				fileSeen = fileSeen || st.exists
-				dirty = !s.apply(ctx, r)
+				return
 			}
+			if !conns.add(c) {
+				c.Close()
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.control(c, &conns, stop)
+			}()
 		}
-		if s.networks > 0 {
-			emptySince = time.Time{}
-		} else if fileSeen && emptySince.IsZero() {
-			emptySince = time.Now()
-		}
-		now := time.Now()
-		idle := (fileSeen && !emptySince.IsZero() && now.Sub(emptySince) >= cfg.Grace) ||
-			(!fileSeen && now.Sub(start) >= startGrace)
-		if idle && statRecords(cfg.Dir) == seen {
-			// Leave the pid file first: from here on Ensure sees no server
-			// and starts a new one, which waits for our lock.
-			os.Remove(pidPath)
-			log.Info("no networks left, exiting")
-			return nil
+	}()
+
+	idle := time.NewTimer(cfg.Grace)
+	defer idle.Stop()
+	for {
+		if s.networks.Load() > 0 {
+			idle.Stop()
 		}
 		select {
-		case <-ctx.Done():
+		case <-sctx.Done():
+			log.Info("stopping")
 			return nil
-		case <-hup:
-			dirty = true
-		case <-ticker.C:
+		case <-s.changed:
+			if s.networks.Load() == 0 {
+				idle.Reset(cfg.Grace)
+			}
+		case <-idle.C:
+			if s.networks.Load() == 0 {
+				log.Info("no networks left, exiting")
+				return nil
+			}
 		}
 	}
 }
 
-// stamp identifies one version of the records file cheaply.
-type stamp struct {
-	exists bool
-	ino    uint64
-	mtime  int64
-	size   int64
+// request and reply are the control protocol: one JSON line each way per
+// connection (a watch gets no reply: its connection ends with the server).
+type request struct {
+	Op string `json:"op"` // reload, status, stop, watch
 }
 
-func statRecords(dir string) stamp {
-	fi, err := os.Stat(filepath.Join(dir, recordsFile))
+type reply struct {
+	Generation uint64            `json:"generation"`
+	Pid        int               `json:"pid,omitempty"`
+	Sandboxes  int               `json:"sandboxes"`
+	Failed     map[string]string `json:"failed,omitempty"` // sandbox -> why it has no listener
+	Error      string            `json:"error,omitempty"`
+}
+
+// control serves one control connection.
+func (s *server) control(c *net.UnixConn, conns *connSet, stop func()) {
+	defer conns.remove(c)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(c).ReadBytes('\n')
 	if err != nil {
-		return stamp{}
+		return
 	}
-	st := stamp{exists: true, mtime: fi.ModTime().UnixNano(), size: fi.Size()}
-	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
-		st.ino = sys.Ino
+	c.SetReadDeadline(time.Time{})
+	var req request
+	if err := json.Unmarshal(line, &req); err != nil {
+		writeReply(c, reply{Error: "bad request: " + err.Error()})
+		return
 	}
-	return st
+	switch req.Op {
+	case "reload":
+		failed, err := s.reload()
+		rep := s.status()
+		rep.Failed = failed
+		if err != nil {
+			rep.Error = err.Error()
+		}
+		writeReply(c, rep)
+	case "status":
+		writeReply(c, s.status())
+	case "stop":
+		writeReply(c, s.status())
+		// The connection stays open until the server is gone, so the client
+		// that asked learns when it is.
+		conns.keep(c)
+		stop()
+		return
+	case "watch":
+		// Held until the server exits: its end tells the watcher.
+		conns.keep(c)
+		return
+	default:
+		writeReply(c, reply{Error: fmt.Sprintf("unknown op %q", req.Op)})
+	}
+	c.Close()
+}
+
+func writeReply(c net.Conn, r reply) {
+	b, _ := json.Marshal(r)
+	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, _ = c.Write(append(b, '\n'))
+}
+
+// connSet tracks control connections so that they all end when the server
+// does.
+type connSet struct {
+	mu     sync.Mutex
+	conns  map[net.Conn]bool // true: kept open until the server exits
+	closed bool
+}
+
+func (cs *connSet) add(c net.Conn) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.closed {
+		return false
+	}
+	if cs.conns == nil {
+		cs.conns = map[net.Conn]bool{}
+	}
+	cs.conns[c] = false
+	return true
+}
+
+func (cs *connSet) keep(c net.Conn) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if _, ok := cs.conns[c]; ok {
+		cs.conns[c] = true
+	}
+}
+
+// remove forgets a connection unless it is kept.
+func (cs *connSet) remove(c net.Conn) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if !cs.conns[c] {
+		delete(cs.conns, c)
+	}
+}
+
+func (cs *connSet) closeAll() {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.closed = true
+	for c := range cs.conns {
+		c.Close()
+	}
+	cs.conns = nil
 }
 
 type server struct {
-	cfg       Config
-	log       *slog.Logger
-	mux       *mux
-	records   *recordsHandler
-	forward   *forwarder
-	listeners map[netip.AddrPort]*listener
-	networks  int
-	loaded    uint64
+	ctx context.Context
+	cfg Config
+	log *slog.Logger
+	fwd *forwarder
+	idx atomic.Pointer[index]
+	mu  sync.Mutex // serialises reloads
+	sbx map[string]*sandbox
+	pid int
+
+	generation atomic.Uint64
+	networks   atomic.Int64
+	changed    chan struct{} // a reload changed the number of networks
 }
 
-func newServer(ctx context.Context, cfg Config, log *slog.Logger) *server {
-	fwd := &forwarder{log: log}
-	rec := &recordsHandler{next: fwd}
-	return &server{
-		cfg:       cfg,
-		log:       log,
-		mux:       &mux{ctx: ctx, chain: rec},
-		records:   rec,
-		forward:   fwd,
-		listeners: map[netip.AddrPort]*listener{},
-	}
-}
-
-// apply makes the server match r and reports whether every listener is
-// bound; only then is the generation written to the loaded file.
-func (s *server) apply(ctx context.Context, r Records) bool {
-	want := map[netip.AddrPort]bool{}
-	for _, n := range r.Networks {
-		if !n.Gateway.IsValid() {
-			s.log.Warn("network without gateway", "network", n.Name)
-			continue
-		}
-		want[netip.AddrPortFrom(n.Gateway.Unmap(), uint16(s.cfg.Port))] = true
-	}
-	// Names first: queries reaching listeners that already exist see the
-	// new containers even while other binds are still being retried.
-	s.records.idx.Store(newIndex(r))
-	s.networks = len(r.Networks)
-	s.forward.setUpstreams(s.upstreams(want))
-
-	for ap, l := range s.listeners {
-		if !want[ap] {
-			l.close()
-			delete(s.listeners, ap)
-			s.log.Info("stopped listening", "addr", ap.String())
-		}
-	}
-	ok := true
-	for _, ap := range sortedAddrs(want) {
-		if _, bound := s.listeners[ap]; bound {
-			continue
-		}
-		l, err := listenRetry(ctx, ap, s.mux)
-		if err != nil {
-			s.log.Error("listen", "addr", ap.String(), "err", err)
-			ok = false
-			continue
-		}
-		s.listeners[ap] = l
-		s.log.Info("listening", "addr", ap.String())
-	}
-	if ok && r.Generation != s.loaded {
-		err := atomicfile.Write(filepath.Join(s.cfg.Dir, loadedFile), []byte(strconv.FormatUint(r.Generation, 10)+"\n"), 0o644)
-		if err != nil {
-			s.log.Error("write loaded generation", "err", err)
-			return false
-		}
-		s.loaded = r.Generation
-	}
-	return ok
-}
-
-// upstreams returns the configured resolvers or the host's, leaving out our
-// own listeners so a host resolv.conf pointing at a gateway cannot loop.
-func (s *server) upstreams(own map[netip.AddrPort]bool) []string {
-	ups := s.cfg.Upstreams
-	if len(ups) == 1 && ups[0] == NoUpstreams {
-		return nil
-	}
-	if len(ups) == 0 {
-		data, err := os.ReadFile(hostResolvConf)
-		if err != nil {
-			s.log.Warn("no upstream resolvers", "err", err)
-		}
-		ups = parseResolvConf(data)
-	}
-	var out []string
-	for _, u := range ups {
-		if ap, err := netip.ParseAddrPort(u); err == nil && own[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())] {
-			continue
-		}
-		out = append(out, u)
-	}
-	return out
-}
-
-// NoUpstreams as the only upstream turns forwarding off: names that are
-// not in the records get SERVFAIL. Tests use it so that no query leaves the
-// machine.
-const NoUpstreams = "none"
-
-func sortedAddrs(m map[netip.AddrPort]bool) []netip.AddrPort {
-	out := make([]netip.AddrPort, 0, len(m))
-	for ap := range m {
-		out = append(out, ap)
-	}
-	slices.SortFunc(out, func(a, b netip.AddrPort) int { return a.Compare(b) })
-	return out
-}
-
-func (s *server) closeAll() {
-	for ap, l := range s.listeners {
-		l.close()
-		delete(s.listeners, ap)
-	}
-}
-
-// listener serves one address over UDP and TCP.
-type listener struct {
+// sandbox is the server's side of one sandbox: its namespace, its sockets
+// and the DNS servers on them.
+type sandbox struct {
+	id       nsID
+	sock     *sandboxSockets
 	udp, tcp *dns.Server
 }
 
-func listenRetry(ctx context.Context, ap netip.AddrPort, h dns.Handler) (*listener, error) {
-	deadline := time.Now().Add(bindPatience)
-	delay := 10 * time.Millisecond
-	for {
-		l, err := listen(ctx, ap, h)
-		if err == nil {
-			return l, nil
-		}
-		// Only a missing address is worth waiting for; a port in use or a
-		// permission problem will not go away by itself.
-		if !errors.Is(err, syscall.EADDRNOTAVAIL) || time.Now().After(deadline) {
-			return nil, err
-		}
+func newServer(ctx context.Context, cfg Config, log *slog.Logger) *server {
+	s := &server{
+		ctx:     ctx,
+		cfg:     cfg,
+		log:     log,
+		fwd:     &forwarder{log: log},
+		sbx:     map[string]*sandbox{},
+		pid:     os.Getpid(),
+		changed: make(chan struct{}, 1),
+	}
+	s.idx.Store(newIndex(Records{}))
+	return s
+}
+
+func (s *server) status() reply {
+	s.mu.Lock()
+	n := len(s.sbx)
+	s.mu.Unlock()
+	return reply{Generation: s.generation.Load(), Pid: s.pid, Sandboxes: n}
+}
+
+// reload reads the records and makes the server match them: names first,
+// so sandboxes that already have listeners see new containers at once, then
+// a listener in each new sandbox. It returns the sandboxes it could not
+// serve, with why.
+func (s *server) reload() (map[string]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, err := ReadRecords(s.cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	s.idx.Store(newIndex(r))
+	s.fwd.setHost(hostUpstreams(s.cfg.Upstreams, s.log))
+	if prev := s.networks.Swap(int64(len(r.Networks))); (prev == 0) != (len(r.Networks) == 0) {
 		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(delay):
+		case s.changed <- struct{}{}:
+		default:
 		}
-		delay = min(delay*2, 200*time.Millisecond)
+	}
+
+	want := map[string]nsID{}
+	failed := map[string]string{}
+	for _, sb := range r.Sandboxes {
+		id, err := statNetns(sb.Netns)
+		if err != nil {
+			failed[sb.Netns] = err.Error()
+			continue
+		}
+		want[sb.Netns] = id
+	}
+	for path, sb := range s.sbx {
+		if id, ok := want[path]; !ok || id != sb.id {
+			s.closeSandbox(path, sb)
+		}
+	}
+	ports := s.readPorts()
+	changedPorts := false
+	for _, path := range slices.Sorted(mapKeys(want)) {
+		if _, ok := s.sbx[path]; ok {
+			continue
+		}
+		id := want[path]
+		port := ports[portKey(path, id)]
+		sock, err := openSandbox(path, port)
+		if err != nil {
+			failed[path] = err.Error()
+			s.log.Error("listen in sandbox", "sandbox", path, "err", err)
+			continue
+		}
+		sb := &sandbox{id: id, sock: sock}
+		if err := s.serveSandbox(path, sb); err != nil {
+			sock.close()
+			failed[path] = err.Error()
+			continue
+		}
+		s.sbx[path] = sb
+		if sock.port != port {
+			changedPorts = true
+		}
+	}
+	if changedPorts || len(ports) != len(s.sbx) {
+		s.writePorts()
+	}
+	s.generation.Store(r.Generation)
+	if len(failed) == 0 {
+		failed = nil
+	}
+	return failed, nil
+}
+
+// portKey names a sandbox in the ports file: its path and namespace, so a
+// port is reused only for the very namespace its rules are in.
+func portKey(path string, id nsID) string { return fmt.Sprintf("%s@%d:%d", path, id.dev, id.ino) }
+
+func (s *server) readPorts() map[string]uint16 {
+	ports := map[string]uint16{}
+	_ = atomicfile.ReadJSON(filepath.Join(s.cfg.Dir, portsFile), &ports)
+	return ports
+}
+
+func (s *server) writePorts() {
+	ports := map[string]uint16{}
+	for path, sb := range s.sbx {
+		ports[portKey(path, sb.id)] = sb.sock.port
+	}
+	if err := atomicfile.WriteJSON(filepath.Join(s.cfg.Dir, portsFile), ports, 0o600); err != nil {
+		s.log.Error("write ports", "err", err)
 	}
 }
 
-func listen(ctx context.Context, ap netip.AddrPort, h dns.Handler) (*listener, error) {
-	var lc net.ListenConfig
-	pc, err := lc.ListenPacket(ctx, "udp", ap.String())
-	if err != nil {
-		return nil, err
+func (s *server) serveSandbox(path string, sb *sandbox) error {
+	h := &sandboxHandler{s: s, key: path}
+	sb.udp = &dns.Server{PacketConn: sb.sock.udp, Handler: h}
+	sb.tcp = &dns.Server{Listener: sb.sock.tcp, Handler: h, ReadTimeout: 5 * time.Second,
+		IdleTimeout: func() time.Duration { return 5 * time.Second }}
+	if err := start(sb.udp); err != nil {
+		return err
 	}
-	ln, err := lc.Listen(ctx, "tcp", ap.String())
-	if err != nil {
-		pc.Close()
-		return nil, err
+	if err := start(sb.tcp); err != nil {
+		shutdown(sb.udp)
+		return err
 	}
-	l := &listener{
-		udp: &dns.Server{PacketConn: pc, Handler: h},
-		tcp: &dns.Server{Listener: ln, Handler: h, ReadTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 5 * time.Second }},
+	return nil
+}
+
+func (s *server) closeSandbox(path string, sb *sandbox) {
+	shutdown(sb.udp)
+	shutdown(sb.tcp)
+	sb.sock.close()
+	delete(s.sbx, path)
+}
+
+func (s *server) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for path, sb := range s.sbx {
+		s.closeSandbox(path, sb)
 	}
-	if err := start(l.udp); err != nil {
-		pc.Close()
-		ln.Close()
-		return nil, err
+}
+
+// sandboxHandler answers the queries of one sandbox: records first, the
+// forwarder last.
+type sandboxHandler struct {
+	s   *server
+	key string
+}
+
+// queryTimeout bounds the work for one query; stub resolvers give up after
+// about five seconds, so an answer after that helps nobody.
+const queryTimeout = 5 * time.Second
+
+func (h *sandboxHandler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	m, ok := check(r)
+	if ok {
+		c := h.s.idx.Load().clients[h.key]
+		if c != nil {
+			m = c.answerLocal(r)
+		}
+		if m == nil {
+			ctx, cancel := context.WithTimeout(h.s.ctx, queryTimeout)
+			_, tcp := w.RemoteAddr().(*net.TCPAddr)
+			m = h.s.fwd.forward(ctx, c, r, tcp)
+			cancel()
+		}
 	}
-	if err := start(l.tcp); err != nil {
-		shutdown(l.udp)
-		ln.Close()
-		return nil, err
+	if m == nil {
+		return
 	}
-	return l, nil
+	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
+		truncate(r, m)
+	}
+	_ = w.WriteMsg(m) // the client is gone or the socket closed: nothing to do
 }
 
 // start runs srv and returns once it is accepting, so that a later Shutdown
@@ -373,7 +503,12 @@ func shutdown(srv *dns.Server) {
 	_ = srv.ShutdownContext(ctx)
 }
 
-func (l *listener) close() {
-	shutdown(l.udp)
-	shutdown(l.tcp)
+func mapKeys[M ~map[string]V, V any](m M) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
 }

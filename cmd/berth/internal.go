@@ -41,7 +41,10 @@ func newShimCommand(*projectFlags) *cobra.Command {
 
 // newDNSCommand is the shared DNS server the engine starts on demand.
 func newDNSCommand(*projectFlags) *cobra.Command {
-	var dir string
+	var (
+		dir     string
+		readyFD int
+	)
 	cmd := &cobra.Command{
 		Use:    "dns",
 		Short:  "Serve DNS for Berth networks (internal)",
@@ -53,6 +56,10 @@ func newDNSCommand(*projectFlags) *cobra.Command {
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 			cfg := netdns.Config{Dir: dir, Logger: log}
+			if readyFD > 0 {
+				// The spawner waits on this pipe for the server to serve.
+				cfg.Ready = os.NewFile(uintptr(readyFD), "ready")
+			}
 			// BERTH_DNS_UPSTREAMS ("ip:port,..." or "none") overrides the
 			// host's resolv.conf; tests set "none".
 			if v := os.Getenv("BERTH_DNS_UPSTREAMS"); v != "" {
@@ -62,5 +69,6 @@ func newDNSCommand(*projectFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "records directory")
+	cmd.Flags().IntVar(&readyFD, "ready-fd", 0, "descriptor to report readiness on")
 	return cmd
 }

@@ -41,6 +41,7 @@ type Config struct {
 	// Model is what the orchestrator made the container from (compose keeps
 	// the service's model here to explain a recreate); opaque to the engine.
 	Model json.RawMessage `json:"model,omitempty"`
+	Net   Networking      `json:"net,omitzero"` // network mode, DNS, hosts (networking.go)
 }
 
 // Mount is a named volume or a bind mount.
@@ -53,14 +54,19 @@ type Mount struct {
 
 // Attachment connects the container to a network under extra names.
 type Attachment struct {
-	Network string   `json:"network"`
-	Aliases []string `json:"aliases,omitempty"`
+	Network     string   `json:"network"`
+	Aliases     []string `json:"aliases,omitempty"`
+	IPv4Address string   `json:"ipv4_address,omitempty"`
+	IPv6Address string   `json:"ipv6_address,omitempty"`
+	MacAddress  string   `json:"mac_address,omitempty"`
 }
 
-// Port publishes a container port on the host.
+// Port publishes a container port on the host. A zero HostPort is any
+// free port; with HostPortEnd, the first free one of the range.
 type Port struct {
 	HostIP        string `json:"host_ip,omitempty"`
 	HostPort      uint16 `json:"host_port"`
+	HostPortEnd   uint16 `json:"host_port_end,omitempty"`
 	ContainerPort uint16 `json:"container_port"`
 	Protocol      string `json:"protocol"`
 }

@@ -6,30 +6,49 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strconv"
 
 	"github.com/containerd/errdefs"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
-// Connect attaches the container's sandbox to network: next free address,
-// a veth whose host end joins the bridge and whose peer becomes ethN in the
-// sandbox, and (for the first non-internal network) the default route.
-// Internal networks never get the default route: nothing leaves through them.
-func (m *Manager) Connect(ctx context.Context, network, containerID, sandboxPath string, aliases []string) (Endpoint, error) {
+// Attachment says how a container joins a network.
+type Attachment struct {
+	// Name is the container's name: a DNS name on the network, and the key
+	// under which its addresses are remembered for the next container of
+	// that name (a recreate).
+	Name    string
+	Aliases []string // more DNS names on this network
+	// IPv4 and IPv6 are static addresses (ipv4_address, ipv6_address).
+	IPv4, IPv6 netip.Addr
+	MAC        net.HardwareAddr // derived from the IPv4 address when nil
+	// NoDefaultRoute keeps the default route off this network even when
+	// it is the container's first non-internal one.
+	NoDefaultRoute bool
+}
+
+// Connect attaches the container's sandbox to network: its addresses, a
+// veth whose host end joins the bridge and whose peer becomes ethN in the
+// sandbox, and (for the first non-internal network) the default routes.
+// Internal networks never get the default route: nothing leaves through
+// them. A static address outside the subnet is errdefs.ErrInvalidArgument;
+// one in use, errdefs.ErrConflict.
+func (m *Manager) Connect(ctx context.Context, network, containerID, sandboxPath string, a Attachment) (Endpoint, error) {
 	if err := checkContainerID(containerID); err != nil {
 		return Endpoint{}, err
 	}
 	if err := m.restore(ctx, network); err != nil {
 		return Endpoint{}, err
 	}
-	ep, bridge, err := m.reserve(ctx, network, containerID, aliases)
+	ep, n, err := m.reserve(ctx, network, containerID, a)
 	if err != nil {
 		return Endpoint{}, err
 	}
-	if err := plumb(ep, bridge, sandboxPath); err != nil {
+	if err := plumb(ep, n, sandboxPath); err != nil {
 		_ = deleteLink(ep.HostVeth)
 		if uerr := m.release(context.WithoutCancel(ctx), network, containerID); uerr != nil {
 			err = errors.Join(err, uerr)
@@ -42,22 +61,22 @@ func (m *Manager) Connect(ctx context.Context, network, containerID, sandboxPath
 // reserve records the endpoint under the lock, so concurrent connects get
 // distinct addresses and interface names; the slow kernel work happens
 // after the lock is released.
-func (m *Manager) reserve(ctx context.Context, network, containerID string, aliases []string) (ep endpointRecord, bridge string, err error) {
+func (m *Manager) reserve(ctx context.Context, network, containerID string, a Attachment) (endpointRecord, Network, error) {
 	l, err := m.lock(ctx)
 	if err != nil {
-		return endpointRecord{}, "", err
+		return endpointRecord{}, Network{}, err
 	}
 	defer l.Unlock()
 	r, err := m.load(network)
 	if err != nil {
-		return endpointRecord{}, "", err
+		return endpointRecord{}, Network{}, err
 	}
 	if _, ok := r.Endpoints[containerID]; ok {
-		return endpointRecord{}, "", fmt.Errorf("container %s on network %q: %w", containerID, network, errdefs.ErrAlreadyExists)
+		return endpointRecord{}, Network{}, fmt.Errorf("container %s on network %q: %w", containerID, network, errdefs.ErrAlreadyExists)
 	}
 	all, err := m.loadAll()
 	if err != nil {
-		return endpointRecord{}, "", err
+		return endpointRecord{}, Network{}, err
 	}
 	ifUsed := map[string]bool{}
 	hasDefault := false
@@ -73,37 +92,63 @@ func (m *Manager) reserve(ctx context.Context, network, containerID string, alia
 			ifName = n
 		}
 	}
-	used := map[netip.Addr]bool{}
+	used, others := map[netip.Addr]bool{}, map[netip.Addr]bool{}
 	for _, e := range r.Endpoints {
-		used[e.IP] = true
+		used[e.IP], used[e.IP6] = true, true
 	}
-	ip, err := nextAddr(r.Network.Subnet, used)
+	for name, last := range r.Last {
+		if name != a.Name {
+			others[last.IP], others[last.IP6] = true, true
+		}
+	}
+	n := r.Network
+	last := r.Last[a.Name]
+	ip, err := nextAddr(n.IPv4(), used, others, a.IPv4, last.IP)
 	if err != nil {
-		return endpointRecord{}, "", fmt.Errorf("network %q: %w", network, err)
+		return endpointRecord{}, Network{}, fmt.Errorf("network %q: ipv4: %w", network, err)
+	}
+	var ip6 netip.Addr
+	if n.IPv6 != nil {
+		if ip6, err = nextAddr(*n.IPv6, used, others, a.IPv6, last.IP6); err != nil {
+			return endpointRecord{}, Network{}, fmt.Errorf("network %q: ipv6: %w", network, err)
+		}
+	} else if a.IPv6.IsValid() {
+		return endpointRecord{}, Network{}, fmt.Errorf("network %q: ipv6 address %s, but the network has no ipv6 (enable_ipv6): %w", network, a.IPv6, errdefs.ErrInvalidArgument)
+	}
+	mac := a.MAC
+	if mac == nil {
+		mac = macFor(ip)
 	}
 	suffix, err := randomHex(5)
 	if err != nil {
-		return endpointRecord{}, "", err
+		return endpointRecord{}, Network{}, err
 	}
-	ep = endpointRecord{
+	ep := endpointRecord{
 		Endpoint: Endpoint{
 			Network:     network,
 			ContainerID: containerID,
+			Name:        a.Name,
 			IfName:      ifName,
 			HostVeth:    "vberth" + suffix[:9],
 			IP:          ip,
-			Prefix:      r.Network.Subnet,
-			Gateway:     r.Network.Gateway,
-			MAC:         macFor(ip).String(),
-			Aliases:     slices.Clone(aliases),
+			Prefix:      n.Subnet,
+			Gateway:     n.Gateway,
+			MAC:         mac.String(),
+			Aliases:     slices.Clone(a.Aliases),
 		},
-		DefaultRoute: !hasDefault && !r.Network.Internal,
+		DefaultRoute: !hasDefault && !n.Internal && !a.NoDefaultRoute,
+	}
+	if ip6.IsValid() {
+		ep.IP6, ep.Prefix6, ep.Gateway6 = ip6, n.IPv6.Subnet, n.IPv6.Gateway
 	}
 	r.Endpoints[containerID] = ep
-	if err := m.save(r); err != nil {
-		return endpointRecord{}, "", err
+	if a.Name != "" {
+		r.Last[a.Name] = lastAddrs{IP: ip, IP6: ip6}
 	}
-	return ep, r.Network.Bridge, nil
+	if err := m.save(r); err != nil {
+		return endpointRecord{}, Network{}, err
+	}
+	return ep, n, nil
 }
 
 func (m *Manager) release(ctx context.Context, network, containerID string) error {
@@ -132,21 +177,26 @@ func macFor(ip netip.Addr) net.HardwareAddr {
 
 // plumb creates the veth with its peer directly inside the sandbox, so the
 // peer's name never exists (or collides) in the host namespace.
-func plumb(ep endpointRecord, bridge, sandboxPath string) error {
+func plumb(ep endpointRecord, n Network, sandboxPath string) error {
 	ns, err := netns.GetFromPath(sandboxPath)
 	if err != nil {
 		return fmt.Errorf("open sandbox %s: %w", sandboxPath, err)
 	}
 	defer ns.Close()
-	br, err := netlink.LinkByName(bridge)
+	br, err := netlink.LinkByName(n.Bridge)
 	if err != nil {
-		return fmt.Errorf("bridge %s: %w", bridge, err)
+		return fmt.Errorf("bridge %s: %w", n.Bridge, err)
+	}
+	mac, err := net.ParseMAC(ep.MAC)
+	if err != nil {
+		return fmt.Errorf("mac address %q: %w", ep.MAC, err)
 	}
 	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: ep.HostVeth, MasterIndex: br.Attrs().Index},
+		LinkAttrs:        netlink.LinkAttrs{Name: ep.HostVeth, MasterIndex: br.Attrs().Index, MTU: br.Attrs().MTU},
 		PeerName:         ep.IfName,
 		PeerNamespace:    netlink.NsFd(int(ns)),
-		PeerHardwareAddr: macFor(ep.IP),
+		PeerHardwareAddr: mac,
+		PeerMTU:          uint32(br.Attrs().MTU),
 	}
 	if err := netlink.LinkAdd(veth); err != nil {
 		return fmt.Errorf("create veth %s: %w", ep.HostVeth, err)
@@ -159,9 +209,22 @@ func plumb(ep endpointRecord, bridge, sandboxPath string) error {
 	if err := netlink.LinkSetHairpin(host, true); err != nil {
 		return fmt.Errorf("veth %s: hairpin: %w", ep.HostVeth, err)
 	}
+	if n.NoICC {
+		// Isolated bridge ports do not forward to one another, only to the
+		// bridge itself: containers of the network reach the host and the
+		// outside, never each other (enable_icc: false).
+		if err := netlink.LinkSetIsolated(host, true); err != nil {
+			return fmt.Errorf("veth %s: isolate: %w", ep.HostVeth, err)
+		}
+	}
 	if err := netlink.LinkSetUp(host); err != nil {
 		return fmt.Errorf("veth %s: up: %w", ep.HostVeth, err)
 	}
+	return configureSandbox(ep, ns, sandboxPath)
+}
+
+// configureSandbox gives the peer its addresses and routes inside.
+func configureSandbox(ep endpointRecord, ns netns.NsHandle, sandboxPath string) error {
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		return fmt.Errorf("netlink in sandbox: %w", err)
@@ -171,16 +234,34 @@ func plumb(ep endpointRecord, bridge, sandboxPath string) error {
 	if err != nil {
 		return fmt.Errorf("sandbox %s: %w", ep.IfName, err)
 	}
-	if err := h.AddrAdd(peer, &netlink.Addr{IPNet: prefixToIPNet(netip.PrefixFrom(ep.IP, ep.Prefix.Bits()))}); err != nil {
-		return fmt.Errorf("sandbox %s: address %s: %w", ep.IfName, ep.IP, err)
+	if !ep.IP6.IsValid() {
+		// No IPv6 on this network: not even a link-local address, as Docker.
+		if err := sandboxSysctl(sandboxPath, filepath.Join("net/ipv6/conf", ep.IfName, "disable_ipv6"), "1"); err != nil {
+			return err
+		}
+	}
+	addrs := []netlink.Addr{{IPNet: prefixToIPNet(netip.PrefixFrom(ep.IP, ep.Prefix.Bits()))}}
+	if ep.IP6.IsValid() {
+		addrs = append(addrs, netlink.Addr{IPNet: prefixToIPNet(netip.PrefixFrom(ep.IP6, ep.Prefix6.Bits())), Flags: unix.IFA_F_NODAD})
+	}
+	for _, a := range addrs {
+		if err := h.AddrAdd(peer, &a); err != nil {
+			return fmt.Errorf("sandbox %s: address %s: %w", ep.IfName, a.IPNet, err)
+		}
 	}
 	if err := h.LinkSetUp(peer); err != nil {
 		return fmt.Errorf("sandbox %s: up: %w", ep.IfName, err)
 	}
 	if ep.DefaultRoute {
-		rt := &netlink.Route{LinkIndex: peer.Attrs().Index, Gw: ep.Gateway.AsSlice()}
-		if err := h.RouteAdd(rt); err != nil {
-			return fmt.Errorf("sandbox %s: default route via %s: %w", ep.IfName, ep.Gateway, err)
+		gws := []netip.Addr{ep.Gateway}
+		if ep.IP6.IsValid() {
+			gws = append(gws, ep.Gateway6)
+		}
+		for _, gw := range gws {
+			rt := &netlink.Route{LinkIndex: peer.Attrs().Index, Gw: gw.AsSlice()}
+			if err := h.RouteAdd(rt); err != nil {
+				return fmt.Errorf("sandbox %s: default route via %s: %w", ep.IfName, gw, err)
+			}
 		}
 	}
 	return nil

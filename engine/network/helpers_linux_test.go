@@ -27,9 +27,12 @@ func needRoot(t *testing.T) {
 	}
 }
 
-// testPool is far from anything a test host usually routes; IPAM skips
+// testPools are far from anything a test host usually routes; IPAM skips
 // whatever part of it is in use, parallel tests included.
-var testPool = []netip.Prefix{netip.MustParsePrefix("10.231.0.0/16")}
+var testPools = []Pool{
+	{Base: netip.MustParsePrefix("10.231.0.0/16"), Size: 24},
+	{Base: netip.MustParsePrefix("fd89:b3e7:4aff::/48"), Size: 64},
+}
 
 // newTestManager returns a Manager with its own dirs and table, and
 // registers a cleanup that removes every network and sandbox it made and
@@ -44,7 +47,7 @@ func newTestManager(t *testing.T) *Manager {
 		StateDir: filepath.Join(dir, "state"),
 		RunDir:   filepath.Join(dir, "run"),
 		Table:    "berth-t" + hex.EncodeToString(b),
-		Pool:     append([]netip.Prefix(nil), testPool...),
+		Pools:    testPools,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +96,7 @@ func newTestManager(t *testing.T) *Manager {
 			}
 		}
 		// A test that published without a network still owns the table.
-		if err := m.fw.deleteTable(ctx); err != nil {
+		if err := m.fw.deleteTable(); err != nil {
 			t.Errorf("cleanup table: %v", err)
 		}
 	})

@@ -131,15 +131,15 @@ func TestConnectCompletesAHalfMadeNetwork(t *testing.T) {
 		netlink.AddrDel(link, &a)
 	}
 	netlink.LinkSetDown(link)
-	if err := m.fw.removeTagged(ctx, netTag(n.ID)); err != nil {
+	if err := m.fw.removeTagged(netTag(n.ID)); err != nil {
 		t.Fatal(err)
 	}
-	if m.whole(n) {
+	if m.whole(t.Context(), n) {
 		t.Fatal("a stripped network reads as whole")
 	}
 	sbA, _ := connected(t, m, "half")
 	sbB, epB := connected(t, m, "half")
-	if !m.whole(n) {
+	if !m.whole(t.Context(), n) {
 		t.Fatal("connect did not complete the network")
 	}
 	serveIn(t, sbB, net.JoinHostPort(epB.IP.String(), "8080"), "whole")

@@ -24,15 +24,28 @@ import (
 
 // Config says where a Manager keeps its state and which kernel objects it owns.
 type Config struct {
-	StateDir string         // $BERTH_ROOT/network
-	RunDir   string         // $BERTH_RUN/network; netns bind mounts go in RunDir/netns/<id>
-	Table    string         // nftables table name (inet family) owned by this instance
-	Pool     []netip.Prefix // default 10.89.0.0/16
-	PoolSize int            // prefix length of allocated subnets, default 24
+	StateDir string // $BERTH_ROOT/network
+	RunDir   string // $BERTH_RUN/network; netns bind mounts go in RunDir/netns/<id>
+	Table    string // nftables table name (inet family) owned by this instance
+	// Pools are where subnets come from when a network names none:
+	// DefaultPools when empty.
+	Pools []Pool
 }
 
-// DefaultPool is where subnets come from when Config.Pool is empty.
-var DefaultPool = []netip.Prefix{netip.MustParsePrefix("10.89.0.0/16")}
+// Pool is a range subnets are cut from, as Docker's default-address-pools.
+type Pool struct {
+	Base netip.Prefix // an IPv4 or IPv6 prefix
+	Size int          // prefix length of each subnet
+}
+
+func (p Pool) String() string { return fmt.Sprintf("%s/%d", p.Base, p.Size) }
+
+// DefaultPools: 768 IPv4 /24s, and IPv6 /64s from a unique local prefix.
+var DefaultPools = []Pool{
+	{Base: netip.MustParsePrefix("10.89.0.0/16"), Size: 24},
+	{Base: netip.MustParsePrefix("10.90.0.0/15"), Size: 24},
+	{Base: netip.MustParsePrefix("fd89:b3e7:4a00::/40"), Size: 64},
+}
 
 // hostIPAMLock serialises subnet choice and bridge creation across every
 // Berth instance on the host, whatever their state dirs, so two instances
@@ -45,41 +58,96 @@ const hostPortsLock = "/run/berth-ports.lock"
 // Manager creates and removes networks, sandboxes and endpoints. It is safe
 // for concurrent use, including from several processes sharing StateDir.
 type Manager struct {
-	cfg Config
-	fw  firewall
+	cfg  Config
+	fw   firewall
+	host hostFirewall
 }
 
-// Spec describes a network to create.
+// Spec describes a network to create. Zero fields take defaults.
 type Spec struct {
-	Name     string
-	Labels   map[string]string
-	Subnet   netip.Prefix // optional; allocated from the pool when zero
-	Internal bool         // no route out of the host, no masquerade
+	Name   string
+	Labels map[string]string
+	// IPv4 and IPv6 give subnets, ranges, gateways and reserved addresses;
+	// a zero subnet is allocated from the pools. IPv6 is used only with
+	// EnableIPv6.
+	IPv4, IPv6 IPAM
+	EnableIPv6 bool
+	// Pools replace the manager's pools for this network (x-berth).
+	Pools    []Pool
+	Internal bool // no route out of the host, no masquerade
+	// Bridge names the bridge (com.docker.network.bridge.name); random
+	// "berth-..." when empty.
+	Bridge string
+	MTU    int  // 0: the kernel's default
+	NoICC  bool // containers of the network cannot reach each other
+	// HostIP is the default host address of published ports
+	// (com.docker.network.bridge.host_binding_ipv4).
+	HostIP     netip.Addr
+	Attachable bool
+	// Options are the driver options as given, kept for inspect.
+	Options map[string]string
+}
+
+// IPAM is one address family's configuration of a network.
+type IPAM struct {
+	Subnet  netip.Prefix          `json:"subnet"`
+	Gateway netip.Addr            `json:"gateway"`
+	Range   netip.Prefix          `json:"ipRange,omitzero"` // containers' addresses come from here
+	Aux     map[string]netip.Addr `json:"auxAddresses,omitempty"`
 }
 
 // Network is a created network.
 type Network struct {
-	ID       string            `json:"id"`
-	Name     string            `json:"name"`
-	Bridge   string            `json:"bridge"`
-	Subnet   netip.Prefix      `json:"subnet"`
-	Gateway  netip.Addr        `json:"gateway"`
-	Internal bool              `json:"internal,omitempty"`
-	Labels   map[string]string `json:"labels,omitempty"`
-	Created  time.Time         `json:"created"`
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Bridge string `json:"bridge"`
+	// Subnet and Gateway are the IPv4 side (their JSON names predate IPv6).
+	Subnet     netip.Prefix          `json:"subnet"`
+	Gateway    netip.Addr            `json:"gateway"`
+	IPRange    netip.Prefix          `json:"ipRange,omitzero"`
+	Aux        map[string]netip.Addr `json:"auxAddresses,omitempty"`
+	IPv6       *IPAM                 `json:"ipv6,omitempty"`
+	Internal   bool                  `json:"internal,omitempty"`
+	NoICC      bool                  `json:"noIcc,omitempty"`
+	MTU        int                   `json:"mtu,omitempty"`
+	HostIP     netip.Addr            `json:"hostIp,omitzero"`
+	Attachable bool                  `json:"attachable,omitempty"`
+	Options    map[string]string     `json:"options,omitempty"`
+	Labels     map[string]string     `json:"labels,omitempty"`
+	Created    time.Time             `json:"created"`
+}
+
+// IPv4 returns the IPv4 side of the network.
+func (n Network) IPv4() IPAM {
+	return IPAM{Subnet: n.Subnet, Gateway: n.Gateway, Range: n.IPRange, Aux: n.Aux}
 }
 
 // Endpoint is one container's attachment to one network.
 type Endpoint struct {
 	Network     string       `json:"network"`
 	ContainerID string       `json:"containerId"`
+	Name        string       `json:"name,omitempty"` // the container's name
 	IfName      string       `json:"ifName"`
 	HostVeth    string       `json:"hostVeth"`
 	IP          netip.Addr   `json:"ip"`
 	Prefix      netip.Prefix `json:"prefix"`
 	Gateway     netip.Addr   `json:"gateway"`
+	IP6         netip.Addr   `json:"ip6,omitzero"`
+	Prefix6     netip.Prefix `json:"prefix6,omitzero"`
+	Gateway6    netip.Addr   `json:"gateway6,omitzero"`
 	MAC         string       `json:"mac"`
 	Aliases     []string     `json:"aliases,omitempty"`
+}
+
+// Addrs returns the endpoint's addresses, IPv4 first.
+func (e Endpoint) Addrs() []netip.Addr {
+	var out []netip.Addr
+	for _, a := range []netip.Addr{e.IP, e.IP6} {
+		if a.IsValid() {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // endpointRecord is what state keeps per endpoint: the public view plus what
@@ -93,6 +161,14 @@ type endpointRecord struct {
 type record struct {
 	Network   Network                   `json:"network"`
 	Endpoints map[string]endpointRecord `json:"endpoints,omitempty"` // by container ID
+	// Last are the addresses each container name last had, so a recreated
+	// container gets its address back when it is free.
+	Last map[string]lastAddrs `json:"last,omitempty"`
+}
+
+type lastAddrs struct {
+	IP  netip.Addr `json:"ip,omitzero"`
+	IP6 netip.Addr `json:"ip6,omitzero"`
 }
 
 // New returns a Manager for cfg, filling in defaults and creating its
@@ -107,27 +183,28 @@ func New(cfg Config) (*Manager, error) {
 	if len(cfg.Table) > 64 || strings.ContainsAny(cfg.Table, "/\x00 ") {
 		return nil, fmt.Errorf("network manager: bad nftables table name %q: %w", cfg.Table, errdefs.ErrInvalidArgument)
 	}
-	if len(cfg.Pool) == 0 {
-		cfg.Pool = DefaultPool
+	if len(cfg.Pools) == 0 {
+		cfg.Pools = DefaultPools
 	}
-	if cfg.PoolSize == 0 {
-		cfg.PoolSize = 24
-	}
-	if cfg.PoolSize < 8 || cfg.PoolSize > 30 {
-		return nil, fmt.Errorf("network manager: pool size /%d out of range /8../30: %w", cfg.PoolSize, errdefs.ErrInvalidArgument)
-	}
-	for i, p := range cfg.Pool {
-		if !p.IsValid() || !p.Addr().Is4() {
-			return nil, fmt.Errorf("network manager: pool %s is not an ipv4 prefix: %w", p, errdefs.ErrInvalidArgument)
+	if !slices.ContainsFunc(cfg.Pools, func(p Pool) bool { return p.Base.Addr().Is6() }) {
+		// Pools that name only IPv4 keep the default IPv6 pool.
+		for _, p := range DefaultPools {
+			if p.Base.Addr().Is6() {
+				cfg.Pools = append(slices.Clone(cfg.Pools), p)
+			}
 		}
-		cfg.Pool[i] = p.Masked()
+	}
+	for _, p := range cfg.Pools {
+		if err := checkPool(p); err != nil {
+			return nil, fmt.Errorf("network manager: %w", err)
+		}
 	}
 	for _, d := range []string{cfg.networksDir(), cfg.netnsDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("network manager: %w", err)
 		}
 	}
-	return &Manager{cfg: cfg, fw: firewall{table: cfg.Table}}, nil
+	return &Manager{cfg: cfg, fw: firewall{table: cfg.Table}, host: hostFirewall{instance: cfg.Table}}, nil
 }
 
 func (c Config) networksDir() string { return filepath.Join(c.StateDir, "networks") }
@@ -137,6 +214,9 @@ func (c Config) lockPath() string    { return filepath.Join(c.StateDir, "lock") 
 func (m *Manager) recordPath(name string) string {
 	return filepath.Join(m.cfg.networksDir(), name+".json")
 }
+
+// SandboxPath is where the network namespace of container id is mounted.
+func (m *Manager) SandboxPath(id string) string { return filepath.Join(m.cfg.netnsDir(), id) }
 
 // lock takes this instance's state lock; every read-modify-write of state
 // and of this instance's nftables table happens under it.
@@ -154,6 +234,9 @@ func (m *Manager) load(name string) (*record, error) {
 	}
 	if r.Endpoints == nil {
 		r.Endpoints = map[string]endpointRecord{}
+	}
+	if r.Last == nil {
+		r.Last = map[string]lastAddrs{}
 	}
 	return &r, nil
 }
@@ -189,19 +272,17 @@ func (m *Manager) loadAll() ([]*record, error) {
 	return out, nil
 }
 
-// Create makes the network's bridge with the gateway address, its nftables
-// rules, and its state record.
+// Create makes the network's bridge with the gateway addresses, its
+// nftables rules and its state record. A subnet, range, gateway or
+// reserved address that does not fit is errdefs.ErrInvalidArgument; a
+// subnet that overlaps another network or a host route is
+// errdefs.ErrConflict; nothing is created then.
 func (m *Manager) Create(ctx context.Context, s Spec) (Network, error) {
 	if err := names.Object("network", s.Name); err != nil {
 		return Network{}, err
 	}
-	if s.Subnet.IsValid() {
-		if !s.Subnet.Addr().Is4() || s.Subnet.Bits() > 30 || s.Subnet.Bits() < 8 {
-			return Network{}, fmt.Errorf("network %q: subnet %s must be ipv4 between /8 and /30: %w", s.Name, s.Subnet, errdefs.ErrInvalidArgument)
-		}
-		if s.Subnet.Masked() != s.Subnet {
-			return Network{}, fmt.Errorf("network %q: subnet %s has host bits set: %w", s.Name, s.Subnet, errdefs.ErrInvalidArgument)
-		}
+	if err := CheckSpec(s); err != nil {
+		return Network{}, err
 	}
 	l, err := m.lock(ctx)
 	if err != nil {
@@ -217,39 +298,67 @@ func (m *Manager) Create(ctx context.Context, s Spec) (Network, error) {
 		return Network{}, err
 	}
 	n := Network{
-		ID:       id,
-		Name:     s.Name,
-		Bridge:   "berth-" + id[:9],
-		Internal: s.Internal,
-		Labels:   maps.Clone(s.Labels),
-		Created:  time.Now().UTC(),
+		ID:         id,
+		Name:       s.Name,
+		Bridge:     s.Bridge,
+		Internal:   s.Internal,
+		NoICC:      s.NoICC,
+		MTU:        s.MTU,
+		HostIP:     s.HostIP,
+		Attachable: s.Attachable,
+		Options:    maps.Clone(s.Options),
+		Labels:     maps.Clone(s.Labels),
+		Created:    time.Now().UTC(),
 	}
-	if err := m.allocateAndCreateBridge(ctx, &n, s.Subnet); err != nil {
+	if n.Bridge == "" {
+		n.Bridge = bridgePrefix + id[:9]
+	}
+	if err := m.allocateAndCreateBridge(ctx, &n, s); err != nil {
 		return Network{}, err
 	}
 	ok := false
 	defer func() {
 		if !ok {
 			// Best effort: leave nothing of a half-made network behind.
-			_ = m.fw.removeTagged(ctx, netTag(n.ID))
+			_ = m.fw.removeNetwork(n)
 			_ = deleteLink(n.Bridge)
 			_ = os.Remove(m.recordPath(n.Name))
+			m.dropHostRulesIfLast(ctx)
 		}
 	}()
-	if err := m.fw.addNetwork(ctx, n); err != nil {
-		return Network{}, fmt.Errorf("network %q: %w", s.Name, err)
-	}
-	if err := writeSysctl("net/ipv4/ip_forward", "1"); err != nil {
+	if err := m.addRules(ctx, n); err != nil {
 		return Network{}, fmt.Errorf("network %q: %w", s.Name, err)
 	}
 	ok = true
 	return n, nil
 }
 
-// allocateAndCreateBridge picks the subnet and makes the bridge under the
+// addRules adds the network's rules to this instance's table, the rules
+// outside it that let its traffic pass a host firewall, and turns on
+// forwarding.
+func (m *Manager) addRules(ctx context.Context, n Network) error {
+	if err := m.fw.addNetwork(n); err != nil {
+		return err
+	}
+	if err := m.host.ensure(ctx); err != nil {
+		return err
+	}
+	if err := writeSysctl("net/ipv4/ip_forward", "1"); err != nil {
+		return err
+	}
+	if n.IPv6 != nil {
+		// As Docker does: IPv6 networks need the host to forward IPv6.
+		if err := writeSysctl("net/ipv6/conf/all/forwarding", "1"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// allocateAndCreateBridge picks the subnets and makes the bridge under the
 // host-wide IPAM lock, and writes the record before creating the bridge so
 // that a crash leaves state that Remove can clean.
-func (m *Manager) allocateAndCreateBridge(ctx context.Context, n *Network, want netip.Prefix) error {
+func (m *Manager) allocateAndCreateBridge(ctx context.Context, n *Network, s Spec) error {
 	hl, err := lockfile.Acquire(ctx, hostIPAMLock)
 	if err != nil {
 		return err
@@ -264,31 +373,76 @@ func (m *Manager) allocateAndCreateBridge(ctx context.Context, n *Network, want 
 		return err
 	}
 	for _, r := range all {
+		if r.Network.Bridge == n.Bridge {
+			return fmt.Errorf("network %q: bridge name %q is used by network %q: %w", n.Name, n.Bridge, r.Network.Name, errdefs.ErrConflict)
+		}
 		taken = append(taken, r.Network.Subnet)
-	}
-	if want.IsValid() {
-		for _, t := range taken {
-			if t.Overlaps(want) {
-				return fmt.Errorf("network %q: subnet %s overlaps %s already in use on this host: %w", n.Name, want, t, errdefs.ErrConflict)
-			}
+		if r.Network.IPv6 != nil {
+			taken = append(taken, r.Network.IPv6.Subnet)
 		}
-		n.Subnet = want
-	} else {
-		n.Subnet, err = pickSubnet(m.cfg.Pool, m.cfg.PoolSize, taken)
+	}
+	if bridgeExists(n.Bridge) {
+		return fmt.Errorf("network %q: a link named %q already exists on this host: %w", n.Name, n.Bridge, errdefs.ErrConflict)
+	}
+	pools := m.cfg.Pools
+	if len(s.Pools) > 0 {
+		pools = s.Pools
+	}
+	v4, err := allocate(n.Name, s.IPv4, pools, false, taken)
+	if err != nil {
+		return err
+	}
+	n.Subnet, n.Gateway, n.IPRange, n.Aux = v4.Subnet, v4.Gateway, v4.Range, v4.Aux
+	if s.EnableIPv6 {
+		v6, err := allocate(n.Name, s.IPv6, pools, true, append(taken, n.Subnet))
 		if err != nil {
-			return fmt.Errorf("network %q: %w", n.Name, err)
+			return err
 		}
+		n.IPv6 = &v6
 	}
-	n.Gateway = n.Subnet.Addr().Next()
 	if err := m.save(&record{Network: *n}); err != nil {
 		return err
 	}
-	if err := createBridge(n.Bridge, netip.PrefixFrom(n.Gateway, n.Subnet.Bits())); err != nil {
+	if err := createBridge(*n); err != nil {
 		_ = deleteLink(n.Bridge)
 		_ = os.Remove(m.recordPath(n.Name))
 		return fmt.Errorf("network %q: %w", n.Name, err)
 	}
 	return nil
+}
+
+// allocate completes one family's IPAM: the subnet given (checked against
+// what is taken) or the first free one of the family's pools, and the
+// gateway (the subnet's first address unless given).
+func allocate(network string, want IPAM, pools []Pool, v6 bool, taken []netip.Prefix) (IPAM, error) {
+	family := "ipv4"
+	if v6 {
+		family = "ipv6"
+	}
+	out := want
+	if want.Subnet.IsValid() {
+		for _, t := range taken {
+			if t.IsValid() && t.Overlaps(want.Subnet) {
+				return IPAM{}, fmt.Errorf("network %q: subnet %s overlaps %s, already in use on this host: %w", network, want.Subnet, t, errdefs.ErrConflict)
+			}
+		}
+	} else {
+		var fam []Pool
+		for _, p := range pools {
+			if p.Base.Addr().Is6() == v6 {
+				fam = append(fam, p)
+			}
+		}
+		sub, err := pickSubnet(fam, taken)
+		if err != nil {
+			return IPAM{}, fmt.Errorf("network %q: %s: %w", network, family, err)
+		}
+		out.Subnet = sub
+	}
+	if !out.Gateway.IsValid() {
+		out.Gateway = out.Subnet.Addr().Next()
+	}
+	return out, nil
 }
 
 // Get returns the network called name.
@@ -317,7 +471,8 @@ func (m *Manager) List(ctx context.Context) ([]Network, error) {
 }
 
 // Remove deletes a network with no endpoints: its rules, bridge and state;
-// with the last network the whole nftables table goes.
+// with the last network the whole nftables table goes, and so do the rules
+// Berth added to the host's firewall.
 func (m *Manager) Remove(ctx context.Context, name string) error {
 	if err := names.Object("network", name); err != nil {
 		return err
@@ -335,7 +490,7 @@ func (m *Manager) Remove(ctx context.Context, name string) error {
 		ids := slices.Sorted(maps.Keys(r.Endpoints))
 		return fmt.Errorf("network %q has %d connected endpoints (%s): %w", name, len(ids), strings.Join(ids, ", "), errdefs.ErrFailedPrecondition)
 	}
-	if err := m.fw.removeTagged(ctx, netTag(r.Network.ID)); err != nil {
+	if err := m.fw.removeNetwork(r.Network); err != nil {
 		return fmt.Errorf("network %q: %w", name, err)
 	}
 	if err := deleteLink(r.Network.Bridge); err != nil {
@@ -352,11 +507,23 @@ func (m *Manager) Remove(ctx context.Context, name string) error {
 		return err
 	}
 	if len(rest) == 0 {
-		if err := m.fw.deleteTable(ctx); err != nil {
+		if err := m.fw.deleteTable(); err != nil {
+			return fmt.Errorf("network %q: %w", name, err)
+		}
+		if err := m.host.remove(ctx); err != nil {
 			return fmt.Errorf("network %q: %w", name, err)
 		}
 	}
 	return nil
+}
+
+// dropHostRulesIfLast takes back the table and the host firewall rules when
+// no network is left (after a failed create). Callers hold the lock.
+func (m *Manager) dropHostRulesIfLast(ctx context.Context) {
+	if rest, err := m.loadAll(); err == nil && len(rest) == 0 {
+		_ = m.fw.deleteTable()
+		_ = m.host.remove(ctx)
+	}
 }
 
 func randomHex(n int) (string, error) {

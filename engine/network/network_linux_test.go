@@ -27,7 +27,7 @@ func TestNetworkLifecycle(t *testing.T) {
 	if len(n.ID) != 64 || n.Bridge != "berth-"+n.ID[:9] || len(n.Bridge) > 15 {
 		t.Errorf("bad id/bridge: %q %q", n.ID, n.Bridge)
 	}
-	if !testPool[0].Contains(n.Subnet.Addr()) || n.Subnet.Bits() != 24 || n.Gateway != n.Subnet.Addr().Next() {
+	if !testPools[0].Base.Contains(n.Subnet.Addr()) || n.Subnet.Bits() != 24 || n.Gateway != n.Subnet.Addr().Next() {
 		t.Errorf("subnet %s gateway %s", n.Subnet, n.Gateway)
 	}
 	link, err := netlink.LinkByName(n.Bridge)
@@ -76,13 +76,13 @@ func TestNetworkLifecycle(t *testing.T) {
 		{"get missing", func() error { _, err := m.Get(ctx, "nope"); return err }(), errdefs.ErrNotFound},
 		{"remove missing", m.Remove(ctx, "nope"), errdefs.ErrNotFound},
 		{"bad name", func() error { _, err := m.Create(ctx, Spec{Name: "../x"}); return err }(), errdefs.ErrInvalidArgument},
-		{"overlapping subnet", func() error { _, err := m.Create(ctx, Spec{Name: "dup", Subnet: n.Subnet}); return err }(), errdefs.ErrConflict},
+		{"overlapping subnet", func() error { _, err := m.Create(ctx, Spec{Name: "dup", IPv4: IPAM{Subnet: n.Subnet}}); return err }(), errdefs.ErrConflict},
 		{"subnet with host bits", func() error {
-			_, err := m.Create(ctx, Spec{Name: "hb", Subnet: netip.MustParsePrefix("10.231.250.1/24")})
+			_, err := m.Create(ctx, Spec{Name: "hb", IPv4: IPAM{Subnet: netip.MustParsePrefix("10.231.250.1/24")}})
 			return err
 		}(), errdefs.ErrInvalidArgument},
 		{"connect missing network", func() error {
-			_, err := m.Connect(ctx, "nope", uniqueID(t), "/nonexistent", nil)
+			_, err := m.Connect(ctx, "nope", uniqueID(t), "/nonexistent", Attachment{})
 			return err
 		}(), errdefs.ErrNotFound},
 	}
@@ -98,7 +98,7 @@ func TestNetworkLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Connect(ctx, "front", id, sb, nil); err != nil {
+	if _, err := m.Connect(ctx, "front", id, sb, Attachment{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Remove(ctx, "front"); !errors.Is(err, errdefs.ErrFailedPrecondition) {
@@ -202,7 +202,7 @@ func TestConnectConcurrent(t *testing.T) {
 	g.SetLimit(20)
 	for i := range ids {
 		g.Go(func() (err error) {
-			eps[i], err = m.Connect(gctx, "many", ids[i], sbs[i], []string{fmt.Sprintf("c%d", i)})
+			eps[i], err = m.Connect(gctx, "many", ids[i], sbs[i], Attachment{Name: fmt.Sprintf("c%d", i)})
 			return err
 		})
 	}
@@ -222,11 +222,11 @@ func TestConnectConcurrent(t *testing.T) {
 		}
 	}
 	stored, err := m.Endpoints(ctx, "many")
-	if err != nil || len(stored) != 20 || stored[0].Aliases == nil {
+	if err != nil || len(stored) != 20 || stored[0].Name == "" {
 		t.Errorf("stored endpoints %d %v", len(stored), err)
 	}
 
-	ep2, err := m.Connect(ctx, "second", ids[0], sbs[0], nil)
+	ep2, err := m.Connect(ctx, "second", ids[0], sbs[0], Attachment{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,18 +250,28 @@ func TestConnectConcurrent(t *testing.T) {
 	if defaults != 1 {
 		t.Errorf("%d default routes, want 1", defaults)
 	}
-	if _, err := m.Connect(ctx, "second", ids[0], sbs[0], nil); !errors.Is(err, errdefs.ErrAlreadyExists) {
+	if _, err := m.Connect(ctx, "second", ids[0], sbs[0], Attachment{}); !errors.Is(err, errdefs.ErrAlreadyExists) {
 		t.Errorf("double connect: %v", err)
 	}
 
-	// Freed addresses are reused.
+	// A freed address is kept for the name that had it (a recreated
+	// container gets its address back), and others get fresh ones while
+	// there are any.
 	if err := m.Disconnect(ctx, "many", ids[3]); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := netlink.LinkByName(eps[3].HostVeth); err == nil {
 		t.Errorf("veth %s survived disconnect", eps[3].HostVeth)
 	}
-	again, err := m.Connect(ctx, "many", ids[3], sbs[3], nil)
+	other := uniqueID(t)
+	sbOther, err := m.CreateSandbox(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ep, err := m.Connect(ctx, "many", other, sbOther, Attachment{Name: "newcomer"}); err != nil || ep.IP == eps[3].IP {
+		t.Errorf("newcomer got %s (%v), the address c3 had", ep.IP, err)
+	}
+	again, err := m.Connect(ctx, "many", ids[3], sbs[3], Attachment{Name: "c3"})
 	if err != nil || again.IP != eps[3].IP {
 		t.Errorf("reconnect got %s (%v), want %s", again.IP, err, eps[3].IP)
 	}
@@ -309,8 +319,8 @@ func TestConcurrentInstances(t *testing.T) {
 	c := mustConn(t)
 	for _, m := range []*Manager{a, b} {
 		rules, err := c.GetRules(m.fw.tbl(), &nftables.Chain{Name: chainForward, Table: m.fw.tbl()})
-		if err != nil || len(rules) != 3 {
-			t.Errorf("table %s forward chain has %d rules (%v), want 3", m.cfg.Table, len(rules), err)
+		if err != nil || len(rules) != 4 {
+			t.Errorf("table %s forward chain has %d rules (%v), want 4", m.cfg.Table, len(rules), err)
 		}
 	}
 }

@@ -15,9 +15,10 @@ func TestPortTag(t *testing.T) {
 		port Port
 		tag  string
 	}{
-		{Port{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"}, "berth port " + id + " tcp * 8080"},
-		{Port{HostIP: netip.MustParseAddr("0.0.0.0"), HostPort: 53, ContainerPort: 53, Protocol: "udp"}, "berth port " + id + " udp * 53"},
-		{Port{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 65535, ContainerPort: 1, Protocol: "tcp"}, "berth port " + id + " tcp 127.0.0.1 65535"},
+		{Port{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"}, "berth port " + id + " tcp * 8080 80"},
+		{Port{HostIP: netip.MustParseAddr("0.0.0.0"), HostPort: 53, ContainerPort: 53, Protocol: "udp"}, "berth port " + id + " udp * 53 53"},
+		{Port{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 65535, ContainerPort: 1, Protocol: "tcp"}, "berth port " + id + " tcp 127.0.0.1 65535 1"},
+		{Port{HostIP: netip.MustParseAddr("::1"), HostPort: 8080, ContainerPort: 80, Protocol: "tcp"}, "berth port " + id + " tcp ::1 8080 80"},
 	}
 	for _, c := range cases {
 		tag := portTag(id, c.port)
@@ -26,7 +27,6 @@ func TestPortTag(t *testing.T) {
 		}
 		gotID, p, ok := parsePortTag(tag)
 		want := c.port
-		want.ContainerPort = 0
 		if want.HostIP.IsUnspecified() {
 			want.HostIP = netip.Addr{}
 		}
@@ -38,9 +38,9 @@ func TestPortTag(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{
-		"", "berth net abc", "berth port id tcp * 0", "berth port id tcp * 65536",
-		"berth port id sctp * 80", "berth port id tcp ::1 80", "berth port id tcp 0.0.0.0 80",
-		"berth port id tcp * 080", "berth port id tcp *  80", "berth port id tcp * 80 extra",
+		"", "berth net abc", "berth port id tcp * 0 1", "berth port id tcp * 65536 1", "berth port id tcp * 80",
+		"berth port id sctp * 80 80", "berth port id tcp ::ffff:1.2.3.4 80 80", "berth port id tcp 0.0.0.0 80 80",
+		"berth port id tcp * 080 80", "berth port id tcp *  80 80", "berth port id tcp * 80 80 extra", "berth port id tcp * 80 0",
 	} {
 		if _, _, ok := parsePortTag(bad); ok {
 			t.Errorf("parsePortTag(%q) accepted", bad)
@@ -49,8 +49,9 @@ func TestPortTag(t *testing.T) {
 }
 
 func FuzzParsePortTag(f *testing.F) {
-	f.Add("berth port abc tcp * 8080")
-	f.Add("berth port abc udp 127.0.0.1 53")
+	f.Add("berth port abc tcp * 8080 80")
+	f.Add("berth port abc udp 127.0.0.1 53 53")
+	f.Add("berth port abc tcp fd00::1 443 8443")
 	f.Add("berth net 0123")
 	f.Add("berth port a tcp 1.2.3.4 0")
 	f.Fuzz(func(t *testing.T, s string) {
@@ -79,6 +80,8 @@ func TestPortsClash(t *testing.T) {
 		{Port{HostIP: lo, HostPort: 80, Protocol: "tcp"}, Port{HostPort: 80, Protocol: "tcp"}, true},
 		{Port{HostIP: lo, HostPort: 80, Protocol: "tcp"}, Port{HostIP: lo, HostPort: 80, Protocol: "tcp"}, true},
 		{Port{HostIP: lo, HostPort: 80, Protocol: "tcp"}, Port{HostIP: other, HostPort: 80, Protocol: "tcp"}, false},
+		{Port{HostIP: netip.MustParseAddr("::1"), HostPort: 80, Protocol: "tcp"}, Port{HostPort: 80, Protocol: "tcp"}, true},
+		{Port{HostIP: netip.MustParseAddr("::1"), HostPort: 80, Protocol: "tcp"}, Port{HostIP: lo, HostPort: 80, Protocol: "tcp"}, false},
 	}
 	for _, c := range cases {
 		if got := portsClash(c.a, c.b); got != c.want {
@@ -102,38 +105,40 @@ func count[T expr.Any](es []expr.Any) int {
 
 func TestNetworkRules(t *testing.T) {
 	t.Parallel()
-	n := Network{ID: "abc", Bridge: "berth-abc123456", Subnet: netip.MustParsePrefix("10.231.4.0/24")}
+	n := Network{ID: "abcdef0123456789", Bridge: "berth-abc123456", Subnet: netip.MustParsePrefix("10.231.4.0/24")}
+	v6 := &IPAM{Subnet: netip.MustParsePrefix("fd00:4::/64"), Gateway: netip.MustParseAddr("fd00:4::1")}
 	cases := []struct {
-		internal            bool
-		forward, masquerade int
+		internal   bool
+		ipv6       *IPAM
+		masquerade int
 	}{
-		{false, 2, 3}, // isolation + accept; egress, localhost, hairpin
-		{true, 4, 2},  // + two internal drops; no egress
+		{false, nil, 3}, // egress, hairpin, localhost
+		{true, nil, 2},  // no egress
+		{false, v6, 5},  // egress and hairpin per family, localhost
 	}
 	for _, c := range cases {
-		n.Internal = c.internal
-		var fwd, masq int
-		for _, r := range networkRules(n) {
-			if r.tag != "berth net abc" {
-				t.Errorf("rule tagged %q", r.tag)
+		n.Internal, n.IPv6 = c.internal, c.ipv6
+		masq := 0
+		for _, r := range postRules(n) {
+			if r.tag != "berth net abcdef0123456789" || r.chain != chainNetsPost {
+				t.Errorf("rule tagged %q in %s", r.tag, r.chain)
 			}
-			switch r.chain {
-			case chainNetsForward:
-				fwd++
-			case chainNetsPost:
-				masq += count[*expr.Masq](r.exprs)
-			default:
-				t.Errorf("rule in chain %s", r.chain)
-			}
+			masq += count[*expr.Masq](r.exprs)
 		}
-		if fwd != c.forward || masq != c.masquerade {
-			t.Errorf("internal=%v: %d forward rules, %d masquerades", c.internal, fwd, masq)
+		if masq != c.masquerade {
+			t.Errorf("internal=%v ipv6=%v: %d masquerades, want %d", c.internal, c.ipv6 != nil, masq, c.masquerade)
 		}
 	}
-	// The first forward rule is the isolation drop, before any accept.
-	first := networkRules(Network{ID: "x", Bridge: "berth-x", Subnet: n.Subnet})[0]
-	if v, ok := first.exprs[len(first.exprs)-1].(*expr.Verdict); !ok || v.Kind != expr.VerdictDrop {
-		t.Errorf("first forward rule is not the isolation drop: %#v", first.exprs)
+	// Into the bridge: its own traffic passes (or not, without icc), the
+	// rest is dropped.
+	for _, noICC := range []bool{false, true} {
+		n.NoICC = noICC
+		rs := intoRules(n)
+		first := rs[0].exprs[len(rs[0].exprs)-1].(*expr.Verdict)
+		last := rs[len(rs)-1].exprs[len(rs[len(rs)-1].exprs)-1].(*expr.Verdict)
+		if (first.Kind == expr.VerdictDrop) != noICC || last.Kind != expr.VerdictDrop || len(rs[len(rs)-1].exprs) != 1 {
+			t.Errorf("noICC=%v: into rules %#v", noICC, rs)
+		}
 	}
 }
 
@@ -155,8 +160,8 @@ func TestMatchHelpers(t *testing.T) {
 	}
 	for _, c := range cases {
 		es := matchSaddr(netip.MustParsePrefix(c.prefix))
-		bw := es[1].(*expr.Bitwise)
-		cmp := es[2].(*expr.Cmp)
+		bw := es[3].(*expr.Bitwise)
+		cmp := es[4].(*expr.Cmp)
 		if !bytes.Equal(bw.Mask, c.mask) || !bytes.Equal(cmp.Data, c.addr) {
 			t.Errorf("%s: mask %v addr %v", c.prefix, bw.Mask, cmp.Data)
 		}

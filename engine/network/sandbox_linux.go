@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"runtime"
 
 	"github.com/vishvananda/netlink"
@@ -21,7 +20,7 @@ func (m *Manager) CreateSandbox(ctx context.Context, id string) (string, error) 
 	if err := checkContainerID(id); err != nil {
 		return "", err
 	}
-	path := filepath.Join(m.cfg.netnsDir(), id)
+	path := m.SandboxPath(id)
 	l, err := m.lock(ctx)
 	if err != nil {
 		return "", err
@@ -44,7 +43,7 @@ func (m *Manager) RemoveSandbox(ctx context.Context, id string) error {
 	if err := checkContainerID(id); err != nil {
 		return err
 	}
-	path := filepath.Join(m.cfg.netnsDir(), id)
+	path := m.SandboxPath(id)
 	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("sandbox %s: unmount: %w", id, err)
 	}
@@ -108,4 +107,26 @@ func loopbackUp(path string) error {
 		return fmt.Errorf("loopback up: %w", err)
 	}
 	return nil
+}
+
+// sandboxSysctl writes a network sysctl of the sandbox: /proc/sys/net
+// shows the namespace of the thread that opens it, so the write happens on a
+// thread switched into the sandbox, which Go discards afterwards.
+func sandboxSysctl(path, key, value string) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		ns, err := netns.GetFromPath(path)
+		if err != nil {
+			errc <- fmt.Errorf("open sandbox %s: %w", path, err)
+			return
+		}
+		defer ns.Close()
+		if err := netns.Set(ns); err != nil {
+			errc <- fmt.Errorf("enter sandbox %s: %w", path, err)
+			return
+		}
+		errc <- writeSysctl(key, value)
+	}()
+	return <-errc
 }

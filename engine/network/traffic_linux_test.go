@@ -20,7 +20,7 @@ func connected(t *testing.T, m *Manager, network string) (string, Endpoint) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep, err := m.Connect(t.Context(), network, id, sb, nil)
+	ep, err := m.Connect(t.Context(), network, id, sb, Attachment{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestIsolation(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range []string{"one", "two"} {
-		if _, err := m.Connect(t.Context(), n, id, sbC, nil); err != nil {
+		if _, err := m.Connect(t.Context(), n, id, sbC, Attachment{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -132,7 +132,7 @@ func TestPublish(t *testing.T) {
 	sb, ep := connected(t, m, "web")
 	serveIn(t, sb, ":80", "published")
 	pLocal, pAll := freePort(t), freePort(t)
-	err := m.Publish(ctx, ep.ContainerID, ep.IP, []Port{
+	_, err := m.Publish(ctx, ep.ContainerID, Target{IPv4: ep.IP}, []Port{
 		{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: pLocal, ContainerPort: 80, Protocol: "tcp"},
 		{HostPort: pAll, ContainerPort: 80, Protocol: "tcp"},
 	})
@@ -165,16 +165,16 @@ func TestPublish(t *testing.T) {
 
 	// The same host port again, from any container, is a conflict.
 	_, other := connected(t, m, "web")
-	err = m.Publish(ctx, other.ContainerID, other.IP, []Port{{HostPort: pAll, ContainerPort: 80, Protocol: "tcp"}})
+	_, err = m.Publish(ctx, other.ContainerID, Target{IPv4: other.IP}, []Port{{HostPort: pAll, ContainerPort: 80, Protocol: "tcp"}})
 	if !errors.Is(err, errdefs.ErrConflict) {
 		t.Errorf("second publish of %d: %v", pAll, err)
 	}
-	err = m.Publish(ctx, other.ContainerID, other.IP, []Port{{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: pAll, ContainerPort: 80, Protocol: "tcp"}})
+	_, err = m.Publish(ctx, other.ContainerID, Target{IPv4: other.IP}, []Port{{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: pAll, ContainerPort: 80, Protocol: "tcp"}})
 	if !errors.Is(err, errdefs.ErrConflict) {
 		t.Errorf("publish of 127.0.0.1:%d over *:%d: %v", pAll, pAll, err)
 	}
 	// Same number, other protocol, is fine.
-	if err := m.Publish(ctx, other.ContainerID, other.IP, []Port{{HostPort: pAll, ContainerPort: 53, Protocol: "udp"}}); err != nil {
+	if _, err := m.Publish(ctx, other.ContainerID, Target{IPv4: other.IP}, []Port{{HostPort: pAll, ContainerPort: 53, Protocol: "udp"}}); err != nil {
 		t.Errorf("udp on a tcp-published number: %v", err)
 	}
 
@@ -224,10 +224,10 @@ func TestPublishConflictWithHostListener(t *testing.T) {
 		{"udp", []Port{{HostPort: busyUDP, ContainerPort: 53, Protocol: "udp"}}, errdefs.ErrConflict},
 		{"duplicate in one call", []Port{{HostPort: free, ContainerPort: 80, Protocol: "tcp"}, {HostPort: free, ContainerPort: 81, Protocol: "tcp"}}, errdefs.ErrConflict},
 		{"bad protocol", []Port{{HostPort: free, ContainerPort: 80, Protocol: "sctp"}}, errdefs.ErrInvalidArgument},
-		{"host port zero", []Port{{ContainerPort: 80, Protocol: "tcp"}}, errdefs.ErrInvalidArgument},
+		{"reversed host range", []Port{{HostPort: free, HostPortEnd: free - 1, ContainerPort: 80, Protocol: "tcp"}}, errdefs.ErrInvalidArgument},
 	}
 	for _, c := range cases {
-		err := m.Publish(ctx, ep.ContainerID, ep.IP, c.ports)
+		_, err := m.Publish(ctx, ep.ContainerID, Target{IPv4: ep.IP}, c.ports)
 		if !errors.Is(err, c.want) {
 			t.Errorf("%s: got %v, want %v", c.name, err, c.want)
 		}

@@ -2,54 +2,13 @@ package runtime
 
 import (
 	"context"
-	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 
-	"golang.org/x/sys/unix"
+	"github.com/berth-dev/berth/internal/unixsock"
 )
 
-// maxSockPath is sun_path's size less the terminating NUL.
-const maxSockPath = 107
+// listenUnix and dialUnix reach sockets under deep state roots too (see
+// internal/unixsock).
+func listenUnix(path string) (net.Listener, error) { return unixsock.Listen(path) }
 
-// withShortPath calls fn with a path that names the same socket file but
-// fits in sun_path: deep state roots (tests, long $BERTH_RUN) would overflow
-// it. The directory is reached through /proc/self/fd, so the socket itself
-// stays in its root-only directory.
-func withShortPath(path string, fn func(string) error) error {
-	if len(path) <= maxSockPath {
-		return fn(path)
-	}
-	dir, err := os.OpenFile(filepath.Dir(path), unix.O_PATH|unix.O_DIRECTORY, 0)
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return fn(fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), filepath.Base(path)))
-}
-
-func listenUnix(path string) (net.Listener, error) {
-	var l net.Listener
-	err := withShortPath(path, func(p string) error {
-		var err error
-		l, err = net.Listen("unix", p)
-		return err
-	})
-	if ul, ok := l.(*net.UnixListener); ok {
-		// The listener would unlink its short alias on close, not the file.
-		ul.SetUnlinkOnClose(false)
-	}
-	return l, err
-}
-
-func dialUnix(ctx context.Context, path string) (net.Conn, error) {
-	var c net.Conn
-	err := withShortPath(path, func(p string) error {
-		var d net.Dialer
-		var err error
-		c, err = d.DialContext(ctx, "unix", p)
-		return err
-	})
-	return c, err
-}
+func dialUnix(ctx context.Context, path string) (net.Conn, error) { return unixsock.Dial(ctx, path) }

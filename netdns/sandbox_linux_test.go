@@ -1,0 +1,345 @@
+package netdns
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces and nftables tables in them")
+	}
+}
+
+// newSandbox makes a network namespace with loopback up, bind-mounted in a
+// temporary directory, as the engine makes a container's.
+func newSandbox(t *testing.T) string {
+	t.Helper()
+	needRoot(t)
+	path := filepath.Join(t.TempDir(), "netns")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: Go discards the thread
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			errc <- err
+			return
+		}
+		if err := unix.Mount(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), path, "", unix.MS_BIND, ""); err != nil {
+			errc <- err
+			return
+		}
+		lo, err := netlink.LinkByName("lo")
+		if err == nil {
+			err = netlink.LinkSetUp(lo)
+		}
+		errc <- err
+	}()
+	if err := <-errc; err != nil {
+		t.Fatalf("sandbox: %v", err)
+	}
+	t.Cleanup(func() {
+		unix.Unmount(path, unix.MNT_DETACH)
+	})
+	return path
+}
+
+// inSandbox runs fn on a thread switched into the sandbox.
+func inSandbox(t *testing.T, path string, fn func() error) error {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		ns, err := netns.GetFromPath(path)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer ns.Close()
+		if err := netns.Set(ns); err != nil {
+			errc <- err
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// ask queries 127.0.0.11:53 from inside the sandbox, as a container's
+// resolver does.
+func ask(t *testing.T, sandbox, network, name string, qtype uint16, timeout time.Duration) (*dns.Msg, error) {
+	t.Helper()
+	var m *dns.Msg
+	err := inSandbox(t, sandbox, func() (err error) {
+		c := &dns.Client{Net: network, Timeout: timeout}
+		m, _, err = c.Exchange(new(dns.Msg).SetQuestion(dns.Fqdn(name), qtype), "127.0.0.11:53")
+		return err
+	})
+	return m, err
+}
+
+// spawner runs Serve in this process where the engine would start "berth
+// dns", and counts the starts.
+type spawner struct {
+	t    *testing.T
+	cfg  Config
+	n    atomic.Int32
+	wg   sync.WaitGroup
+	ctx  context.Context
+	mu   sync.Mutex
+	errs []error
+	// running are the servers started so far: kill stops them.
+	running []runningServer
+}
+
+type runningServer struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newSpawner(t *testing.T, cfg Config) *spawner {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &spawner{t: t, cfg: cfg, ctx: ctx}
+	t.Cleanup(func() {
+		cancel()
+		s.wg.Wait()
+		for _, err := range s.errs {
+			t.Errorf("spawned server: %v", err)
+		}
+	})
+	return s
+}
+
+func (s *spawner) spawn(ready *os.File) error {
+	s.n.Add(1)
+	// The caller closes its copy of the pipe's write end when spawn
+	// returns, as after starting a process; the server keeps its own.
+	w, err := dupFile(ready)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.running = append(s.running, runningServer{cancel, done})
+	s.mu.Unlock()
+	cfg := s.cfg
+	cfg.Ready = w
+	s.wg.Go(func() {
+		defer close(done)
+		if err := Serve(ctx, cfg); err != nil {
+			s.mu.Lock()
+			s.errs = append(s.errs, err)
+			s.mu.Unlock()
+		}
+	})
+	return nil
+}
+
+// kill stops every server started so far and waits until they are gone,
+// as when the process dies.
+func (s *spawner) kill() {
+	s.mu.Lock()
+	running := s.running
+	s.running = nil
+	s.mu.Unlock()
+	for _, r := range running {
+		r.cancel()
+		<-r.done
+	}
+}
+
+func dupFile(f *os.File) (*os.File, error) {
+	fd, err := unix.Dup(int(f.Fd()))
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
+}
+
+func sandboxRecords(sbA, sbB string) Records {
+	return Records{
+		Networks: []Network{
+			{Name: "p_front", Endpoints: []Endpoint{
+				{ContainerID: "a", IPs: []netip.Addr{a("10.1.0.2")}, Names: []string{"p-web-1", "web"}, PTR: "p-web-1.p_front"},
+				{ContainerID: "b", IPs: []netip.Addr{a("10.1.0.3"), a("fd00:1::3")}, Names: []string{"p-api-1", "api"}, PTR: "p-api-1.p_front"},
+			}},
+			{Name: "p_back", Internal: true, Endpoints: []Endpoint{
+				{ContainerID: "b", IPs: []netip.Addr{a("10.2.0.3")}, Names: []string{"p-api-1", "api"}},
+				{ContainerID: "c", IPs: []netip.Addr{a("10.2.0.4")}, Names: []string{"p-db-1", "db"}},
+			}},
+		},
+		Sandboxes: []Sandbox{
+			{Netns: sbA, ContainerID: "a", Networks: []string{"p_front"}, Links: map[string]string{"backend": "api"}},
+			{Netns: sbB, ContainerID: "b", Networks: []string{"p_front", "p_back"}},
+		},
+	}
+}
+
+func TestServeAnswersInsideSandboxes(t *testing.T) {
+	t.Parallel()
+	sbA, sbB := newSandbox(t), newSandbox(t)
+	dir := t.TempDir()
+	sp := newSpawner(t, Config{Dir: dir, Upstreams: []string{NoUpstreams}, Grace: time.Hour})
+	ctx := t.Context()
+	if err := Ensure(ctx, dir, sandboxRecords(sbA, sbB), sp.spawn); err != nil {
+		t.Fatal(err)
+	}
+	if sp.n.Load() != 1 {
+		t.Fatalf("%d spawns, want 1", sp.n.Load())
+	}
+	cases := []struct {
+		sandbox, net, name string
+		qtype              uint16
+		rcode              int
+		n                  int
+	}{
+		{sbA, "udp", "web", dns.TypeA, dns.RcodeSuccess, 1},
+		{sbA, "tcp", "api", dns.TypeA, dns.RcodeSuccess, 1},
+		{sbA, "udp", "api", dns.TypeAAAA, dns.RcodeSuccess, 1},
+		{sbA, "udp", "backend", dns.TypeA, dns.RcodeSuccess, 1},  // a link of a
+		{sbA, "udp", "db", dns.TypeA, dns.RcodeServerFailure, 0}, // not a's network
+		{sbA, "udp", "outside.test", dns.TypeA, dns.RcodeServerFailure, 0},
+		{sbB, "udp", "db", dns.TypeA, dns.RcodeSuccess, 1},            // b is on both
+		{sbB, "udp", "backend", dns.TypeA, dns.RcodeServerFailure, 0}, // a's link only
+		{sbB, "udp", "web.p_front", dns.TypeA, dns.RcodeSuccess, 1},
+		{sbA, "udp", "2.0.1.10.in-addr.arpa", dns.TypePTR, dns.RcodeSuccess, 1},
+	}
+	for _, c := range cases {
+		m, err := ask(t, c.sandbox, c.net, c.name, c.qtype, 3*time.Second)
+		if err != nil {
+			t.Errorf("%s %s from %s: %v", c.net, c.name, filepath.Base(filepath.Dir(c.sandbox)), err)
+			continue
+		}
+		if m.Rcode != c.rcode || len(m.Answer) != c.n {
+			t.Errorf("%s %s: rcode %s, %d answers (%v); want %s, %d", c.net, c.name, dns.RcodeToString[m.Rcode], len(m.Answer), m.Answer, dns.RcodeToString[c.rcode], c.n)
+		}
+	}
+	if m, err := ask(t, sbA, "udp", "2.0.1.10.in-addr.arpa", dns.TypePTR, 3*time.Second); err == nil && len(m.Answer) == 1 {
+		if ptr := m.Answer[0].(*dns.PTR).Ptr; ptr != "p-web-1.p_front." {
+			t.Errorf("PTR = %q, want p-web-1.p_front.", ptr)
+		}
+	}
+
+	// A container may run its own DNS server on 0.0.0.0:53: the resolver's
+	// socket is elsewhere.
+	if err := inSandbox(t, sbA, func() error {
+		pc, err := net.ListenPacket("udp4", "0.0.0.0:53")
+		if err == nil {
+			pc.Close()
+		}
+		return err
+	}); err != nil {
+		t.Errorf("port 53 taken in the sandbox: %v", err)
+	}
+}
+
+// A server that dies comes back at the next Ensure or from a watcher, with
+// the same port in each sandbox, so a client's retry on the same flow
+// reaches it; during the gap queries are not refused, only unanswered.
+func TestServerRestartKeepsClientsWorking(t *testing.T) {
+	t.Parallel()
+	sb := newSandbox(t)
+	dir := t.TempDir()
+	sp := newSpawner(t, Config{Dir: dir, Upstreams: []string{NoUpstreams}, Grace: time.Hour})
+	ctx := t.Context()
+	recs := Records{
+		Networks:  []Network{{Name: "n", Endpoints: []Endpoint{{ContainerID: "x", IPs: []netip.Addr{a("10.9.0.2")}, Names: []string{"x"}}}}},
+		Sandboxes: []Sandbox{{Netns: sb, ContainerID: "x", Networks: []string{"n"}}},
+	}
+	if err := Ensure(ctx, dir, recs, sp.spawn); err != nil {
+		t.Fatal(err)
+	}
+	before := readPorts(t, dir)
+
+	wctx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		Watch(wctx, dir, sp.spawn, func(err error) { t.Errorf("watch: %v", err) })
+	}()
+	defer func() { stopWatch(); <-watched }()
+	waitFor(t, func() bool { st, err := ServerStatus(ctx, dir); return err == nil && st.Pid > 0 })
+
+	// One client socket, as a resolver keeps for its retries.
+	err := inSandbox(t, sb, func() error {
+		conn, err := net.Dial("udp4", "127.0.0.11:53")
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		c := &dns.Conn{Conn: conn}
+		query := func() (*dns.Msg, error) {
+			if err := c.WriteMsg(new(dns.Msg).SetQuestion("x.", dns.TypeA)); err != nil {
+				return nil, err
+			}
+			conn.SetReadDeadline(time.Now().Add(time.Second))
+			return c.ReadMsg()
+		}
+		if m, err := query(); err != nil || len(m.Answer) != 1 {
+			return fmt.Errorf("before the kill: %v %v", m, err)
+		}
+		sp.kill()
+		// Retries, as a resolver makes them, until the watcher's new server
+		// answers on the same flow. A refusal would surface as an error
+		// other than a timeout.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			m, err := query()
+			if err == nil && len(m.Answer) == 1 {
+				return nil
+			}
+			if ne, ok := err.(net.Error); err != nil && !(ok && ne.Timeout()) {
+				return fmt.Errorf("query refused while the server was down: %v", err)
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("no answer 5 s after the kill: %v", err)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp.n.Load() != 2 {
+		t.Errorf("%d spawns, want 2", sp.n.Load())
+	}
+	if after := readPorts(t, dir); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("ports changed across the restart: %v -> %v", before, after)
+	}
+}
+
+func readPorts(t *testing.T, dir string) map[string]uint16 {
+	t.Helper()
+	s := &server{cfg: Config{Dir: dir}}
+	return s.readPorts()
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 5 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
