@@ -14,7 +14,6 @@ import (
 	"github.com/berth-dev/berth/compose/progress"
 	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/engine/jsonlog"
-	"github.com/berth-dev/berth/engine/network"
 )
 
 // DefaultParallel bounds how many steps run at once when --parallel does
@@ -220,7 +219,7 @@ func (a *Applier) do(ctx, waitCtx context.Context, s Step, id string) (string, e
 	var err error
 	switch s.Action {
 	case ActCreateNetwork:
-		_, err = e.CreateNetwork(ctx, network.Spec{Name: s.Name, Labels: s.Labels, Internal: s.Internal})
+		_, err = e.CreateNetwork(ctx, s.Network)
 		if errors.Is(err, errdefs.ErrAlreadyExists) {
 			err = nil
 		}

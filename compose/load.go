@@ -365,11 +365,15 @@ func loadError(err error, files []string) error {
 		}
 	}
 	if file == "" {
-		// Still unplaced (`invalid hostPort: abc`): look for the offending
-		// value in the services of each file.
+		// Still unplaced (`invalid hostPort: abc`, `invalid ranges ...:
+		// 8080-8081 and 9090-9092`): look for the offending value, or either
+		// of two, in the services of each file.
 		if i := strings.LastIndex(msg, ": "); i >= 0 {
-			if f, l, where := findValue(srcs, msg[i+2:]); f != "" {
-				file, line, msg = f, l, where+": "+msg
+			for _, v := range append([]string{msg[i+2:]}, strings.Split(msg[i+2:], " and ")...) {
+				if f, l, where := findValue(srcs, v); f != "" {
+					file, line, msg = f, l, where+": "+msg
+					break
+				}
 			}
 		}
 	}
@@ -557,11 +561,15 @@ var supportedServiceKeys = map[string]bool{
 	// expose only documents ports on a network where every port is open
 	// anyway; volumes_from is an ordering edge in the graph.
 	"expose": true, "volumes_from": true,
+	// networking (compose/networking.go)
+	"dns": true, "dns_search": true, "dns_opt": true, "domainname": true,
+	"extra_hosts": true, "mac_address": true, "external_links": true,
 }
 
 // supportedNetworkKeys and supportedVolumeKeys are the keys Berth acts on in
 // the top-level networks and volumes sections.
-var supportedNetworkKeys = map[string]bool{"name": true, "external": true, "internal": true, "labels": true, "driver": true}
+var supportedNetworkKeys = map[string]bool{"name": true, "external": true, "internal": true, "labels": true, "driver": true,
+	"driver_opts": true, "ipam": true, "attachable": true, "enable_ipv6": true, "enable_ipv4": true}
 var supportedVolumeKeys = map[string]bool{"name": true, "external": true, "labels": true, "driver": true}
 
 // Unsupported lists, sorted, one warning for every key set in p that Berth
@@ -592,10 +600,8 @@ func Unsupported(p *types.Project) []string {
 				out = append(out, fmt.Sprintf("network %q: key %q is not supported yet and is ignored", name, k))
 			}
 		}
-		if n.Driver != "" && n.Driver != "bridge" {
-			out = append(out, fmt.Sprintf("network %q: driver %q is not supported yet; a bridge is used", name, n.Driver))
-		}
 	}
+	out = append(out, networkingWarnings(p)...)
 	for _, name := range slices.Sorted(mapKeys(p.Volumes)) {
 		v := p.Volumes[name]
 		for _, k := range jsonkeys.Set(v) {

@@ -10,6 +10,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/berth-dev/berth/engine/container"
+	"github.com/berth-dev/berth/engine/network"
 )
 
 // Action is what one step does to one object.
@@ -75,10 +76,10 @@ type Step struct {
 	// shown once, under its final name, when renamed).
 	Quiet bool
 
-	Config   container.Config  // ActCreate
-	Labels   map[string]string // ActCreateNetwork, ActCreateVolume
-	Internal bool              // ActCreateNetwork
-	Signal   string            // ActKill
+	Config  container.Config  // ActCreate
+	Labels  map[string]string // ActCreateVolume
+	Network network.Spec      // ActCreateNetwork
+	Signal  string            // ActKill
 }
 
 // Object names the kind of object the step acts on, as progress lines do.

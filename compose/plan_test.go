@@ -377,9 +377,12 @@ func TestConvertRefusesWhatItCannotDo(t *testing.T) {
 	t.Parallel()
 	p := testProject()
 	for name, mut := range map[string]func(*types.ServiceConfig){
-		"host network": func(s *types.ServiceConfig) { s.NetworkMode = "host" },
-		"port range": func(s *types.ServiceConfig) {
-			s.Ports = []types.ServicePortConfig{{Target: 80, Published: "8000-8001"}}
+		"ports with host network": func(s *types.ServiceConfig) {
+			s.NetworkMode = "host"
+			s.Ports = []types.ServicePortConfig{{Target: 80, Published: "8000"}}
+		},
+		"sctp port": func(s *types.ServiceConfig) {
+			s.Ports = []types.ServicePortConfig{{Target: 80, Published: "8000", Protocol: "sctp"}}
 		},
 		"anonymous": func(s *types.ServiceConfig) { s.Volumes = []types.ServiceVolumeConfig{{Type: "volume", Target: "/x"}} },
 		"no image":  func(s *types.ServiceConfig) { s.Image = "" },

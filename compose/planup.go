@@ -137,6 +137,9 @@ func checkScale(p *types.Project, scale map[string]int) error {
 }
 
 func (u *upPlanner) networks(targets map[string]bool) error {
+	if err := CheckNetworking(u.p); err != nil {
+		return err
+	}
 	for _, key := range slices.Sorted(mapKeys(u.p.Networks)) {
 		n := u.p.Networks[key]
 		if bool(n.External) {
@@ -148,8 +151,11 @@ func (u *upPlanner) networks(targets map[string]bool) error {
 		if !usedNetwork(u.p, targets, key) || u.obs.Networks[n.Name] {
 			continue
 		}
-		u.nets[key] = u.plan.add(Step{Action: ActCreateNetwork, Name: n.Name, Internal: n.Internal, Reason: "not found",
-			Labels: mergeLabels(n.Labels, map[string]string{LabelProject: u.p.Name, LabelNetwork: key, LabelVersion: Version})})
+		spec, err := NetworkSpec(u.p, key)
+		if err != nil {
+			return err
+		}
+		u.nets[key] = u.plan.add(Step{Action: ActCreateNetwork, Name: n.Name, Network: spec, Reason: "not found"})
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -137,73 +136,10 @@ func containerConfig(p *types.Project, s types.ServiceConfig, n int, hash string
 		}
 	}
 
-	switch {
-	case s.NetworkMode == "" || s.NetworkMode == "bridge":
-	case s.NetworkMode == "none":
-	default:
-		return container.Config{}, fmt.Errorf("%s: network_mode %q is not supported yet: %w", where("network_mode"), s.NetworkMode, errdefs.ErrNotImplemented)
-	}
-	if s.NetworkMode != "none" {
-		nets, err := serviceNetworks(p, s)
-		if err != nil {
-			return container.Config{}, err
-		}
-		cfg.Networks = nets
-	}
-
-	for _, port := range s.Ports {
-		if port.Published == "" {
-			return container.Config{}, fmt.Errorf("%s: port %d without a host port is not supported yet: %w", where("ports"), port.Target, errdefs.ErrNotImplemented)
-		}
-		hp, err := strconv.ParseUint(port.Published, 10, 16)
-		if err != nil {
-			return container.Config{}, fmt.Errorf("%s: host port %q: port ranges are not supported yet: %w", where("ports"), port.Published, errdefs.ErrNotImplemented)
-		}
-		cfg.Ports = append(cfg.Ports, container.Port{HostIP: port.HostIP, HostPort: uint16(hp), ContainerPort: uint16(port.Target), Protocol: port.Protocol})
+	if err := serviceNetworking(p, s, &cfg); err != nil {
+		return container.Config{}, err
 	}
 	return cfg, nil
-}
-
-// serviceNetworks lists the service's networks, highest priority first and
-// then by name, each with the service name as an alias as Compose does.
-func serviceNetworks(p *types.Project, s types.ServiceConfig) ([]container.Attachment, error) {
-	type entry struct {
-		key string
-		cfg *types.ServiceNetworkConfig
-	}
-	var es []entry
-	if len(s.Networks) == 0 {
-		es = append(es, entry{key: "default"})
-	}
-	for k, c := range s.Networks {
-		es = append(es, entry{k, c})
-	}
-	sort.Slice(es, func(i, j int) bool {
-		pi, pj := 0, 0
-		if es[i].cfg != nil {
-			pi = es[i].cfg.Priority
-		}
-		if es[j].cfg != nil {
-			pj = es[j].cfg.Priority
-		}
-		if pi != pj {
-			return pi > pj
-		}
-		return es[i].key < es[j].key
-	})
-	var out []container.Attachment
-	for _, e := range es {
-		n, ok := p.Networks[e.key]
-		if !ok {
-			return nil, fmt.Errorf("service %q: networks: network %q is not declared: %w", s.Name, e.key, errdefs.ErrInvalidArgument)
-		}
-		a := container.Attachment{Network: n.Name, Aliases: []string{s.Name}}
-		if e.cfg != nil {
-			a.Aliases = append(a.Aliases, e.cfg.Aliases...)
-		}
-		out = append(out, a)
-	}
-	return out, nil
 }
 
 // dependsOnLabel records depends_on as Compose does ("db:service_started:false,..."),

@@ -63,6 +63,9 @@ func apply(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest)
 	if err != nil {
 		return inFile(p, err)
 	}
+	if err := preflight(ctx, e, plan); err != nil {
+		return inFile(p, err)
+	}
 	if r.Explain && !r.DryRun {
 		printPlan(r.Out, plan)
 	}

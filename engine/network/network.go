@@ -445,6 +445,41 @@ func allocate(network string, want IPAM, pools []Pool, v6 bool, taken []netip.Pr
 	return out, nil
 }
 
+// CheckAvailable reports, without changing anything, whether Create would
+// refuse s for what is on the host: a subnet that overlaps a route, an
+// address or another network (errdefs.ErrConflict), a bridge name in use.
+func (m *Manager) CheckAvailable(ctx context.Context, s Spec) error {
+	if err := CheckSpec(s); err != nil {
+		return err
+	}
+	taken, err := hostPrefixes()
+	if err != nil {
+		return err
+	}
+	all, err := m.loadAll()
+	if err != nil {
+		return err
+	}
+	for _, r := range all {
+		if s.Bridge != "" && r.Network.Bridge == s.Bridge {
+			return fmt.Errorf("bridge name %q is used by network %q: %w", s.Bridge, r.Network.Name, errdefs.ErrConflict)
+		}
+		taken = append(taken, r.Network.Subnet)
+		if r.Network.IPv6 != nil {
+			taken = append(taken, r.Network.IPv6.Subnet)
+		}
+	}
+	if s.Bridge != "" && bridgeExists(s.Bridge) {
+		return fmt.Errorf("a link named %q already exists on this host: %w", s.Bridge, errdefs.ErrConflict)
+	}
+	for _, sub := range []netip.Prefix{s.IPv4.Subnet, s.IPv6.Subnet} {
+		if t, clash := firstOverlap(sub, taken); sub.IsValid() && clash {
+			return fmt.Errorf("subnet %s overlaps %s, already in use on this host: %w", sub, t, errdefs.ErrConflict)
+		}
+	}
+	return nil
+}
+
 // Get returns the network called name.
 func (m *Manager) Get(ctx context.Context, name string) (Network, error) {
 	if err := names.Object("network", name); err != nil {

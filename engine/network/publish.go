@@ -116,7 +116,7 @@ func (m *Manager) Publish(ctx context.Context, containerID string, to Target, po
 	}
 	owner := func(p Port) string {
 		for _, t := range pub {
-			if portsClash(p, t.port) {
+			if PortsClash(p, t.port) {
 				return t.containerID
 			}
 		}
@@ -132,7 +132,7 @@ func (m *Manager) Publish(ctx context.Context, containerID string, to Target, po
 			if id := owner(p); id != "" {
 				return nil, fmt.Errorf("port %s is already in use by container %.12s: %w", p, id, errdefs.ErrConflict)
 			}
-			if slices.ContainsFunc(done, func(q Port) bool { return portsClash(p, q) }) {
+			if slices.ContainsFunc(done, func(q Port) bool { return PortsClash(p, q) }) {
 				return nil, fmt.Errorf("port %s is published twice: %w", p, errdefs.ErrConflict)
 			}
 			if err := probePort(p); err != nil {
@@ -179,7 +179,7 @@ func pickHostPort(p Port, taken []Port) (Port, error) {
 		q := p
 		q.HostPort = lo + uint16((start+i)%n)
 		q.HostPortEnd = 0
-		if slices.ContainsFunc(taken, func(t Port) bool { return portsClash(q, t) }) || probePort(q) != nil {
+		if slices.ContainsFunc(taken, func(t Port) bool { return PortsClash(q, t) }) || probePort(q) != nil {
 			continue
 		}
 		return q, nil
@@ -296,8 +296,9 @@ func (m *Manager) Published(ctx context.Context, containerID string) ([]Port, er
 
 // CheckHostPorts reports the first of ports (with a fixed host port) that
 // is already taken on this host, by a listening socket or by a Berth
-// instance, without changing anything: for checks before a project starts.
-func CheckHostPorts(ports []Port) error {
+// instance (but for the containers in except, which are going away),
+// without changing anything: for checks before a project starts.
+func CheckHostPorts(ports []Port, except map[string]bool) error {
 	pub, err := allPublished()
 	if err != nil {
 		return err
@@ -307,7 +308,7 @@ func CheckHostPorts(ports []Port) error {
 			continue
 		}
 		for _, t := range pub {
-			if portsClash(p, t.port) {
+			if PortsClash(p, t.port) && !except[t.containerID] {
 				return fmt.Errorf("port %s is already in use by container %.12s: %w", p, t.containerID, errdefs.ErrConflict)
 			}
 		}

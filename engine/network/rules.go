@@ -94,10 +94,10 @@ func parsePortTag(s string) (containerID string, p Port, ok bool) {
 	return f[2], p, true
 }
 
-// portsClash reports whether two published ports want the same host socket.
+// PortsClash reports whether two published ports want the same host socket.
 // A port on every address ("*" or 0.0.0.0 / ::) takes it on both families,
 // as Docker's default binding does.
-func portsClash(a, b Port) bool {
+func PortsClash(a, b Port) bool {
 	if a.Protocol != b.Protocol || a.HostPort != b.HostPort {
 		return false
 	}

@@ -84,11 +84,11 @@ func TestPortsClash(t *testing.T) {
 		{Port{HostIP: netip.MustParseAddr("::1"), HostPort: 80, Protocol: "tcp"}, Port{HostIP: lo, HostPort: 80, Protocol: "tcp"}, false},
 	}
 	for _, c := range cases {
-		if got := portsClash(c.a, c.b); got != c.want {
-			t.Errorf("portsClash(%v, %v) = %v", c.a, c.b, got)
+		if got := PortsClash(c.a, c.b); got != c.want {
+			t.Errorf("PortsClash(%v, %v) = %v", c.a, c.b, got)
 		}
-		if got := portsClash(c.b, c.a); got != c.want {
-			t.Errorf("portsClash(%v, %v) = %v (reversed)", c.b, c.a, got)
+		if got := PortsClash(c.b, c.a); got != c.want {
+			t.Errorf("PortsClash(%v, %v) = %v (reversed)", c.b, c.a, got)
 		}
 	}
 }
