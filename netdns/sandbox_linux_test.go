@@ -271,6 +271,44 @@ func TestServerRestartKeepsClientsWorking(t *testing.T) {
 	}
 	before := readPorts(t, dir)
 
+	// One client socket, as a resolver keeps for its retries.
+	var conn net.Conn
+	if err := inSandbox(t, sb, func() (err error) {
+		conn, err = net.Dial("udp4", "127.0.0.11:53")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := &dns.Conn{Conn: conn}
+	query := func(wait time.Duration) (*dns.Msg, error) {
+		if err := c.WriteMsg(new(dns.Msg).SetQuestion("x.", dns.TypeA)); err != nil {
+			return nil, err
+		}
+		conn.SetReadDeadline(time.Now().Add(wait))
+		return c.ReadMsg()
+	}
+	if m, err := query(time.Second); err != nil || len(m.Answer) != 1 {
+		t.Fatalf("before the kill: %v %v", m, err)
+	}
+
+	// No server: the query is not refused (which would fail the name at
+	// once), only unanswered, so the resolver waits and retries.
+	sp.kill()
+	_, err := query(300 * time.Millisecond)
+	if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+		t.Fatalf("query with no server: %v, want a timeout", err)
+	}
+	// A new server takes the same port: the retry, on the same flow, gets
+	// its answer.
+	if err := Ensure(ctx, dir, recs, sp.spawn); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := query(time.Second); err != nil || len(m.Answer) != 1 {
+		t.Fatalf("retry after the restart: %v %v", m, err)
+	}
+
+	// A watcher brings a killed server back by itself.
 	wctx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan struct{})
 	go func() {
@@ -279,48 +317,22 @@ func TestServerRestartKeepsClientsWorking(t *testing.T) {
 	}()
 	defer func() { stopWatch(); <-watched }()
 	waitFor(t, func() bool { st, err := ServerStatus(ctx, dir); return err == nil && st.Pid > 0 })
-
-	// One client socket, as a resolver keeps for its retries.
-	err := inSandbox(t, sb, func() error {
-		conn, err := net.Dial("udp4", "127.0.0.11:53")
-		if err != nil {
-			return err
+	sp.kill()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m, err := query(time.Second)
+		if err == nil && len(m.Answer) == 1 {
+			break
 		}
-		defer conn.Close()
-		c := &dns.Conn{Conn: conn}
-		query := func() (*dns.Msg, error) {
-			if err := c.WriteMsg(new(dns.Msg).SetQuestion("x.", dns.TypeA)); err != nil {
-				return nil, err
-			}
-			conn.SetReadDeadline(time.Now().Add(time.Second))
-			return c.ReadMsg()
+		if ne, ok := err.(net.Error); err != nil && !(ok && ne.Timeout()) {
+			t.Fatalf("query refused while the server was down: %v", err)
 		}
-		if m, err := query(); err != nil || len(m.Answer) != 1 {
-			return fmt.Errorf("before the kill: %v %v", m, err)
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer 5 s after the kill: %v", err)
 		}
-		sp.kill()
-		// Retries, as a resolver makes them, until the watcher's new server
-		// answers on the same flow. A refusal would surface as an error
-		// other than a timeout.
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			m, err := query()
-			if err == nil && len(m.Answer) == 1 {
-				return nil
-			}
-			if ne, ok := err.(net.Error); err != nil && !(ok && ne.Timeout()) {
-				return fmt.Errorf("query refused while the server was down: %v", err)
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("no answer 5 s after the kill: %v", err)
-			}
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
-	if sp.n.Load() != 2 {
-		t.Errorf("%d spawns, want 2", sp.n.Load())
+	if sp.n.Load() != 3 {
+		t.Errorf("%d spawns, want 3", sp.n.Load())
 	}
 	if after := readPorts(t, dir); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("ports changed across the restart: %v -> %v", before, after)
