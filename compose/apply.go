@@ -226,7 +226,7 @@ func (a *Applier) do(ctx, waitCtx context.Context, s Step, id string) (string, e
 	case ActRemoveNetwork:
 		err = ignore(e.RemoveNetwork(ctx, s.Name), errdefs.ErrNotFound)
 	case ActCreateVolume:
-		_, err = e.Volumes.Create(ctx, s.Name, s.Labels)
+		_, err = e.Volumes.CreateWithOptions(ctx, s.Name, s.Labels, s.Options)
 		err = ignore(err, errdefs.ErrAlreadyExists)
 	case ActRemoveVolume:
 		err = ignore(e.RemoveVolume(ctx, s.Name), errdefs.ErrNotFound)
@@ -240,7 +240,7 @@ func (a *Applier) do(ctx, waitCtx context.Context, s Step, id string) (string, e
 	case ActKill:
 		err = e.KillContainer(ctx, id, s.Signal)
 	case ActRemove:
-		err = ignore(e.RemoveContainer(ctx, id, true), errdefs.ErrNotFound)
+		err = ignore(a.remove(ctx, id, s.RemoveVolumes), errdefs.ErrNotFound)
 	case ActRename:
 		err = e.RenameContainer(ctx, id, s.Name)
 	case ActAwait:
@@ -249,6 +249,33 @@ func (a *Applier) do(ctx, waitCtx context.Context, s Step, id string) (string, e
 		err = fmt.Errorf("unknown step %q: %w", s.Action, errdefs.ErrNotImplemented)
 	}
 	return id, err
+}
+
+// remove removes a container, and then its anonymous volumes when asked;
+// one still mounted elsewhere (volumes_from) stays.
+func (a *Applier) remove(ctx context.Context, id string, vols bool) error {
+	var anon []string
+	if vols {
+		info, err := a.Engine.Inspect(ctx, id)
+		if err != nil {
+			return err
+		}
+		for _, m := range info.Config.Mounts {
+			if m.Anonymous {
+				anon = append(anon, m.Source)
+			}
+		}
+	}
+	if err := a.Engine.RemoveContainer(ctx, id, true); err != nil {
+		return err
+	}
+	for _, v := range anon {
+		err := a.Engine.RemoveVolume(ctx, v)
+		if err != nil && !errors.Is(err, errdefs.ErrNotFound) && !errors.Is(err, errdefs.ErrFailedPrecondition) {
+			return err
+		}
+	}
+	return nil
 }
 
 // ignore drops an error of the given class: removing what is gone, creating

@@ -560,7 +560,7 @@ var supportedServiceKeys = map[string]bool{
 	"stop_grace_period": true, "network_mode": true, "ipc": true, "pid": true,
 	// expose only documents ports on a network where every port is open
 	// anyway; volumes_from is an ordering edge in the graph.
-	"expose": true, "volumes_from": true,
+	"expose": true, "volumes_from": true, "secrets": true, "configs": true,
 	// networking (compose/networking.go)
 	"dns": true, "dns_search": true, "dns_opt": true, "domainname": true,
 	"extra_hosts": true, "mac_address": true, "external_links": true,
@@ -570,7 +570,7 @@ var supportedServiceKeys = map[string]bool{
 // the top-level networks and volumes sections.
 var supportedNetworkKeys = map[string]bool{"name": true, "external": true, "internal": true, "labels": true, "driver": true,
 	"driver_opts": true, "ipam": true, "attachable": true, "enable_ipv6": true, "enable_ipv4": true}
-var supportedVolumeKeys = map[string]bool{"name": true, "external": true, "labels": true, "driver": true}
+var supportedVolumeKeys = map[string]bool{"name": true, "external": true, "labels": true, "driver": true, "driver_opts": true}
 
 // Unsupported lists, sorted, one warning for every key set in p that Berth
 // does not act on yet, so nothing is ignored silently.
@@ -588,7 +588,7 @@ func Unsupported(p *types.Project) []string {
 			}
 		}
 		for _, v := range p.Services[name].Volumes {
-			if v.Type != types.VolumeTypeBind && v.Type != types.VolumeTypeVolume {
+			if v.Type != types.VolumeTypeBind && v.Type != types.VolumeTypeVolume && v.Type != types.VolumeTypeTmpfs {
 				out = append(out, fmt.Sprintf("service %q: volume of type %q is not supported yet and is ignored", name, v.Type))
 			}
 		}
@@ -616,7 +616,7 @@ func Unsupported(p *types.Project) []string {
 	for _, top := range []struct {
 		key string
 		n   int
-	}{{"secrets", len(p.Secrets)}, {"configs", len(p.Configs)}, {"models", len(p.Models)}} {
+	}{{"models", len(p.Models)}} {
 		if top.n > 0 {
 			out = append(out, fmt.Sprintf("key %q is not supported yet and is ignored", top.key))
 		}

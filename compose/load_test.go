@@ -322,7 +322,6 @@ secrets:
 		`service "web": key "cap_add" is not supported yet and is ignored`,
 		`service "web": key "healthcheck" is not supported yet and is ignored`,
 		`service "web": key "privileged" is not supported yet and is ignored`,
-		`volume "data": key "driver_opts" is not supported yet and is ignored`,
 	}
 	if got := Unsupported(p); !slices.Equal(got, want) {
 		t.Errorf("Unsupported =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -11,6 +11,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/berth-dev/berth/engine"
+	"github.com/berth-dev/berth/engine/container"
 )
 
 // oneOff says how a listing treats one-off containers (berth run's).
@@ -66,7 +67,8 @@ type ObservedContainer struct {
 	StopGrace         time.Duration // its own stop_grace_period; 0: the default
 	// Model is the service model the container was made from (see
 	// serviceModel), so a recreate can say what changed.
-	Model []byte
+	Model  []byte
+	Mounts []container.Mount // a recreate keeps the anonymous volumes
 }
 
 func (c ObservedContainer) stateText() string {
@@ -83,7 +85,7 @@ func observed(i engine.Info) ObservedContainer {
 		ID: i.ID, Name: i.Name, Service: l[LabelService], Number: n,
 		Hash: l[LabelConfigHash], ImageID: i.Config.ImageID, Running: i.Running(),
 		State: i.Status.State, ExitCode: i.Status.ExitCode, StopGrace: i.Config.StopGrace,
-		Model: i.Config.Model,
+		Model: i.Config.Model, Mounts: i.Config.Mounts,
 	}
 }
 

@@ -78,8 +78,12 @@ type Step struct {
 
 	Config  container.Config  // ActCreate
 	Labels  map[string]string // ActCreateVolume
+	Options map[string]string // ActCreateVolume: the local driver's driver_opts
 	Network network.Spec      // ActCreateNetwork
 	Signal  string            // ActKill
+	// RemoveVolumes makes ActRemove remove the container's anonymous
+	// volumes too (down -v, rm -v, up -V).
+	RemoveVolumes bool
 }
 
 // Object names the kind of object the step acts on, as progress lines do.

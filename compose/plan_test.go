@@ -9,6 +9,8 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/containerd/errdefs"
+
+	"github.com/berth-dev/berth/engine/container"
 )
 
 func testProject() *types.Project {
@@ -283,6 +285,29 @@ func TestPlanUpRestartsDependentsOfARecreatedService(t *testing.T) {
 	}
 }
 
+func TestPlanUpRecreateKeepsAnonymousVolumesUnlessRenewed(t *testing.T) {
+	t.Parallel()
+	p := testProject()
+	web := p.Services["web"]
+	web.Volumes = []types.ServiceVolumeConfig{{Type: "volume", Target: "/cache"}}
+	p.Services["web"] = web
+	obs := running(t, p, "api", "db", "web")
+	obs.Containers[2].Mounts = []container.Mount{{Type: "volume", Source: "anon123", Target: "/cache", Anonymous: true}}
+	web.User = "nobody"
+	p.Services["web"] = web
+	plan, err := PlanUp(p, obs, UpOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := plan.Steps[0].Config.Mounts; len(m) != 1 || m[0].Source != "anon123" || !m[0].Anonymous || plan.Steps[2].RemoveVolumes {
+		t.Fatalf("recreate without -V: mounts %+v, remove %+v", m, plan.Steps[2])
+	}
+	plan, _ = PlanUp(p, obs, UpOptions{RenewAnonVolumes: true})
+	if m := plan.Steps[0].Config.Mounts; len(m) != 1 || m[0].Source != "" || !plan.Steps[2].RemoveVolumes {
+		t.Fatalf("recreate with -V: mounts %+v, remove %+v", m, plan.Steps[2])
+	}
+}
+
 func TestPlanUpRecreatesWhenTheImageChanged(t *testing.T) {
 	t.Parallel()
 	p := testProject()
@@ -354,7 +379,7 @@ func TestPlanStartStopRemove(t *testing.T) {
 #2 container demo-web-1: start (exited (0))
 #3 container demo-api-1: start (exited (0)) after #1
 `)
-	plan, err = PlanRemove(p, obs, []string{"db"}, false, nil)
+	plan, err = PlanRemove(p, obs, []string{"db"}, false, false, nil)
 	mustPlan(t, plan, err, "#1 container demo-db-1: remove (rm)\n")
 }
 
@@ -384,8 +409,16 @@ func TestConvertRefusesWhatItCannotDo(t *testing.T) {
 		"sctp port": func(s *types.ServiceConfig) {
 			s.Ports = []types.ServicePortConfig{{Target: 80, Published: "8000", Protocol: "sctp"}}
 		},
-		"anonymous": func(s *types.ServiceConfig) { s.Volumes = []types.ServiceVolumeConfig{{Type: "volume", Target: "/x"}} },
-		"no image":  func(s *types.ServiceConfig) { s.Image = "" },
+		"undeclared volume": func(s *types.ServiceConfig) {
+			s.Volumes = []types.ServiceVolumeConfig{{Type: "volume", Source: "nope", Target: "/x"}}
+		},
+		"missing bind source": func(s *types.ServiceConfig) {
+			s.Volumes = []types.ServiceVolumeConfig{{Type: "bind", Source: "/nonexistent/berth", Target: "/x", Bind: &types.ServiceVolumeBind{}}}
+		},
+		"undeclared secret": func(s *types.ServiceConfig) {
+			s.Secrets = []types.ServiceSecretConfig{{Source: "nope"}}
+		},
+		"no image": func(s *types.ServiceConfig) { s.Image = "" },
 	} {
 		s := p.Services["web"]
 		mut(&s)

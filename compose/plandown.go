@@ -61,7 +61,7 @@ func PlanDown(p *types.Project, obs Observed, o DownOptions) (Plan, error) {
 		if !o.RemoveOrphans {
 			why += "; down -v removes its volumes"
 		}
-		removed = append(removed, plan.stopRemove(c, why, o.Timeout, nil))
+		removed = append(removed, plan.stopRemove(c, why, o.Timeout, nil, o.Volumes))
 		gone[c.Name] = true
 	}
 	// Stop order: a service's containers stop after those of every service
@@ -79,7 +79,7 @@ func PlanDown(p *types.Project, obs Observed, o DownOptions) (Plan, error) {
 			cs := byService[name]
 			sortContainers(cs)
 			for _, c := range cs {
-				rm := plan.stopRemove(c, "down", o.Timeout, after)
+				rm := plan.stopRemove(c, "down", o.Timeout, after, o.Volumes)
 				stopped[name] = append(stopped[name], rm)
 				removed = append(removed, rm)
 				gone[c.Name] = true
@@ -114,15 +114,16 @@ func PlanDown(p *types.Project, obs Observed, o DownOptions) (Plan, error) {
 	return plan, nil
 }
 
-// stopRemove adds a stop (when running) and a remove of c after the given
-// steps, and returns the remove.
-func (p *Plan) stopRemove(c ObservedContainer, why string, timeout *time.Duration, after []int) int {
+// stopRemove adds a stop (when running) and a remove of c (with its
+// anonymous volumes when vols) after the given steps, and returns the
+// remove.
+func (p *Plan) stopRemove(c ObservedContainer, why string, timeout *time.Duration, after []int, vols bool) int {
 	if c.Running {
 		stop := p.add(Step{Action: ActStop, Service: c.Service, Name: c.Name, Container: c.ID, Number: c.Number,
 			Reason: why, Timeout: stopGrace(timeout, c.StopGrace), After: after})
 		after = []int{stop}
 	}
-	return p.add(Step{Action: ActRemove, Service: c.Service, Name: c.Name, Container: c.ID, Number: c.Number, Reason: why, After: after})
+	return p.add(Step{Action: ActRemove, Service: c.Service, Name: c.Name, Container: c.ID, Number: c.Number, Reason: why, After: after, RemoveVolumes: vols})
 }
 
 // PlanStart starts the existing, stopped containers of the named services
@@ -163,13 +164,14 @@ func PlanStop(p *types.Project, obs Observed, services []string, timeout *time.D
 }
 
 // PlanRemove removes the stopped containers of the named services (all
-// when none); with stop, running ones are stopped first, otherwise left.
-func PlanRemove(p *types.Project, obs Observed, services []string, stop bool, timeout *time.Duration) (Plan, error) {
+// when none); with stop, running ones are stopped first, otherwise left;
+// with vols, their anonymous volumes go too.
+func PlanRemove(p *types.Project, obs Observed, services []string, stop, vols bool, timeout *time.Duration) (Plan, error) {
 	return planReverse(p, obs, services, func(plan *Plan, c ObservedContainer, after []int) int {
 		if c.Running && !stop {
 			return 0
 		}
-		return plan.stopRemove(c, "rm", timeout, after)
+		return plan.stopRemove(c, "rm", timeout, after, vols)
 	})
 }
 

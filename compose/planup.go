@@ -8,6 +8,8 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/containerd/errdefs"
+
+	"github.com/berth-dev/berth/engine/container"
 )
 
 // Recreate policies, as up's flags choose them.
@@ -29,6 +31,9 @@ type UpOptions struct {
 	RemoveOrphans          bool
 	IgnoreOrphans          bool // COMPOSE_IGNORE_ORPHANS: no warning either
 	NoStart                bool // create only (berth create, up --no-start)
+	// RenewAnonVolumes gives recreated containers new anonymous volumes
+	// (up -V) instead of the ones of the containers they replace.
+	RenewAnonVolumes bool
 	Scale                  map[string]int
 	// Timeout overrides each container's stop grace period (-t).
 	Timeout *time.Duration
@@ -172,7 +177,7 @@ func (u *upPlanner) volumes() error {
 		if u.obs.Volumes[v.Name] {
 			continue
 		}
-		u.vols[key] = u.plan.add(Step{Action: ActCreateVolume, Name: v.Name, Reason: "not found",
+		u.vols[key] = u.plan.add(Step{Action: ActCreateVolume, Name: v.Name, Reason: "not found", Options: v.DriverOpts,
 			Labels: mergeLabels(v.Labels, map[string]string{LabelProject: u.p.Name, LabelVolume: key, LabelVersion: Version})})
 	}
 	return nil
@@ -347,6 +352,9 @@ func (u *upPlanner) recreate(s types.ServiceConfig, c ObservedContainer, name, h
 		return err
 	}
 	cfg.Model = model
+	if !u.o.RenewAnonVolumes {
+		inheritAnonymous(&cfg, c)
+	}
 	tmp := c.ID
 	if len(tmp) > 12 {
 		tmp = tmp[:12]
@@ -360,7 +368,7 @@ func (u *upPlanner) recreate(s types.ServiceConfig, c ObservedContainer, name, h
 			Reason: fmt.Sprintf("replaced by #%d", cr), Timeout: stopGrace(u.o.Timeout, c.StopGrace), After: []int{cr}})
 	}
 	rm := u.plan.add(Step{Action: ActRemove, Service: s.Name, Name: c.Name, Container: c.ID, Number: c.Number,
-		Reason: fmt.Sprintf("replaced by #%d", cr), After: []int{cr, stop}})
+		Reason: fmt.Sprintf("replaced by #%d", cr), After: []int{cr, stop}, RemoveVolumes: u.o.RenewAnonVolumes})
 	rn := u.plan.add(Step{Action: ActRename, Service: s.Name, Name: name, Ref: cr, Number: c.Number, After: []int{rm}})
 	u.recreated[s.Name] = true
 	u.made[s.Name] = append(u.made[s.Name], rn)
@@ -371,6 +379,21 @@ func (u *upPlanner) recreate(s types.ServiceConfig, c ObservedContainer, name, h
 		u.started[s.Name] = append(u.started[s.Name], st)
 	}
 	return nil
+}
+
+// inheritAnonymous gives the replacement of c the anonymous volumes c has
+// at the same targets, so their data survives the recreate.
+func inheritAnonymous(cfg *container.Config, c ObservedContainer) {
+	for i, m := range cfg.Mounts {
+		if m.Type != "volume" || m.Source != "" {
+			continue
+		}
+		for _, old := range c.Mounts {
+			if old.Anonymous && old.Target == m.Target {
+				cfg.Mounts[i].Source, cfg.Mounts[i].Anonymous = old.Source, true
+			}
+		}
+	}
 }
 
 // removeContainer stops (when running) and removes c.

@@ -118,24 +118,9 @@ func containerConfig(p *types.Project, s types.ServiceConfig, n int, hash string
 		LabelDependsOn:   dependsOnLabel(s),
 	})
 
-	for _, v := range s.Volumes {
-		switch v.Type {
-		case types.VolumeTypeVolume:
-			if v.Source == "" {
-				return container.Config{}, fmt.Errorf("%s: anonymous volume at %q is not supported yet: %w", where("volumes"), v.Target, errdefs.ErrNotImplemented)
-			}
-			vol, ok := p.Volumes[v.Source]
-			if !ok {
-				return container.Config{}, fmt.Errorf("%s: volume %q is not declared in the top-level volumes: %w", where("volumes"), v.Source, errdefs.ErrInvalidArgument)
-			}
-			cfg.Mounts = append(cfg.Mounts, container.Mount{Type: "volume", Source: vol.Name, Target: v.Target, ReadOnly: v.ReadOnly})
-		case types.VolumeTypeBind:
-			cfg.Mounts = append(cfg.Mounts, container.Mount{Type: "bind", Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly})
-		default:
-			return container.Config{}, fmt.Errorf("%s: volume type %q is not supported yet: %w", where("volumes"), v.Type, errdefs.ErrNotImplemented)
-		}
+	if err := serviceMounts(p, s, &cfg); err != nil {
+		return container.Config{}, err
 	}
-
 	if err := serviceNetworking(p, s, &cfg); err != nil {
 		return container.Config{}, err
 	}

@@ -112,6 +112,7 @@ func Stop(ctx context.Context, e *engine.Engine, p *types.Project, r StopRequest
 type RemoveRequest struct {
 	Services []string
 	Stop     bool // -s: stop running containers first (otherwise they stay)
+	Volumes  bool // -v: remove their anonymous volumes too
 	Timeout  *time.Duration
 	ApplyOptions
 }
@@ -119,7 +120,7 @@ type RemoveRequest struct {
 // Remove removes the stopped containers of the named services.
 func Remove(ctx context.Context, e *engine.Engine, p *types.Project, r RemoveRequest) error {
 	return locked(ctx, e, p.Name, func(obs Observed) error {
-		plan, err := PlanRemove(p, obs, r.Services, r.Stop, r.Timeout)
+		plan, err := PlanRemove(p, obs, r.Services, r.Stop, r.Volumes, r.Timeout)
 		if err != nil {
 			return err
 		}

@@ -53,7 +53,7 @@ func (e *Engine) CreateContainer(ctx context.Context, name string, cfg container
 	if err := e.unpack(ctx, img); err != nil {
 		return container.Container{}, err
 	}
-	return e.Containers.Create(ctx, name, cfg)
+	return e.createRecord(ctx, name, cfg)
 }
 
 func mergeImageConfig(cfg container.Config, ic image.Config) container.Config {

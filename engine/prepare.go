@@ -2,12 +2,10 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
-	"github.com/containerd/errdefs"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/opencontainers/cgroups"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -85,39 +83,17 @@ func (e *Engine) prepare(ctx context.Context, c container.Container) error {
 	return atomicfile.WriteJSON(filepath.Join(runDir, "config.json"), spec, 0o600)
 }
 
-// volumeMounts turns named volumes and binds into spec mounts. A new named
-// volume first receives the image's content at its target, as in Docker.
+// volumeMounts turns the container's volumes, binds, tmpfs mounts,
+// secrets and configs into spec mounts (mounts.go).
 func (e *Engine) volumeMounts(ctx context.Context, c container.Container, rootfs string) ([]specs.Mount, error) {
 	var out []specs.Mount
 	for _, m := range c.Config.Mounts {
-		opts := []string{"rbind", "rprivate"}
-		if m.ReadOnly {
-			opts = append(opts, "ro")
+		sm, err := e.mountSpec(ctx, c, rootfs, m)
+		if err != nil {
+			return nil, err
 		}
-		src := m.Source
-		switch m.Type {
-		case "volume":
-			v, err := e.Volumes.Get(ctx, m.Source)
-			if err != nil {
-				return nil, fmt.Errorf("container %s: volume %q: %w", c.Name, m.Source, err)
-			}
-			if inImage, err := securejoin.SecureJoin(rootfs, m.Target); err == nil {
-				if err := e.Volumes.CopyUpOnce(ctx, m.Source, inImage); err != nil {
-					return nil, err
-				}
-			}
-			src = v.Mountpoint
-		case "bind":
-			if _, err := os.Stat(src); errors.Is(err, os.ErrNotExist) {
-				// Docker Compose creates a missing bind source directory.
-				if err := os.MkdirAll(src, 0o755); err != nil {
-					return nil, err
-				}
-			}
-		default:
-			return nil, fmt.Errorf("container %s: mount type %q: %w", c.Name, m.Type, errdefs.ErrNotImplemented)
-		}
-		out = append(out, specs.Mount{Destination: m.Target, Type: "bind", Source: src, Options: opts})
+		out = append(out, sm)
 	}
-	return out, nil
+	files, err := e.fileMounts(c)
+	return append(out, files...), err
 }

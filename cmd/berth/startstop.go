@@ -55,8 +55,7 @@ func newRmCommand(pf *projectFlags) *cobra.Command {
 		Short: "Removes stopped service containers",
 		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			// Berth never asks: -f only exists for docker compose's muscle
-			// memory. -v has nothing to do while containers have no
-			// anonymous volumes.
+			// memory.
 			_ = force
 			ao, err := pf.applyOptions(cmd)
 			if err != nil {
@@ -68,6 +67,6 @@ func newRmCommand(pf *projectFlags) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "don't ask to confirm removal")
 	cmd.Flags().BoolVarP(&r.Stop, "stop", "s", false, "stop the containers, if required, before removing")
-	cmd.Flags().BoolP("volumes", "v", false, "remove any anonymous volumes attached to containers ")
+	cmd.Flags().BoolVarP(&r.Volumes, "volumes", "v", false, "remove any anonymous volumes attached to containers")
 	return cmd
 }

@@ -78,14 +78,14 @@ func newUpCommand(pf *projectFlags) *cobra.Command {
 		Short: "Create and start containers",
 		RunE: withProject(pf, true, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			if err := notYet(cmd, "build", "wait", "wait-timeout", "abort-on-container-exit", "abort-on-container-failure",
-				"exit-code-from", "attach", "no-attach", "attach-dependencies", "renew-anon-volumes"); err != nil {
+				"exit-code-from", "attach", "no-attach", "attach-dependencies"); err != nil {
 				return err
 			}
 			o, err := rf.options(args)
 			if err != nil {
 				return err
 			}
-			o.NoStart = r.Options.NoStart
+			o.NoStart, o.RenewAnonVolumes = r.Options.NoStart, r.Options.RenewAnonVolumes
 			o.Timeout = t.value()
 			r.Options = o
 			if r.ApplyOptions, err = pf.applyOptions(cmd); err != nil {
@@ -99,6 +99,7 @@ func newUpCommand(pf *projectFlags) *cobra.Command {
 	fl := cmd.Flags()
 	fl.BoolVarP(&r.Detach, "detach", "d", false, "run containers in the background")
 	fl.BoolVar(&r.Options.NoStart, "no-start", false, "don't start the services after creating them")
+	fl.BoolVarP(&r.Options.RenewAnonVolumes, "renew-anon-volumes", "V", false, "recreate anonymous volumes instead of retrieving data from the previous containers")
 	fl.BoolVar(&r.Explain, "explain", false, "print the plan, with why each step is needed, before carrying it out")
 	fl.BoolVar(&noColor, "no-color", false, "produce monochrome output")
 	fl.BoolVar(&r.Logs.NoPrefix, "no-log-prefix", false, "don't print prefix in logs")
@@ -159,7 +160,6 @@ func addNotYet(cmd *cobra.Command) {
 	fl.StringArray("attach", nil, "restrict attaching to the specified services (not yet)")
 	fl.StringArray("no-attach", nil, "do not attach (stream logs) to the specified services (not yet)")
 	fl.Bool("attach-dependencies", false, "automatically attach to log output of dependent services (not yet)")
-	fl.BoolP("renew-anon-volumes", "V", false, "recreate anonymous volumes instead of retrieving data from the previous containers (not yet)")
 }
 
 // notYet fails when one of the named flags was given: Berth does not do

@@ -35,21 +35,37 @@ type Config struct {
 	StopGrace  time.Duration     `json:"stop_grace,omitempty"` // 0 means the default of 10 s
 	Labels     map[string]string `json:"labels,omitempty"`
 	Mounts     []Mount           `json:"mounts,omitempty"`
-	Networks   []Attachment      `json:"networks,omitempty"` // the first gets the default route
-	Ports      []Port            `json:"ports,omitempty"`
-	Restart    string            `json:"restart,omitempty"` // recorded; applied by a later shim
+	// VolumesFrom names containers ("name" or "name:ro") whose mounts this
+	// one shares; CreateContainer turns them into Mounts.
+	VolumesFrom []string     `json:"volumes_from,omitempty"`
+	Files       []File       `json:"files,omitempty"`    // secrets and configs (files.go)
+	Networks    []Attachment `json:"networks,omitempty"` // the first gets the default route
+	Ports       []Port       `json:"ports,omitempty"`
+	Restart     string       `json:"restart,omitempty"` // recorded; applied by a later shim
 	// Model is what the orchestrator made the container from (compose keeps
 	// the service's model here to explain a recreate); opaque to the engine.
 	Model json.RawMessage `json:"model,omitempty"`
 	Net   Networking      `json:"net,omitzero"` // network mode, DNS, hosts (networking.go)
 }
 
-// Mount is a named volume or a bind mount.
+// Mount is a named or anonymous volume, a bind mount or a tmpfs.
 type Mount struct {
-	Type     string `json:"type"`   // "volume" or "bind"
+	Type     string `json:"type"`   // "volume", "bind" or "tmpfs"
 	Source   string `json:"source"` // volume name or absolute host path
 	Target   string `json:"target"`
 	ReadOnly bool   `json:"read_only,omitempty"`
+	// Anonymous marks a volume made for this container: CreateContainer
+	// makes one when Source is empty, and removing the container with its
+	// volumes removes it.
+	Anonymous bool   `json:"anonymous,omitempty"`
+	NoCopy    bool   `json:"nocopy,omitempty"`  // volume: no copy-up of the image's content
+	SubPath   string `json:"subpath,omitempty"` // volume: mount this directory of it
+	// CreateHostPath makes a missing bind source directory (Compose's
+	// short syntax); otherwise a missing source is an error.
+	CreateHostPath bool   `json:"create_host_path,omitempty"`
+	Propagation    string `json:"propagation,omitempty"` // bind: rprivate (default), rshared, rslave...
+	TmpfsSize      int64  `json:"tmpfs_size,omitempty"`  // bytes; 0: the kernel's default
+	TmpfsMode      uint32 `json:"tmpfs_mode,omitempty"`  // 0: 1777
 }
 
 // Attachment connects the container to a network under extra names.

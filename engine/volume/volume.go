@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -41,6 +42,7 @@ type Store struct {
 type Volume struct {
 	Name       string
 	Labels     map[string]string
+	Options    map[string]string // the local driver's driver_opts
 	Mountpoint string
 	Created    time.Time
 }
@@ -50,6 +52,7 @@ type record struct {
 	Name    string            `json:"name"`
 	Driver  string            `json:"driver"`
 	Labels  map[string]string `json:"labels,omitempty"`
+	Options map[string]string `json:"options,omitempty"`
 	Created time.Time         `json:"created"`
 	// Initialised is set once the volume has received image content (or
 	// content of its own), after which copy-up never runs again.
@@ -79,12 +82,51 @@ func (s *Store) lock(ctx context.Context, name string) (*lockfile.Lock, error) {
 }
 
 func (s *Store) volume(r record) Volume {
+	mp := filepath.Join(s.dir(r.Name), dataDir)
+	if dev, ok := bindDevice(r.Options); ok {
+		mp = dev
+	}
 	return Volume{
 		Name:       r.Name,
 		Labels:     r.Labels,
-		Mountpoint: filepath.Join(s.dir(r.Name), dataDir),
+		Options:    r.Options,
+		Mountpoint: mp,
 		Created:    r.Created,
 	}
+}
+
+// bindDevice is the host directory a volume with driver options
+// "type: none, o: bind, device: /path" stands for (Docker's local driver
+// bind-mounts it).
+func bindDevice(opts map[string]string) (string, bool) {
+	if len(opts) == 0 || opts["device"] == "" || (opts["type"] != "none" && opts["type"] != "") {
+		return "", false
+	}
+	for _, o := range strings.Split(opts["o"], ",") {
+		if o == "bind" || o == "rbind" {
+			return opts["device"], true
+		}
+	}
+	return "", false
+}
+
+// checkOptions accepts the local driver's options Berth honours: none, or a
+// bind of an existing absolute host directory.
+func checkOptions(name string, opts map[string]string) error {
+	if len(opts) == 0 {
+		return nil
+	}
+	dev, ok := bindDevice(opts)
+	if !ok {
+		return fmt.Errorf("volume %q: driver_opts %v: only type none, o bind and device are supported yet: %w", name, opts, errdefs.ErrNotImplemented)
+	}
+	if !filepath.IsAbs(dev) {
+		return fmt.Errorf("volume %q: driver_opts device %q must be an absolute path: %w", name, dev, errdefs.ErrInvalidArgument)
+	}
+	if fi, err := os.Stat(dev); err != nil || !fi.IsDir() {
+		return fmt.Errorf("volume %q: driver_opts device %q is not a directory: %w", name, dev, errdefs.ErrInvalidArgument)
+	}
+	return nil
 }
 
 func (s *Store) read(name string) (record, error) {
@@ -102,7 +144,16 @@ func (s *Store) read(name string) (record, error) {
 // returned together with an error wrapping errdefs.ErrAlreadyExists, so
 // callers that only need the volume to exist can ignore that class.
 func (s *Store) Create(ctx context.Context, name string, labels map[string]string) (Volume, error) {
+	return s.CreateWithOptions(ctx, name, labels, nil)
+}
+
+// CreateWithOptions is Create with the local driver's options (Compose's
+// driver_opts).
+func (s *Store) CreateWithOptions(ctx context.Context, name string, labels, opts map[string]string) (Volume, error) {
 	if err := names.Object("volume", name); err != nil {
+		return Volume{}, err
+	}
+	if err := checkOptions(name, opts); err != nil {
 		return Volume{}, err
 	}
 	l, err := s.lock(ctx, name)
@@ -121,7 +172,7 @@ func (s *Store) Create(ctx context.Context, name string, labels map[string]strin
 	if err := os.MkdirAll(filepath.Join(s.dir(name), dataDir), 0o755); err != nil {
 		return Volume{}, fmt.Errorf("volume %q: %w", name, err)
 	}
-	r := record{Name: name, Driver: "local", Labels: copyLabels(labels), Created: time.Now().UTC()}
+	r := record{Name: name, Driver: "local", Labels: copyLabels(labels), Options: copyLabels(opts), Created: time.Now().UTC()}
 	if err := atomicfile.WriteJSON(s.recordPath(name), r, 0o600); err != nil {
 		return Volume{}, fmt.Errorf("volume %q: %w", name, err)
 	}
@@ -251,7 +302,7 @@ func (s *Store) CopyUpOnce(ctx context.Context, name string, src string) error {
 	if r.Initialised {
 		return nil
 	}
-	data := filepath.Join(s.dir(name), dataDir)
+	data := s.volume(r).Mountpoint
 	empty, err := isEmptyDir(data)
 	if err != nil {
 		return fmt.Errorf("volume %q: %w", name, err)
