@@ -34,7 +34,7 @@ type UpOptions struct {
 	// RenewAnonVolumes gives recreated containers new anonymous volumes
 	// (up -V) instead of the ones of the containers they replace.
 	RenewAnonVolumes bool
-	Scale                  map[string]int
+	Scale            map[string]int
 	// Timeout overrides each container's stop grace period (-t).
 	Timeout *time.Duration
 }
