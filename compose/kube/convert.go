@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 
@@ -56,8 +55,6 @@ type Options struct {
 	KubectlImage string
 	// ClusterDomain is the cluster's DNS domain; default cluster.local.
 	ClusterDomain string
-	// ReadFile reads secret and config files; os.ReadFile when nil.
-	ReadFile func(string) ([]byte, error)
 }
 
 // Warning says that a key was dropped or converted with a difference.
@@ -98,8 +95,8 @@ type converter struct {
 	waiter   bool            // some pod waits for a Job: needs the waiter's account
 }
 
-// Convert turns p into Kubernetes objects. It reads nothing but secret and
-// config files (through o.ReadFile). Errors carry errdefs.ErrInvalidArgument
+// Convert turns p into Kubernetes objects. It reads nothing but the files
+// of secrets, configs and read-only bind mounts, which objects carry. Errors carry errdefs.ErrInvalidArgument
 // and name the service and key.
 func Convert(p *types.Project, o Options) (*Result, error) {
 	c := &converter{p: p, o: o, names: map[string]string{}, jobs: map[string]bool{},
@@ -150,9 +147,6 @@ func (c *converter) defaults() error {
 	o.WaitImage = cmp.Or(o.WaitImage, "busybox:1.37")
 	o.KubectlImage = cmp.Or(o.KubectlImage, "registry.k8s.io/kubectl:v1.37.2")
 	o.ClusterDomain = strings.TrimSuffix(cmp.Or(o.ClusterDomain, "cluster.local"), ".")
-	if o.ReadFile == nil {
-		o.ReadFile = os.ReadFile
-	}
 	if errs := content.IsLabelValue(c.p.Name); len(errs) > 0 {
 		return fmt.Errorf("project name %q: not a Kubernetes label value: %s: %w", c.p.Name, errs[0], errdefs.ErrInvalidArgument)
 	}

@@ -592,18 +592,84 @@ volumes:
 
 func TestBindMounts(t *testing.T) {
 	t.Parallel()
-	const file = "services:\n  web:\n    image: web\n    volumes: ['./site:/usr/share/nginx/html:ro']\n"
-	_, err := convert(t, file, Options{})
-	if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), `service "web": volumes: bind mount`) || !strings.Contains(err.Error(), "--hostpath") {
-		t.Errorf("bind mount: err = %v", err)
+	const file = `services:
+  web:
+    image: web
+    volumes:
+      - ./site:/usr/share/nginx/html:ro
+      - ./init.sh:/docker-entrypoint.d/init.sh:ro
+`
+	files := []string{"site/index.html", "<h1>hi</h1>", "site/css/a b.css", "body{}", "init.sh", "#!/bin/sh\n"}
+	mk := func(t *testing.T) string {
+		dir := t.TempDir()
+		for i := 0; i < len(files); i += 2 {
+			p := filepath.Join(dir, files[i])
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			if err := os.WriteFile(p, []byte(files[i+1]), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		os.Chmod(filepath.Join(dir, "init.sh"), 0o755)
+		return dir
 	}
-	r, err := convert(t, file, Options{HostPath: true})
+	load := func(t *testing.T, dir, yaml string, o Options) (*Result, error) {
+		t.Helper()
+		os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(yaml), 0o644)
+		p, err := compose.Load(t.Context(), compose.LoadOptions{ConfigPaths: []string{filepath.Join(dir, "compose.yaml")}, WorkingDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Convert(p, o)
+	}
+
+	// Read-only binds of the project's files ship as ConfigMaps.
+	r, err := load(t, mk(t), file, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	site := get[*corev1.ConfigMap](t, r, "web-bind-0")
+	if site.Data["index.html"] != "<h1>hi</h1>" || site.Data["css_a_b.css"] != "body{}" {
+		t.Errorf("directory ConfigMap = %v", site.Data)
+	}
+	script := get[*corev1.ConfigMap](t, r, "web-bind-1")
 	pod, c := deployment(t, r, "web")
-	if hp := pod.Volumes[0].HostPath; hp == nil || !strings.HasSuffix(hp.Path, "/site") || !c.VolumeMounts[0].ReadOnly {
-		t.Errorf("hostPath volume = %+v, mount %+v", pod.Volumes[0], c.VolumeMounts[0])
+	if pod.Volumes[0].ConfigMap == nil || len(pod.Volumes[0].ConfigMap.Items) != 2 || c.VolumeMounts[0].SubPath != "" || !c.VolumeMounts[0].ReadOnly {
+		t.Errorf("directory volume %+v, mount %+v", pod.Volumes[0], c.VolumeMounts[0])
+	}
+	var paths []string
+	for _, it := range pod.Volumes[0].ConfigMap.Items {
+		paths = append(paths, it.Path)
+	}
+	if !slices.Contains(paths, "css/a b.css") {
+		t.Errorf("item paths = %v, want the file's own path", paths)
+	}
+	if it := pod.Volumes[1].ConfigMap.Items; script.Data["init.sh"] == "" || len(it) != 1 || *it[0].Mode != 0o755 || c.VolumeMounts[1].SubPath != "init.sh" || c.VolumeMounts[1].MountPath != "/docker-entrypoint.d/init.sh" {
+		t.Errorf("file ConfigMap %v, items %+v, mount %+v", script.Data, it, c.VolumeMounts[1])
+	}
+	if !warned(r, `"web"`, "./site:/usr/share/nginx/html:ro", "copy") {
+		t.Errorf("the copy is not warned about: %v", r.Warnings)
+	}
+
+	for _, tc := range []struct{ name, volume, want string }{
+		{"writable", "./site:/srv", "is writable"},
+		{"outside the project", "/etc:/etc:ro", "outside the project directory"},
+		{"missing", "./nope:/nope:ro", "cannot be read"},
+	} {
+		_, err := load(t, mk(t), "services:\n  web:\n    image: web\n    volumes: ['"+tc.volume+"']\n", Options{})
+		if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), `service "web": volumes: bind mount`) ||
+			!strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "--hostpath") {
+			t.Errorf("%s: err = %v", tc.name, err)
+		}
+	}
+
+	// --hostpath mounts the node's paths instead, writable or not.
+	r, err = load(t, mk(t), "services:\n  web:\n    image: web\n    volumes: ['./site:/srv']\n", Options{HostPath: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod, _ = deployment(t, r, "web")
+	if hp := pod.Volumes[0].HostPath; hp == nil || !strings.HasSuffix(hp.Path, "/site") {
+		t.Errorf("hostPath volume = %+v", pod.Volumes[0])
 	}
 }
 

@@ -3,7 +3,10 @@ package kube
 import (
 	"encoding/json"
 	"fmt"
+	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -62,13 +65,15 @@ func (c *converter) volumes(pd *pod) error {
 				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim},
 			}}, m)
 		case types.VolumeTypeBind:
-			if !c.o.HostPath {
-				return fmt.Errorf("service %q: volumes: bind mount %s:%s has no equivalent in a cluster: use a named volume or a config, or allow hostPath volumes (--hostpath) to mount the node's %s: %w",
-					s.Name, v.Source, v.Target, v.Source, errdefs.ErrInvalidArgument)
+			if c.o.HostPath {
+				pd.mount(corev1.Volume{Name: fmt.Sprintf("bind-%d", i), VolumeSource: corev1.VolumeSource{
+					HostPath: &corev1.HostPathVolumeSource{Path: v.Source},
+				}}, m)
+				continue
 			}
-			pd.mount(corev1.Volume{Name: fmt.Sprintf("bind-%d", i), VolumeSource: corev1.VolumeSource{
-				HostPath: &corev1.HostPathVolumeSource{Path: v.Source},
-			}}, m)
+			if err := c.bindConfigMap(pd, i, v); err != nil {
+				return err
+			}
 		case types.VolumeTypeTmpfs:
 			var size int64
 			if v.Tmpfs != nil {
@@ -272,7 +277,7 @@ func (c *converter) fileObject(kind, key, objName string, def types.FileObjectCo
 		}
 		data = []byte(v)
 	case def.File != "":
-		b, err := c.o.ReadFile(def.File)
+		b, err := os.ReadFile(def.File)
 		if err != nil {
 			return fmt.Errorf("file: %w: %w", err, errdefs.ErrInvalidArgument)
 		}
@@ -302,4 +307,113 @@ func (c *converter) fileObject(kind, key, objName string, def types.FileObjectCo
 	}
 	c.add(cm)
 	return nil
+}
+
+// maxConfigMap is what a ConfigMap may hold (the API server refuses
+// objects over 1 MiB), with room for the object around the data.
+const maxConfigMap = 1000 * 1024
+
+// bindConfigMap ships the files of a read-only bind mount from the project
+// directory (configuration, init scripts, static pages: what Compose
+// projects bind most) as a ConfigMap mounted at the same place with the
+// files' modes. A cluster has no equivalent of any other bind mount.
+func (c *converter) bindConfigMap(pd *pod, i int, v types.ServiceVolumeConfig) error {
+	s := pd.s
+	shown := relTo(c.p.WorkingDir, v.Source)
+	fail := func(why string) error {
+		return fmt.Errorf("service %q: volumes: bind mount %s:%s %s; use a named volume or a config, or allow hostPath volumes (--hostpath) to mount the node's %s: %w",
+			s.Name, shown, v.Target, why, v.Source, errdefs.ErrInvalidArgument)
+	}
+	if !v.ReadOnly {
+		return fail("is writable, which a cluster cannot give (a read-only one, :ro, is shipped as a ConfigMap)")
+	}
+	if strings.HasPrefix(shown, "/") {
+		return fail("is outside the project directory")
+	}
+	fi, err := os.Stat(v.Source)
+	if err != nil {
+		return fail(fmt.Sprintf("cannot be read (%v)", err))
+	}
+	name := label63(c.names[s.Name], fmt.Sprintf("-bind-%d", i))
+	cm := &corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"}, ObjectMeta: c.meta(name, s.Name)}
+	var items []corev1.KeyToPath
+	total := 0
+	add := func(path, rel string, mode fs.FileMode) error {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fail(fmt.Sprintf("cannot be read (%v)", err))
+		}
+		if total += len(b); total > maxConfigMap {
+			return fail("holds more than a ConfigMap can (1 MiB)")
+		}
+		// ConfigMap keys are flat: the path goes into the item.
+		key := strings.Map(func(r rune) rune {
+			if r == '-' || r == '.' || r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+				return r
+			}
+			return '_'
+		}, rel)
+		for n := 2; cm.Data[key] != "" || cm.BinaryData[key] != nil; n++ {
+			key = fmt.Sprintf("%s_%d", key, n)
+		}
+		if utf8.Valid(b) {
+			if cm.Data == nil {
+				cm.Data = map[string]string{}
+			}
+			cm.Data[key] = string(b)
+		} else {
+			if cm.BinaryData == nil {
+				cm.BinaryData = map[string][]byte{}
+			}
+			cm.BinaryData[key] = b
+		}
+		items = append(items, corev1.KeyToPath{Key: key, Path: rel, Mode: ptr(int32(mode.Perm()))})
+		return nil
+	}
+	m := corev1.VolumeMount{MountPath: v.Target, ReadOnly: true}
+	if fi.Mode().IsRegular() {
+		if err := add(v.Source, filepath.Base(v.Source), fi.Mode()); err != nil {
+			return err
+		}
+		m.SubPath = filepath.Base(v.Source)
+	} else if fi.IsDir() {
+		err := filepath.WalkDir(v.Source, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return fail(fmt.Sprintf("cannot be read (%v)", err))
+			}
+			if d.IsDir() {
+				return nil
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(v.Source, path)
+			if !info.Mode().IsRegular() {
+				return fail(fmt.Sprintf("holds %s, which is not a regular file", rel))
+			}
+			return add(path, filepath.ToSlash(rel), info.Mode())
+		})
+		if err != nil {
+			return err
+		}
+	} else {
+		return fail("is neither a file nor a directory")
+	}
+	c.add(cm)
+	pd.mount(corev1.Volume{Name: fmt.Sprintf("bind-%d", i), VolumeSource: corev1.VolumeSource{
+		ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: name}, Items: items},
+	}}, m)
+	c.warn(svc(s.Name), "volumes", "%s:%s:ro is shipped as ConfigMap %q, a copy of the files taken now: convert again after changing them", shown, v.Target, name)
+	return nil
+}
+
+// relTo shows path relative to the project directory, as ./path, when it
+// lies inside it.
+func relTo(dir, path string) string {
+	rel, err := filepath.Rel(dir, path)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return path
+	}
+	return "./" + rel
 }
