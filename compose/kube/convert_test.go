@@ -29,6 +29,12 @@ func convert(t *testing.T, yaml string, o Options, files ...string) (*Result, er
 			t.Fatal(err)
 		}
 	}
+	return convertIn(t, dir, yaml, o)
+}
+
+// convertIn writes compose.yaml into dir, loads it and converts it.
+func convertIn(t *testing.T, dir, yaml string, o Options) (*Result, error) {
+	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -612,18 +618,9 @@ func TestBindMounts(t *testing.T) {
 		os.Chmod(filepath.Join(dir, "init.sh"), 0o755)
 		return dir
 	}
-	load := func(t *testing.T, dir, yaml string, o Options) (*Result, error) {
-		t.Helper()
-		os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(yaml), 0o644)
-		p, err := compose.Load(t.Context(), compose.LoadOptions{ConfigPaths: []string{filepath.Join(dir, "compose.yaml")}, WorkingDir: dir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return Convert(p, o)
-	}
 
 	// Read-only binds of the project's files ship as ConfigMaps.
-	r, err := load(t, mk(t), file, Options{})
+	r, err := convertIn(t, mk(t), file, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -655,7 +652,7 @@ func TestBindMounts(t *testing.T) {
 		{"outside the project", "/etc:/etc:ro", "outside the project directory"},
 		{"missing", "./nope:/nope:ro", "cannot be read"},
 	} {
-		_, err := load(t, mk(t), "services:\n  web:\n    image: web\n    volumes: ['"+tc.volume+"']\n", Options{})
+		_, err := convertIn(t, mk(t), "services:\n  web:\n    image: web\n    volumes: ['"+tc.volume+"']\n", Options{})
 		if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), `service "web": volumes: bind mount`) ||
 			!strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "--hostpath") {
 			t.Errorf("%s: err = %v", tc.name, err)
@@ -663,7 +660,7 @@ func TestBindMounts(t *testing.T) {
 	}
 
 	// --hostpath mounts the node's paths instead, writable or not.
-	r, err = load(t, mk(t), "services:\n  web:\n    image: web\n    volumes: ['./site:/srv']\n", Options{HostPath: true})
+	r, err = convertIn(t, mk(t), "services:\n  web:\n    image: web\n    volumes: ['./site:/srv']\n", Options{HostPath: true})
 	if err != nil {
 		t.Fatal(err)
 	}

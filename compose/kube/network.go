@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -59,7 +60,7 @@ func (c *converter) ports(pd *pod) error {
 	var published []corev1.ServicePort
 	var publishedTargets []port
 	for _, p := range s.Ports {
-		where := fmt.Sprintf("%s:%d/%s", p.Published, p.Target, cmpOr(p.Protocol, "tcp"))
+		where := fmt.Sprintf("%s:%d/%s", p.Published, p.Target, cmp.Or(p.Protocol, "tcp"))
 		t := port{int32(p.Target), protocol(p.Protocol)}
 		if p.Target == 0 || p.Target > 65535 {
 			return fmt.Errorf("service %q: ports: %s: container port must be 1 to 65535: %w", s.Name, where, errdefs.ErrInvalidArgument)

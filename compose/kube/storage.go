@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -189,7 +190,7 @@ func (c *converter) files(pd *pod) error {
 		}
 		target := ref.Target
 		if !path.IsAbs(target) {
-			target = path.Join("/run/secrets", cmpOr(target, ref.Source))
+			target = path.Join("/run/secrets", cmp.Or(target, ref.Source))
 		}
 		if err := c.file(pd, "secret", types.FileReferenceConfig(ref), types.FileObjectConfig(def), target); err != nil {
 			return err
@@ -200,7 +201,7 @@ func (c *converter) files(pd *pod) error {
 		if !ok {
 			return fmt.Errorf("service %q: configs: %q is not declared: %w", pd.s.Name, ref.Source, errdefs.ErrInvalidArgument)
 		}
-		target := cmpOr(ref.Target, "/"+ref.Source)
+		target := cmp.Or(ref.Target, "/"+ref.Source)
 		if !path.IsAbs(target) {
 			target = "/" + target
 		}
@@ -209,13 +210,6 @@ func (c *converter) files(pd *pod) error {
 		}
 	}
 	return nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // file mounts one secret or config: the object holds it under its Compose
