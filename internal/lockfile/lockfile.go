@@ -4,19 +4,23 @@ package lockfile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// Lock is a held exclusive lock; Unlock releases it.
-type Lock struct{ f *os.File }
+// Lock is a held lock; Unlock releases it.
+type Lock struct {
+	f    *os.File
+	path string
+}
 
 // Acquire takes an exclusive flock on path, creating it (and its directory)
-// if needed, and waits until ctx is done.
+// if needed, and waits until ctx is done. The wait is the kernel's: the
+// caller wakes when the holder lets go, not on a timer.
 func Acquire(ctx context.Context, path string) (*Lock, error) {
 	return acquire(ctx, path, unix.LOCK_EX)
 }
@@ -28,32 +32,94 @@ func AcquireShared(ctx context.Context, path string) (*Lock, error) {
 }
 
 func acquire(ctx context.Context, path string, how int) (*Lock, error) {
+	for {
+		f, err := open(path)
+		if err != nil {
+			return nil, err
+		}
+		if err := flock(ctx, f, how); err != nil {
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		if l, ok := current(f, path); ok {
+			return l, nil
+		}
+		// The holder removed the file while we waited: what we hold now
+		// locks nothing. Lock the path's new file instead.
+	}
+}
+
+// TryAcquire takes an exclusive flock on path if nobody holds it; ok is
+// false when someone does.
+func TryAcquire(path string) (l *Lock, ok bool, err error) {
+	for {
+		f, err := open(path)
+		if err != nil {
+			return nil, false, err
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			f.Close()
+			if errors.Is(err, unix.EWOULDBLOCK) {
+				return nil, false, nil
+			}
+			return nil, false, fmt.Errorf("lock %s: %w", path, err)
+		}
+		if l, ok := current(f, path); ok {
+			return l, true, nil
+		}
+	}
+}
+
+func open(path string) (*os.File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
+	return os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+}
+
+// current keeps f as the lock if it is still the file at path (Remove
+// unlinks it while held, and a waiter may have opened it before that).
+func current(f *os.File, path string) (*Lock, bool) {
+	var held, now unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &held) == nil && unix.Stat(path, &now) == nil &&
+		held.Dev == now.Dev && held.Ino == now.Ino {
+		return &Lock{f: f, path: path}, true
 	}
-	delay := time.Millisecond
-	for {
-		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
-		if err == nil {
-			return &Lock{f: f}, nil
+	f.Close()
+	return nil, false
+}
+
+// flock blocks in the kernel until the lock is ours. A cancelled ctx
+// returns at once; the blocked call then finishes on its own and lets go
+// of the lock it got.
+func flock(ctx context.Context, f *os.File, how int) error {
+	if err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB); err == nil {
+		return nil
+	} else if !errors.Is(err, unix.EWOULDBLOCK) {
+		f.Close()
+		return err
+	}
+	got := make(chan error, 1)
+	go func() {
+		for {
+			err := unix.Flock(int(f.Fd()), how)
+			if !errors.Is(err, unix.EINTR) {
+				got <- err
+				return
+			}
 		}
-		if err != unix.EWOULDBLOCK && err != unix.EINTR {
+	}()
+	select {
+	case err := <-got:
+		if err != nil {
 			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
-		select {
-		case <-ctx.Done():
+		return err
+	case <-ctx.Done():
+		go func() {
+			<-got
 			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, ctx.Err())
-		case <-time.After(delay):
-		}
-		if delay < 50*time.Millisecond {
-			delay *= 2
-		}
+		}()
+		return ctx.Err()
 	}
 }
 
@@ -67,21 +133,15 @@ func (l *Lock) Unlock() error {
 	return err
 }
 
-// TryAcquire takes an exclusive flock on path if nobody holds it; ok is
-// false when someone does.
-func TryAcquire(path string) (l *Lock, ok bool, err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, false, err
+// Remove unlinks the lock file, then releases the lock: for a lock whose
+// object is gone. Anyone waiting on the old file notices and starts over.
+func (l *Lock) Remove() error {
+	if l == nil || l.f == nil {
+		return nil
 	}
-	switch err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err {
-	case nil:
-		return &Lock{f: f}, true, nil
-	case unix.EWOULDBLOCK:
-		f.Close()
-		return nil, false, nil
-	default:
-		f.Close()
-		return nil, false, fmt.Errorf("lock %s: %w", path, err)
+	err := os.Remove(l.path)
+	if errors.Is(err, os.ErrNotExist) {
+		err = nil
 	}
+	return errors.Join(err, l.Unlock())
 }
