@@ -46,7 +46,7 @@ func List(ctx context.Context, e *engine.Engine, o ListOptions) ([]ProjectSummar
 			t = &tally{states: map[string]int{}}
 			projects[name] = t
 		}
-		t.states[i.Status.State]++
+		t.states[string(i.Status.State)]++
 		if f := i.Config.Labels[LabelConfigFiles]; f != "" && i.Config.Labels[LabelOneoff] != "True" {
 			t.files = f
 		}

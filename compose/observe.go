@@ -84,7 +84,7 @@ func observed(i engine.Info) ObservedContainer {
 	return ObservedContainer{
 		ID: i.ID, Name: i.Name, Service: l[LabelService], Number: n,
 		Hash: l[LabelConfigHash], ImageID: i.Config.ImageID, Running: i.Running(),
-		State: i.Status.State, ExitCode: i.Status.ExitCode, StopGrace: i.Config.StopGrace,
+		State: string(i.Status.State), ExitCode: i.Status.ExitCode, StopGrace: i.Config.StopGrace,
 		Model: i.Config.Model, Mounts: i.Config.Mounts,
 	}
 }

@@ -83,7 +83,7 @@ func Ps(ctx context.Context, e *engine.Engine, p *types.Project, o PsOptions) ([
 	var out []ContainerSummary
 	for _, i := range infos {
 		switch {
-		case len(o.Status) > 0 && !slices.Contains(o.Status, i.Status.State):
+		case len(o.Status) > 0 && !slices.Contains(o.Status, string(i.Status.State)):
 			continue
 		case len(o.Status) == 0 && !o.All && !i.Running():
 			continue
@@ -103,17 +103,8 @@ func summarize(i engine.Info, project string) ContainerSummary {
 		Project: project, Service: l[LabelService],
 		CreatedAt: i.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"), Created: i.Created.Unix(),
 		RunningFor: HumanDuration(time.Since(i.Created)) + " ago",
-		State:      i.Status.State, ExitCode: i.Status.ExitCode, Size: "0B",
-	}
-	switch i.Status.State {
-	case "running":
-		r.Status = "Up " + HumanDuration(time.Since(i.Status.StartedAt))
-	case "restarting":
-		r.Status = fmt.Sprintf("Restarting (%d) %s ago", i.Status.ExitCode, HumanDuration(time.Since(i.Status.FinishedAt)))
-	case "exited":
-		r.Status = fmt.Sprintf("Exited (%d) %s ago", i.Status.ExitCode, HumanDuration(time.Since(i.Status.FinishedAt)))
-	default:
-		r.Status = "Created"
+		State:      string(i.Status.State), Health: i.Status.HealthStatus(), ExitCode: i.Status.ExitCode, Size: "0B",
+		Status: i.Status.Describe(time.Now()),
 	}
 	var labels []string
 	for _, k := range slices.Sorted(mapKeys(l)) {

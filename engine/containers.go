@@ -104,7 +104,7 @@ func (e *Engine) Inspect(ctx context.Context, ref string) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
-	return e.info(ctx, c)
+	return e.info(ctx, c, false)
 }
 
 // ListContainers returns every container with its status.
@@ -115,7 +115,7 @@ func (e *Engine) ListContainers(ctx context.Context) ([]Info, error) {
 	}
 	out := make([]Info, 0, len(cs))
 	for _, c := range cs {
-		i, err := e.info(ctx, c)
+		i, err := e.info(ctx, c, false)
 		if err != nil {
 			return nil, err
 		}
@@ -124,55 +124,94 @@ func (e *Engine) ListContainers(ctx context.Context) ([]Info, error) {
 	return out, nil
 }
 
-func (e *Engine) info(ctx context.Context, c container.Container) (Info, error) {
+// info reads a container's status. A status that says up while no shim
+// holds its lock is a lost shim (killed, or a reboot wiped $BERTH_RUN):
+// nobody supervises the container any more. Recovery (kill what is left,
+// tear down, record the exit) runs only under the container's lock: with
+// it held (locked), or taken here if free; a command that holds it is
+// starting, stopping or removing the container and will see to it, so the
+// status is only shown as it will be.
+func (e *Engine) info(ctx context.Context, c container.Container, locked bool) (Info, error) {
 	st, err := runtime.ReadStatus(e.Containers.StatusPath(c.ID))
 	if err != nil {
 		return Info{}, err
 	}
-	if st.Up() && !e.shimLive(c.ID) {
-		// The shim is gone without recording an exit (killed, or a reboot
-		// wiped $BERTH_RUN): nobody supervises the container any more. Stop
-		// it and tear down what it held.
-		st, err = e.recoverLostShim(ctx, c.ID, st)
+	if !st.Up() || e.shimLive(c.ID) {
+		return Info{Container: c, Status: st}, nil
+	}
+	if !locked {
+		l, free, err := lockfile.TryAcquire(e.lockPath(c.ID))
 		if err != nil {
 			return Info{}, err
 		}
+		if !free {
+			return Info{Container: c, Status: lostStatus(st)}, nil
+		}
+		defer l.Unlock()
+		// Someone may have recovered or restarted it meanwhile.
+		if st, err = runtime.ReadStatus(e.Containers.StatusPath(c.ID)); err != nil {
+			return Info{}, err
+		}
+		if !st.Up() || e.shimLive(c.ID) {
+			return Info{Container: c, Status: st}, nil
+		}
+	}
+	st, err = e.recoverLostShim(ctx, c.ID, st)
+	if err != nil {
+		return Info{}, err
 	}
 	return Info{Container: c, Status: st}, nil
 }
 
+func (e *Engine) lockPath(id string) string { return filepath.Join(e.opts.Run, "locks", id) }
+
 func (e *Engine) lockContainer(ctx context.Context, id string) (*lockfile.Lock, error) {
-	return lockfile.Acquire(ctx, filepath.Join(e.opts.Run, "locks", id))
+	return lockfile.Acquire(ctx, e.lockPath(id))
 }
 
 // StartContainer mounts the root filesystem, wires the network and DNS, and
 // hands the container to a new shim. Starting a running container is a no-op.
-func (e *Engine) StartContainer(ctx context.Context, id string) (err error) {
-	l, err := e.lockContainer(ctx, id)
+func (e *Engine) StartContainer(ctx context.Context, id string) error {
+	sh, err := e.startContainer(ctx, id, runtime.Config{})
+	sh.Release()
+	return err
+}
+
+// startContainer starts a container with the shim settings in extra (Hold,
+// stdin); it returns the spawned shim, nil when the container was running.
+func (e *Engine) startContainer(ctx context.Context, id string, extra runtime.Config) (sh *runtime.Spawned, err error) {
+	c, err := e.Containers.Get(ctx, id)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	l, err := e.lockContainer(ctx, c.ID)
+	if err != nil {
+		return nil, err
 	}
 	defer l.Unlock()
-	info, err := e.Inspect(ctx, id)
+	info, err := e.info(ctx, c, true)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if info.Running() {
-		return nil
+		return nil, nil
 	}
-	c := info.Container
 	if e.shimLive(c.ID) {
-		// A start interrupted after the spawn: its shim is still bringing
-		// the container up. Let it finish instead of racing it.
-		if err := e.awaitShim(ctx, c); !errors.Is(err, errShimGone) {
-			return err
+		// A shim spawned by a command that was killed while it started the
+		// container, or one holding a container created for run -it. Let
+		// it finish, or end it, before starting afresh.
+		if err := e.settle(ctx, c.ID); err != nil {
+			return nil, err
+		}
+		if info, err = e.info(ctx, c, true); err != nil || info.Running() {
+			return nil, err
 		}
 	}
 	if e.needsTeardown(c.ID) {
 		// A start or a shim was interrupted: undo what it left (mount,
 		// netns, rules) so this start begins from scratch.
 		if err := e.teardown(ctx, c.ID); err != nil {
-			return fmt.Errorf("clean up after an interrupted start of %s: %w", c.Name, err)
+			return nil, fmt.Errorf("clean up after an interrupted start of %s: %w", c.Name, err)
 		}
 	}
 	defer func() {
@@ -188,91 +227,82 @@ func (e *Engine) StartContainer(ctx context.Context, id string) (err error) {
 	sw := stopwatch.Start(ctx, "start", "container", c.Name)
 	defer sw.Done()
 	if err := e.prepare(ctx, c); err != nil {
-		return err
+		return nil, err
 	}
 	sw.Lap("prepare")
 	runDir := e.runDir(c.ID)
-	cfg := runtime.Config{
-		ID:         c.ID,
-		Bundle:     runDir,
-		StateRoot:  e.libcontainerRoot(),
-		LogPath:    e.Containers.LogPath(c.ID),
-		StatusPath: e.Containers.StatusPath(c.ID),
-		Socket:     filepath.Join(runDir, "shim.sock"),
-		PidFile:    filepath.Join(runDir, "shim.pid"),
-		Restart:    c.Config.Restart,
-	}
-	if _, err := runtime.Spawn(ctx, e.opts.Exe, cfg, filepath.Join(runDir, "shim.log")); err != nil {
-		return fmt.Errorf("start container %s: %w", c.Name, err)
+	cfg := extra
+	cfg.ID = c.ID
+	cfg.Bundle = runDir
+	cfg.StateRoot = e.libcontainerRoot()
+	cfg.LogPath = e.Containers.LogPath(c.ID)
+	cfg.StatusPath = e.Containers.StatusPath(c.ID)
+	cfg.Socket = e.shimSocket(c.ID)
+	cfg.PidFile = filepath.Join(runDir, "shim.pid")
+	cfg.Restart = c.Config.Restart
+	cfg.StopSignal = c.Config.StopSignal
+	sh, err = runtime.Spawn(ctx, e.opts.Exe, cfg, filepath.Join(runDir, "shim.log"))
+	if err != nil {
+		return sh, fmt.Errorf("start container %s: %w", c.Name, err)
 	}
 	sw.Lap("shim")
+	return sh, nil
+}
+
+// settle waits for a live shim of a container that does not run, one
+// still starting it: it answers once the container runs, or goes away
+// when it gives up. A shim that holds the container for a start (run -it)
+// belongs to the command that will start it. Called with the container's
+// lock held.
+func (e *Engine) settle(ctx context.Context, id string) error {
+	st, err := runtime.Wait(ctx, e.shimSocket(id), runtime.ConditionStarted)
+	switch {
+	case errdefs.IsUnavailable(err), errdefs.IsFailedPrecondition(err):
+		return nil // the shim gave up: start afresh
+	case err != nil:
+		return err
+	case st.State == runtime.StateCreated:
+		return fmt.Errorf("container is being started by another command: %w", errdefs.ErrConflict)
+	}
 	return nil
 }
 
-// settled inspects a container after letting a shim that is still starting
-// it (spawned by a command that was killed) finish, so stop and remove never
-// pull the root filesystem or network from under a starting container.
-func (e *Engine) settled(ctx context.Context, id string) (Info, error) {
-	info, err := e.Inspect(ctx, id)
-	if err != nil || info.Running() || !e.shimLive(info.ID) {
-		return info, err
-	}
-	if err := e.awaitShim(ctx, info.Container); err != nil && !errors.Is(err, errShimGone) {
-		return info, err
-	}
-	return e.Inspect(ctx, id)
-}
-
-// errShimGone: the shim awaitShim waited for exited without running the
-// container; the caller starts afresh.
-var errShimGone = errors.New("shim gone")
-
-// awaitShim waits for a shim that another command spawned to report the
-// container running, or to go away.
-func (e *Engine) awaitShim(ctx context.Context, c container.Container) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		st, err := runtime.ReadStatus(e.Containers.StatusPath(c.ID))
-		if err != nil {
-			return err
-		}
-		if !e.shimLive(c.ID) {
-			return errShimGone
-		}
-		// The status may still be an earlier run's until this shim writes
-		// its own; with the shim live, an up state is this run's.
-		if st.Up() {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("start container %s: a shim from an earlier start did not finish: %w", c.Name, errdefs.ErrUnavailable)
-}
-
 // StopContainer asks the shim to stop the container: its stop signal, then
-// SIGKILL after timeout. A stopped container is left as it is.
+// SIGKILL after timeout. It returns once the container has exited and its
+// network and mounts are gone. A stopped container is left as it is.
 func (e *Engine) StopContainer(ctx context.Context, id string, timeout time.Duration) error {
-	info, err := e.settled(ctx, id)
+	c, err := e.Containers.Get(ctx, id)
 	if err != nil {
 		return err
 	}
-	if !info.Running() {
-		return nil
+	l, err := e.lockContainer(ctx, c.ID)
+	if err != nil {
+		return err
 	}
+	defer l.Unlock()
+	return e.stopLocked(ctx, c, timeout)
+}
+
+func (e *Engine) stopLocked(ctx context.Context, c container.Container, timeout time.Duration) error {
+	info, err := e.info(ctx, c, true)
+	if err != nil {
+		return err
+	}
+	if !e.shimLive(c.ID) {
+		return nil // info recovered what a lost shim left
+	}
+	// Whatever the shim is doing (starting, holding or running the
+	// container), a stop ends it; the answer comes after the final exit.
 	req := runtime.Request{Op: runtime.OpStop, Signal: info.Config.StopSignal, Timeout: timeout.Milliseconds()}
-	_, err = runtime.Call(ctx, e.shimSocket(info.ID), req)
-	if errors.Is(err, errdefs.ErrUnavailable) {
+	_, err = runtime.Call(ctx, e.shimSocket(c.ID), req)
+	if errdefs.IsUnavailable(err) {
 		// The shim went away between our look and our call.
-		_, err = e.recoverLostShim(ctx, info.ID, info.Status)
+		_, err = e.info(ctx, c, true)
 	}
 	if err != nil {
-		return fmt.Errorf("stop container %s: %w", info.Name, err)
+		return fmt.Errorf("stop container %s: %w", c.Name, err)
 	}
-	return e.waitExited(ctx, info.ID)
+	return nil
 }
 
 // KillContainer sends a signal to the container's init.
@@ -284,58 +314,46 @@ func (e *Engine) KillContainer(ctx context.Context, id, signal string) error {
 	if !info.Running() {
 		return fmt.Errorf("container %s is not running: %w", info.Name, errdefs.ErrFailedPrecondition)
 	}
-	_, err = runtime.Call(ctx, e.shimSocket(info.ID), runtime.Request{Op: runtime.OpKill, Signal: signal})
-	return err
-}
-
-// waitExited waits until the shim has written the final status, so a stop
-// returns only after the container's network and mounts are gone.
-func (e *Engine) waitExited(ctx context.Context, id string) error {
-	for {
-		st, err := runtime.ReadStatus(e.Containers.StatusPath(id))
-		if err != nil {
-			return err
-		}
-		if !st.Up() {
-			return nil
-		}
-		if !e.shimLive(id) {
-			_, err := e.recoverLostShim(ctx, id, st)
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
+	if _, err := runtime.Call(ctx, e.shimSocket(info.ID), runtime.Request{Op: runtime.OpKill, Signal: signal}); err != nil {
+		return fmt.Errorf("kill container %s: %w", info.Name, err)
 	}
+	return nil
 }
 
-// RemoveContainer deletes a stopped container; force stops it first.
+// RemoveContainer deletes a container that does not run; force stops it
+// first.
 func (e *Engine) RemoveContainer(ctx context.Context, id string, force bool) error {
-	info, err := e.settled(ctx, id)
+	c, err := e.Containers.Get(ctx, id)
 	if err != nil {
 		return err
 	}
-	if info.Running() {
-		if !force {
-			return fmt.Errorf("container %s is running: stop it first or force: %w", info.Name, errdefs.ErrFailedPrecondition)
-		}
-		if err := e.StopContainer(ctx, info.ID, 0); err != nil {
-			return err
-		}
-	}
-	if e.needsTeardown(info.ID) {
-		if err := e.teardown(ctx, info.ID); err != nil {
-			return err
-		}
-	}
-	if err := e.Snapshots.Remove(ctx, info.ID); err != nil {
+	l, err := e.lockContainer(ctx, c.ID)
+	if err != nil {
 		return err
 	}
-	os.RemoveAll(e.runDir(info.ID))
-	os.Remove(filepath.Join(e.opts.Run, "locks", info.ID))
-	return e.Containers.Remove(ctx, info.ID)
+	// The lock file goes with the container; whoever waits on it finds
+	// the container gone.
+	defer l.Remove()
+	info, err := e.info(ctx, c, true)
+	if err != nil {
+		return err
+	}
+	if info.Running() && !force {
+		return fmt.Errorf("container %s is running: stop it first or force: %w", info.Name, errdefs.ErrFailedPrecondition)
+	}
+	if err := e.stopLocked(ctx, c, 0); err != nil {
+		return err
+	}
+	if e.needsTeardown(c.ID) {
+		if err := e.teardown(ctx, c.ID); err != nil {
+			return err
+		}
+	}
+	if err := e.Snapshots.Remove(ctx, c.ID); err != nil {
+		return err
+	}
+	os.RemoveAll(e.runDir(c.ID))
+	return e.Containers.Remove(ctx, c.ID)
 }
 
 // shimLive reports whether the container's shim runs. The shim holds its

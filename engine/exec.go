@@ -2,16 +2,13 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"syscall"
 
 	"github.com/containerd/errdefs"
-	"github.com/opencontainers/runc/libcontainer"
 
 	"github.com/berth-dev/berth/engine/container"
+	"github.com/berth-dev/berth/engine/runtime"
 )
 
 // ExecOptions describe a process to run in a running container.
@@ -20,13 +17,30 @@ type ExecOptions struct {
 	Env        []string // added to the container's environment
 	User       string   // empty: the container's user
 	WorkingDir string   // empty: the container's working directory
+	TTY        bool     // a pseudo-terminal: its one output goes to Stdout
+	Detach     bool     // start it and return; its output is dropped
+	Privileged bool     // every capability
 	Stdin      io.Reader
 	Stdout     io.Writer
 	Stderr     io.Writer
+	// ConsoleSize is the terminal's size at the start, Resize its changes.
+	ConsoleSize *runtime.WindowSize
+	Resize      <-chan runtime.WindowSize
+	// DetachKeys read from Stdin leave the process running and return
+	// runtime.ErrDetached.
+	DetachKeys []byte
 }
 
-// Exec runs a process inside a running container's namespaces and cgroup
-// and returns its exit code. This process is its parent, so it can wait.
+// Exit codes of an exec whose command cannot run, as Docker gives them.
+const (
+	ExitCannotRun = 126 // found but may not be executed
+	ExitNotFound  = 127 // no such command
+)
+
+// Exec runs a process inside a running container's namespaces and cgroup,
+// as a child of the container's shim (so it outlives this command), and
+// returns its exit code. A command that cannot run returns ExitNotFound or
+// ExitCannotRun with the error saying why.
 func (e *Engine) Exec(ctx context.Context, id string, o ExecOptions) (int, error) {
 	info, err := e.Inspect(ctx, id)
 	if err != nil {
@@ -38,53 +52,26 @@ func (e *Engine) Exec(ctx context.Context, id string, o ExecOptions) (int, error
 	if len(o.Args) == 0 {
 		return -1, fmt.Errorf("exec: no command: %w", errdefs.ErrInvalidArgument)
 	}
-	c, err := libcontainer.Load(e.libcontainerRoot(), info.ID)
-	if err != nil {
-		return -1, fmt.Errorf("exec in %s: %w", info.Name, err)
+	spec := runtime.ExecSpec{
+		Args: o.Args, Env: o.Env, WorkingDir: o.WorkingDir,
+		TTY: o.TTY, Detach: o.Detach, Privileged: o.Privileged,
 	}
-	user := o.User
-	if user == "" {
-		user = info.Config.User
-	}
-	uid, gid, groups, err := container.ResolveUser(e.rootfsDir(info.ID), user)
-	if err != nil {
-		return -1, err
-	}
-	cwd := o.WorkingDir
-	if cwd == "" {
-		cwd = info.Config.WorkingDir
-	}
-	if cwd == "" {
-		cwd = "/"
-	}
-	p := &libcontainer.Process{
-		Args:   o.Args,
-		Env:    mergeEnv(append([]string(nil), info.Config.Env...), o.Env),
-		Cwd:    cwd,
-		UID:    int(uid),
-		GID:    int(gid),
-		Stdin:  o.Stdin,
-		Stdout: o.Stdout,
-		Stderr: o.Stderr,
-	}
-	for _, g := range groups {
-		p.AdditionalGroups = append(p.AdditionalGroups, int(g))
-	}
-	if err := c.Run(p); err != nil {
-		return -1, fmt.Errorf("exec in %s: %w", info.Name, err)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = p.Signal(syscall.SIGKILL) })
-	defer stop()
-	ps, err := p.Wait()
-	if ps == nil {
-		var ee *os.SyscallError
-		if errors.As(err, &ee) {
-			return -1, err
+	if o.User != "" {
+		uid, gid, groups, err := container.ResolveUser(e.rootfsDir(info.ID), o.User)
+		if err != nil {
+			return -1, fmt.Errorf("exec in %s: %w", info.Name, err)
 		}
+		spec.User = &runtime.User{UID: uid, GID: gid, AdditionalGids: groups}
+	}
+	stdio := runtime.Stdio{Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr, Resize: o.Resize, DetachKeys: o.DetachKeys}
+	code, err := runtime.Exec(ctx, e.shimSocket(info.ID), spec, stdio, o.ConsoleSize)
+	switch {
+	case errdefs.IsNotFound(err):
+		return ExitNotFound, fmt.Errorf("exec in %s: %w", info.Name, err)
+	case errdefs.IsPermissionDenied(err):
+		return ExitCannotRun, fmt.Errorf("exec in %s: %w", info.Name, err)
+	case err != nil:
 		return -1, fmt.Errorf("exec in %s: %w", info.Name, err)
 	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int(ws.Signal()), nil
-	}
-	return ps.ExitCode(), nil
+	return code, nil
 }

@@ -1,52 +1,121 @@
 package main
 
 import (
-	"fmt"
+	"errors"
+	"os"
 
 	"github.com/compose-spec/compose-go/v2/types"
-	"github.com/containerd/errdefs"
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/compose"
 	"github.com/berth-dev/berth/engine"
+	"github.com/berth-dev/berth/engine/runtime"
 )
 
 var _ = register(newExecCommand)
 
+// execFlags are docker compose exec's flags.
+type execFlags struct {
+	noTTY       bool
+	interactive bool
+	detachKeys  string
+}
+
 func newExecCommand(pf *projectFlags) *cobra.Command {
 	var (
-		r        compose.ExecRequest
-		noTTY    bool
-		detachIn bool
+		r  compose.ExecRequest
+		fl execFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "exec [OPTIONS] SERVICE COMMAND [ARGS...]",
 		Short: "Execute a command in a running container",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: withProject(pf, false, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
-			if detachIn {
-				return fmt.Errorf("exec --detach is not supported yet: %w", errdefs.ErrNotImplemented)
-			}
 			r.Service, r.Args = args[0], args[1:]
-			r.Stdin, r.Stdout, r.Stderr = cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()
-			// No terminal support yet: -T is the only mode, and accepted.
-			_ = noTTY
-			code, err := compose.Exec(cmd.Context(), e, p, r)
+			session, err := openSession(cmd, !fl.noTTY, fl.interactive && !r.Detach, fl.detachKeys)
 			if err != nil {
 				return err
 			}
-			if code != 0 {
+			defer session.close()
+			r.ExecOptions.TTY = session.tty
+			r.Stdout, r.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if session.stdin != nil {
+				r.Stdin = session.stdin
+			}
+			r.ConsoleSize, r.Resize, r.DetachKeys = session.size, session.resizes, session.keys
+			code, err := compose.Exec(cmd.Context(), e, p, r)
+			switch {
+			case errors.Is(err, runtime.ErrDetached):
+				return nil
+			case err != nil && code > 0:
+				return exitError{code: code, err: err}
+			case err != nil:
+				return err
+			case code != 0:
 				return exitError{code: code}
 			}
 			return nil
 		}),
 	}
-	cmd.Flags().SetInterspersed(false)
-	cmd.Flags().BoolVarP(&noTTY, "no-TTY", "T", false, "disable pseudo-TTY allocation (the only mode for now)")
-	cmd.Flags().BoolVarP(&detachIn, "detach", "d", false, "not supported yet")
-	cmd.Flags().StringArrayVarP(&r.Env, "env", "e", nil, "set environment variables")
-	cmd.Flags().StringVarP(&r.User, "user", "u", "", "run the command as this user")
-	cmd.Flags().StringVarP(&r.WorkingDir, "workdir", "w", "", "working directory for the command")
-	cmd.Flags().IntVar(&r.Index, "index", 1, "index of the container if the service has several replicas")
+	f := cmd.Flags()
+	f.SetInterspersed(false)
+	// As docker compose does, a terminal is allocated when stdout is one.
+	f.BoolVarP(&fl.noTTY, "no-TTY", "T", !isTerminal(cmd.OutOrStdout()), "disable pseudo-TTY allocation (default: allocate when stdout is a terminal)")
+	f.BoolVarP(&fl.interactive, "interactive", "i", true, "keep STDIN open")
+	_ = f.MarkHidden("interactive")
+	f.BoolVarP(&r.Detach, "detach", "d", false, "run the command in the background")
+	f.BoolVar(&r.Privileged, "privileged", false, "give extended privileges to the process")
+	f.StringArrayVarP(&r.Env, "env", "e", nil, "set environment variables")
+	f.StringVarP(&r.User, "user", "u", "", "run the command as this user")
+	f.StringVarP(&r.WorkingDir, "workdir", "w", "", "working directory for the command")
+	f.IntVar(&r.Index, "index", 1, "index of the container if the service has several replicas")
+	f.StringVar(&fl.detachKeys, "detach-keys", runtime.DefaultDetachKeys, "key sequence for detaching")
 	return cmd
+}
+
+// session is the CLI's side of an interactive process: its input, and the
+// terminal when there is one.
+type session struct {
+	tty     bool
+	stdin   *os.File
+	size    *runtime.WindowSize
+	resizes chan runtime.WindowSize
+	keys    []byte
+	term    *terminal
+}
+
+// openSession decides what stdio a session gets. A terminal is used only
+// when asked for and stdin is one; detach keys apply only then.
+func openSession(cmd *cobra.Command, wantTTY, stdin bool, detachKeys string) (*session, error) {
+	s := &session{}
+	if !stdin {
+		return s, nil
+	}
+	in, ok := cmd.InOrStdin().(*os.File)
+	if !ok {
+		return s, nil
+	}
+	s.stdin = in
+	if !wantTTY || !isTerminal(in) {
+		return s, nil
+	}
+	keys, err := runtime.ParseDetachKeys(detachKeys)
+	if err != nil {
+		return nil, err
+	}
+	t, err := openTerminal(in, os.Stdout)
+	if err != nil {
+		return nil, err
+	}
+	s.tty, s.term, s.keys, s.resizes = true, t, keys, t.Resizes
+	if ws, ok := windowSize(os.Stdout); ok {
+		s.size = &ws
+	}
+	return s, nil
+}
+
+func (s *session) close() {
+	if s.term != nil {
+		s.term.Restore()
+	}
 }

@@ -12,10 +12,20 @@ import (
 )
 
 // exitError carries an exit code chosen by a verb (exec passes the process's
-// own code through) with no message of its own.
-type exitError struct{ code int }
+// own code through), and the error to print, if any.
+type exitError struct {
+	code int
+	err  error
+}
 
-func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+func (e exitError) Error() string {
+	if e.err != nil {
+		return e.err.Error()
+	}
+	return fmt.Sprintf("exit status %d", e.code)
+}
+
+func (e exitError) Unwrap() error { return e.err }
 
 // exitCode is the one place where error classes become exit codes.
 func exitCode(ctx context.Context, stderr io.Writer, err error) int {
@@ -24,6 +34,9 @@ func exitCode(ctx context.Context, stderr io.Writer, err error) int {
 	}
 	var ee exitError
 	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(stderr, "berth:", compose.Message(ee.err))
+		}
 		return ee.code
 	}
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {

@@ -60,26 +60,62 @@ func (w *Writer) Write(e Entry) error {
 // Close closes the file.
 func (w *Writer) Close() error { return w.f.Close() }
 
-// Copy reads r line by line until EOF and writes each line as an entry of
-// the given stream. A final line without a newline is kept as it is.
-func (w *Writer) Copy(stream string, r io.Reader) error {
-	br := bufio.NewReaderSize(r, maxLine)
-	for {
-		line, err := br.ReadSlice('\n')
-		if len(line) > 0 {
-			if werr := w.Write(Entry{Log: string(line), Stream: stream, Time: time.Now().UTC()}); werr != nil {
-				return werr
+// LineWriter turns one stream's bytes into entries: one per line, and a line
+// longer than Docker's 16 KiB in several.
+type LineWriter struct {
+	w       *Writer
+	stream  string
+	partial []byte
+}
+
+// Stream returns the line splitter of one stream ("stdout", "stderr").
+func (w *Writer) Stream(stream string) *LineWriter { return &LineWriter{w: w, stream: stream} }
+
+// Write takes any chunk of output and writes the entries it completes. It
+// always takes all of p: output is never pushed back at the container.
+// The first failure to write an entry is returned; the entry is dropped.
+func (l *LineWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	var first error
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			room := maxLine - len(l.partial)
+			if len(p) < room {
+				l.partial = append(l.partial, p...)
+				break
+			}
+			l.partial = append(l.partial, p[:room]...)
+			p = p[room:]
+		} else {
+			if len(l.partial)+i+1 > maxLine {
+				room := maxLine - len(l.partial)
+				l.partial = append(l.partial, p[:room]...)
+				p = p[room:]
+			} else {
+				l.partial = append(l.partial, p[:i+1]...)
+				p = p[i+1:]
 			}
 		}
-		switch {
-		case err == nil, errors.Is(err, bufio.ErrBufferFull):
-			continue
-		case errors.Is(err, io.EOF), errors.Is(err, os.ErrClosed):
-			return nil
-		default:
-			return err
+		if err := l.emit(); err != nil && first == nil {
+			first = err
 		}
 	}
+	return n, first
+}
+
+// Flush writes a final line that has no newline.
+func (l *LineWriter) Flush() error {
+	if len(l.partial) == 0 {
+		return nil
+	}
+	return l.emit()
+}
+
+func (l *LineWriter) emit() error {
+	err := l.w.Write(Entry{Log: string(l.partial), Stream: l.stream, Time: time.Now().UTC()})
+	l.partial = l.partial[:0]
+	return err
 }
 
 // ReadOptions select what Read returns.

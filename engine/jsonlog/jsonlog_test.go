@@ -18,10 +18,10 @@ func TestCopyAndRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Copy("stdout", strings.NewReader("one\ntwo\nthree")); err != nil {
+	if err := copyStream(w, "stdout", "one\ntwo\nthree"); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Copy("stderr", strings.NewReader("oops\n")); err != nil {
+	if err := copyStream(w, "stderr", "oops\n"); err != nil {
 		t.Fatal(err)
 	}
 	w.Close()
@@ -58,7 +58,7 @@ func TestLongLineIsSplit(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "l.log")
 	w, _ := Create(path)
 	long := strings.Repeat("x", maxLine*2+10) + "\n"
-	if err := w.Copy("stdout", strings.NewReader(long)); err != nil {
+	if err := copyStream(w, "stdout", long); err != nil {
 		t.Fatal(err)
 	}
 	w.Close()
@@ -93,4 +93,18 @@ func TestFollowStopsWhenDone(t *testing.T) {
 	if n != 5 {
 		t.Fatalf("followed %d entries, want 5", n)
 	}
+}
+
+// copyStream writes s as one stream's output, in small chunks as a pipe
+// would deliver it, and flushes a last line without newline.
+func copyStream(w *Writer, stream, s string) error {
+	l := w.Stream(stream)
+	for len(s) > 0 {
+		n := min(len(s), 7)
+		if _, err := l.Write([]byte(s[:n])); err != nil {
+			return err
+		}
+		s = s[n:]
+	}
+	return l.Flush()
 }

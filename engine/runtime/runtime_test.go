@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/errdefs"
+
 	"github.com/berth-dev/berth/engine/container"
 	"github.com/berth-dev/berth/engine/jsonlog"
 	"github.com/berth-dev/berth/engine/runtime"
@@ -26,8 +28,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		runtime.HoldLock()
-		if err := runtime.Serve(context.Background(), cfg, runtime.ReadyPipe(), nil, nil); err != nil {
+		if err := runtime.Serve(context.Background(), cfg, runtime.Hooks{}); err != nil {
 			os.Exit(1)
 		}
 		os.Exit(0)
@@ -103,30 +104,32 @@ func newHarness(t *testing.T, args ...string) *harness {
 	return h
 }
 
-func (h *harness) start(t *testing.T) {
+func (h *harness) start(t *testing.T) *runtime.Spawned {
 	t.Helper()
 	exe, _ := os.Executable()
-	if _, err := runtime.Spawn(t.Context(), exe, h.cfg, filepath.Join(h.dir, "shim.log")); err != nil {
+	sh, err := runtime.Spawn(t.Context(), exe, h.cfg, filepath.Join(h.dir, "shim.log"))
+	if err != nil {
 		diag, _ := os.ReadFile(filepath.Join(h.dir, "shim.log"))
 		t.Fatalf("spawn: %v\n%s", err, diag)
 	}
+	return sh
 }
 
+// waitExit waits for the shim's final exit, an event it sends, and
+// returns the status then.
 func (h *harness) waitExit(t *testing.T) runtime.Status {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		st, err := runtime.ReadStatus(h.cfg.StatusPath)
-		if err == nil && !st.Up() && !runtime.ShimActive(h.dir) {
-			return st
-		}
-		if st.State == runtime.StateCreated {
-			return st
-		}
-		time.Sleep(10 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := runtime.Wait(ctx, h.cfg.Socket, runtime.ConditionExit)
+	if errdefs.IsUnavailable(err) {
+		// Gone already (or never started): the record has the last word.
+		st, err = runtime.ReadStatus(h.cfg.StatusPath)
 	}
-	t.Fatalf("container did not exit")
-	return runtime.Status{}
+	if err != nil {
+		t.Fatalf("wait for exit: %v", err)
+	}
+	return st
 }
 
 func TestRunRecordsOutputAndExitCode(t *testing.T) {

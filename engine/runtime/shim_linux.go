@@ -1,9 +1,7 @@
 package runtime
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -11,7 +9,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -40,6 +37,16 @@ type Config struct {
 	// Restart is the Compose restart policy the shim applies: "no" (or
 	// empty), "always", "unless-stopped", "on-failure" or "on-failure:N".
 	Restart string `json:"restart,omitempty"`
+	// Hold creates the container and waits for a start request, so a
+	// client can attach before the first byte of output (run -it).
+	Hold bool `json:"hold,omitempty"`
+	// OpenStdin keeps the main process's input open for attached clients
+	// (stdin_open); StdinOnce closes it when the first of them leaves.
+	OpenStdin bool `json:"open_stdin,omitempty"`
+	StdinOnce bool `json:"stdin_once,omitempty"`
+	// StopSignal is the container's stop signal: a kill with it ends the
+	// restart policy, as a stop does.
+	StopSignal string `json:"stop_signal,omitempty"`
 }
 
 // ReadConfig loads a shim configuration file.
@@ -59,32 +66,58 @@ func ReadConfig(path string) (Config, error) {
 // teardown (network, mounts, DNS) here, since no daemon is left to do it.
 type ExitFunc func(ctx context.Context, st Status) error
 
+// Hooks let the engine act at points of the container's life.
+type Hooks struct {
+	Running func() // once, when the container first runs
+	Exit    ExitFunc
+}
+
 // Serve is the body of "berth shim": it creates and starts the container,
-// tells the spawner through ready (a pipe, may be nil) whether that worked,
-// then supervises it until it exits. It returns when the container is gone.
-// running, if not nil, is called once the container runs (the engine
-// starts its watchers there).
-func Serve(ctx context.Context, cfg Config, ready *os.File, onExit ExitFunc, running func()) error {
+// tells the spawner (through the ready pipe it inherited) whether that
+// worked, then supervises it and answers requests until it exits. It
+// returns when the container is gone.
+func Serve(ctx context.Context, cfg Config, hooks Hooks) error {
 	// The shim outlives the terminal it came from; stray job-control
 	// signals must not take it down with the container still running.
-	signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGPIPE)
+	// Caught and dropped, not ignored: an ignored signal stays ignored in
+	// every process the shim starts, the container's too.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGPIPE)
+	go func() {
+		for range sigs {
+		}
+	}()
+	holdLock()
+	ready := readyPipe()
+	released := holdReleased()
 
 	policy, err := parseRestart(cfg.Restart)
 	if err != nil {
 		report(ready, err)
 		return err
 	}
-	s := &shim{cfg: cfg, policy: policy, exited: make(chan struct{}), stopReq: make(chan struct{})}
-	if err := s.start(); err != nil {
+	s := &shim{
+		cfg: cfg, policy: policy,
+		changed: make(chan struct{}), exited: make(chan struct{}),
+		stopReq: make(chan struct{}), startReq: make(chan struct{}),
+		attached: map[*attachment]struct{}{},
+	}
+	s.status = Status{State: StateCreated, ShimPid: os.Getpid(), Protocol: ProtocolVersion}
+	if err := s.setup(); err != nil {
 		s.cleanupFailedStart()
 		report(ready, err)
 		return err
 	}
-	report(ready, nil)
-	if running != nil {
-		running()
+	go s.serveControl()
+	if err := s.firstRun(ready, released); err != nil {
+		s.cleanupFailedStart()
+		report(ready, err)
+		return err
 	}
-	s.supervise(ctx, onExit)
+	if hooks.Running != nil {
+		hooks.Running()
+	}
+	s.supervise(ctx, hooks.Exit)
 	return nil
 }
 
@@ -108,24 +141,35 @@ type shim struct {
 	listener net.Listener
 	log      *jsonlog.Writer
 	handlers sync.WaitGroup
-
-	// Per run of the container; replaced by each restart.
-	container *libcontainer.Container
-	copiers   *sync.WaitGroup
+	writeMu  sync.Mutex // orders writes of the status file
 
 	mu       sync.Mutex
-	process  *libcontainer.Process // nil between runs
 	status   Status
+	changed  chan struct{} // closed and replaced at every status change
+	runEnds  int           // runs that have ended, for next-exit waits
+	run      *run          // the current run; nil between runs
+	attached map[*attachment]struct{}
 	stopping bool          // a stop or kill was asked for: never restart
 	stopReq  chan struct{} // closed when stopping is set
+	startReq chan struct{} // closed by a start request (Hold)
+	held     bool          // the first run waits for a start request
+	started  bool
 	exited   chan struct{} // closed after the final exit
 }
 
-// start prepares what every run shares (pid file, spec, log, socket) and
-// runs the container the first time.
-func (s *shim) start() error {
+// run is one run of the container: a libcontainer container and its init.
+type run struct {
+	container *libcontainer.Container
+	init      *libcontainer.Process
+	io        *procIO
+	copiers   sync.WaitGroup
+	startedAt time.Time
+}
+
+// setup prepares what every run shares: pid file, spec, log, socket.
+func (s *shim) setup() error {
 	cfg := s.cfg
-	sw := stopwatch.Start(context.Background(), "shim start", "id", cfg.ID[:min(12, len(cfg.ID))])
+	sw := stopwatch.Start(context.Background(), "shim setup", "id", cfg.ID[:min(12, len(cfg.ID))])
 	defer sw.Done()
 	if err := os.WriteFile(cfg.PidFile, []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
 		return err
@@ -155,84 +199,146 @@ func (s *shim) start() error {
 	if s.log, err = jsonlog.Create(cfg.LogPath); err != nil {
 		return err
 	}
-	// Listen before starting so a stop that arrives right after "ready"
-	// always finds the socket.
-	_ = os.Remove(cfg.Socket)
-	if s.listener, err = listenUnix(cfg.Socket); err != nil {
+	if s.listener, err = inheritedListener(); err != nil {
 		return err
 	}
-	if err := os.Chmod(cfg.Socket, 0o600); err != nil {
-		return err
+	if s.listener == nil {
+		// Not spawned by Spawn (which hands over a socket that listens
+		// from before this process exists): listen here.
+		_ = os.Remove(cfg.Socket)
+		if s.listener, err = listenUnix(cfg.Socket); err != nil {
+			return err
+		}
 	}
 	sw.Lap("io")
-	if err := s.runOnce(); err != nil {
-		return err
-	}
-	sw.Lap("run")
 	return nil
 }
 
-// runOnce creates and starts the container and records it running.
-func (s *shim) runOnce() error {
+// firstRun creates the container, waits for a start request when told to
+// hold it, starts it and reports to the spawner. A stop that comes while
+// it does so ends the container before its command runs.
+func (s *shim) firstRun(ready *os.File, released <-chan struct{}) error {
+	r, err := s.create()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.run = r
+	s.held = s.cfg.Hold
+	s.mu.Unlock()
+	if s.cfg.Hold {
+		s.update(func(st *Status) { st.State = StateCreated })
+		report(ready, nil)
+		ready = nil
+		select {
+		case <-s.startReq:
+		case <-s.stopReq:
+		case <-released:
+			// The spawner let go without starting it (it died, or gave
+			// up): nobody is left to start it.
+			s.requestStop()
+		}
+	}
+	if s.isStopping() {
+		_ = r.init.Signal(unix.SIGKILL)
+		report(ready, nil)
+		return nil
+	}
+	if err := s.start(r); err != nil {
+		return err
+	}
+	report(ready, nil)
+	return nil
+}
+
+// create makes a new libcontainer container whose init waits at the exec
+// fifo for start (containerd's create), with its stdio wired to the shim.
+func (s *shim) create() (*run, error) {
 	c, err := libcontainer.Create(s.cfg.StateRoot, s.cfg.ID, s.lcfg)
 	if err != nil {
-		return fmt.Errorf("create container: %w", err)
-	}
-	s.container = c
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
-		return err
+		return nil, fmt.Errorf("create container: %w", err)
 	}
 	p := s.spec.Process
 	proc := &libcontainer.Process{
-		Args:   p.Args,
-		Env:    p.Env,
-		Cwd:    p.Cwd,
-		UID:    int(p.User.UID),
-		GID:    int(p.User.GID),
-		Stdout: outW,
-		Stderr: errW,
-		Init:   true,
+		Args: p.Args,
+		Env:  p.Env,
+		Cwd:  p.Cwd,
+		UID:  int(p.User.UID),
+		GID:  int(p.User.GID),
+		Init: true,
 	}
 	for _, g := range p.User.AdditionalGids {
 		proc.AdditionalGroups = append(proc.AdditionalGroups, int(g))
 	}
-	if err := c.Run(proc); err != nil {
-		outW.Close()
-		errW.Close()
-		outR.Close()
-		errR.Close()
+	var size *WindowSize
+	if p.ConsoleSize != nil {
+		size = &WindowSize{Rows: uint16(p.ConsoleSize.Height), Cols: uint16(p.ConsoleSize.Width)}
+	}
+	pio, err := newProcIO(proc, p.Terminal, s.cfg.OpenStdin, false, size)
+	if err != nil {
+		_ = c.Destroy()
+		return nil, err
+	}
+	if err := c.Start(proc); err != nil {
+		pio.close()
+		_ = c.Destroy()
+		return nil, fmt.Errorf("start container: %w", err)
+	}
+	if err := pio.started(s.cfg.OpenStdin); err != nil {
+		_ = proc.Signal(unix.SIGKILL)
+		_, _ = proc.Wait()
+		pio.close()
+		_ = c.Destroy()
+		return nil, err
+	}
+	r := &run{container: c, init: proc, io: pio}
+	for _, o := range pio.outputs {
+		lines := s.log.Stream(o.name)
+		r.copiers.Add(1)
+		go func() {
+			defer r.copiers.Done()
+			readOutput(o, func(frame byte, p []byte) {
+				// The log never fails the container: a write it cannot do
+				// is dropped, and the pipe keeps draining.
+				_, _ = lines.Write(p)
+				s.broadcast(frame, p)
+			})
+			_ = lines.Flush()
+		}()
+	}
+	return r, nil
+}
+
+// start lets the created container's init exec its command.
+func (s *shim) start(r *run) error {
+	if err := r.container.Exec(); err != nil {
 		return fmt.Errorf("start container: %w", err)
 	}
-	// Only the container holds the write ends now, so the copiers see EOF
-	// when its last process exits.
-	outW.Close()
-	errW.Close()
-	copiers := &sync.WaitGroup{}
-	copiers.Add(2)
-	go func() { defer copiers.Done(); s.log.Copy("stdout", outR); outR.Close() }()
-	go func() { defer copiers.Done(); s.log.Copy("stderr", errR); errR.Close() }()
-	s.copiers = copiers
-
-	pid, _ := proc.Pid()
+	pid, _ := r.init.Pid()
+	r.startedAt = time.Now().UTC()
 	s.mu.Lock()
-	s.process = proc
-	restarts := s.status.RestartCount
-	s.status = Status{State: StateRunning, Pid: pid, ShimPid: os.Getpid(), StartedAt: time.Now().UTC(), RestartCount: restarts}
-	st := s.status
+	s.started = true
 	s.mu.Unlock()
-	return WriteStatus(s.cfg.StatusPath, st)
+	s.update(func(st *Status) {
+		st.State = StateRunning
+		st.Pid = pid
+		st.StartedAt = r.startedAt
+		st.Error = ""
+	})
+	return nil
 }
 
 func (s *shim) cleanupFailedStart() {
-	if s.container != nil {
-		_ = s.container.Destroy()
+	s.mu.Lock()
+	r := s.run
+	s.run = nil
+	s.mu.Unlock()
+	if r != nil {
+		_ = r.init.Signal(unix.SIGKILL)
+		_, _ = r.init.Wait()
+		r.copiers.Wait()
+		r.io.close()
+		_ = r.container.Destroy()
 	}
 	if s.listener != nil {
 		s.listener.Close()
@@ -247,36 +353,42 @@ func (s *shim) cleanupFailedStart() {
 // supervise waits for each run of the container to end, restarts it as the
 // policy says, and finishes with the final exit: teardown, status, cleanup.
 func (s *shim) supervise(ctx context.Context, onExit ExitFunc) {
-	go s.serveControl()
-
-	var st Status
 	var backoff restartBackoff
 	for {
-		ps, err := s.process.Wait()
+		s.mu.Lock()
+		r := s.run
+		s.mu.Unlock()
+		ps, err := r.init.Wait()
 		code := exitCode(ps, err)
 		// A log line written just before exit must land before "exited" does.
-		s.copiers.Wait()
-		destroyErr := s.container.Destroy()
+		r.copiers.Wait()
+		r.io.close()
+		s.endAttachments(code)
+		destroyErr := r.container.Destroy()
 
+		var again bool
 		s.mu.Lock()
-		s.process = nil
-		st = s.status
-		st.ExitCode = code
-		st.FinishedAt = time.Now().UTC()
-		if destroyErr != nil {
-			st.Error = "destroy: " + destroyErr.Error()
-		}
-		again := !s.stopping && destroyErr == nil && s.policy.restarts(code, st.RestartCount)
-		if again {
-			st.State = StateRestarting
-			st.RestartCount++
-		}
-		s.status = st
+		s.run = nil
+		s.runEnds++
+		again = !s.stopping && destroyErr == nil && s.started && s.policy.restarts(code, s.status.RestartCount)
 		s.mu.Unlock()
+		var st Status
+		s.update(func(cur *Status) {
+			cur.ExitCode = code
+			cur.FinishedAt = time.Now().UTC()
+			cur.Pid = 0
+			if destroyErr != nil {
+				cur.Error = "destroy: " + destroyErr.Error()
+			}
+			if again {
+				cur.State = StateRestarting
+				cur.RestartCount++
+			}
+			st = *cur
+		})
 		if !again {
 			break
 		}
-		_ = WriteStatus(s.cfg.StatusPath, st)
 		select {
 		case <-time.After(backoff.next(st.FinishedAt.Sub(st.StartedAt))):
 		case <-s.stopReq:
@@ -284,43 +396,79 @@ func (s *shim) supervise(ctx context.Context, onExit ExitFunc) {
 		if s.isStopping() {
 			break
 		}
-		if err := s.runOnce(); err != nil {
-			st.Error = "restart: " + err.Error()
-			if s.container != nil {
-				_ = s.container.Destroy()
-			}
+		if err := s.restart(); err != nil {
+			s.update(func(cur *Status) { cur.Error = "restart: " + err.Error() })
 			break
-		}
-		if s.isStopping() {
-			// A stop came in while the restart was under way and found
-			// nothing to signal; the new run goes at once.
-			_ = s.signal(unix.SIGKILL)
 		}
 	}
 	s.log.Close()
 
+	s.mu.Lock()
+	st := s.status
+	s.mu.Unlock()
 	st.State = StateExited
 	if onExit != nil {
 		if err := onExit(ctx, st); err != nil && st.Error == "" {
 			st.Error = "teardown: " + err.Error()
 		}
 	}
-	_ = WriteStatus(s.cfg.StatusPath, st)
-	s.mu.Lock()
-	s.status = st
-	s.mu.Unlock()
-	close(s.exited)
-
-	// Let requests waiting for the exit get their answer, then go.
+	s.update(func(cur *Status) { *cur = st })
+	// No new requests: whoever comes now reads the final status from the
+	// record. Then the waiting requests get their answer, and the shim goes.
 	s.listener.Close()
+	os.Remove(s.cfg.Socket)
+	os.Remove(s.cfg.PidFile)
+	close(s.exited)
 	done := make(chan struct{})
 	go func() { s.handlers.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
 	}
-	os.Remove(s.cfg.Socket)
-	os.Remove(s.cfg.PidFile)
+}
+
+// restart runs the container again for the restart policy.
+func (s *shim) restart() error {
+	r, err := s.create()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.run = r
+	stopping := s.stopping
+	s.mu.Unlock()
+	if stopping {
+		// A stop came in while the restart was under way and found
+		// nothing to signal; the new run goes at once.
+		_ = r.init.Signal(unix.SIGKILL)
+		return nil
+	}
+	if err := s.start(r); err != nil {
+		_ = r.init.Signal(unix.SIGKILL)
+		_, _ = r.init.Wait()
+		r.copiers.Wait()
+		r.io.close()
+		_ = r.container.Destroy()
+		s.mu.Lock()
+		s.run = nil
+		s.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// update changes the status, wakes everyone waiting on a change and writes
+// the status file.
+func (s *shim) update(f func(*Status)) {
+	s.mu.Lock()
+	f(&s.status)
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	// The file gets the latest status, whatever order writers come in.
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	_ = WriteStatus(s.cfg.StatusPath, s.snapshot())
 }
 
 // requestStop turns restarts off for good: the user wants it down.
@@ -329,6 +477,7 @@ func (s *shim) requestStop() {
 	defer s.mu.Unlock()
 	if !s.stopping {
 		s.stopping = true
+		s.status.StoppedByUser = true
 		close(s.stopReq)
 	}
 }
@@ -358,106 +507,30 @@ func exitCode(ps *os.ProcessState, err error) int {
 	return ps.ExitCode()
 }
 
-func (s *shim) serveControl() {
-	for {
-		conn, err := s.listener.Accept()
-		if err != nil {
-			return
-		}
-		s.handlers.Add(1)
-		go func() {
-			defer s.handlers.Done()
-			defer conn.Close()
-			s.handle(conn)
-		}()
-	}
-}
-
-func (s *shim) handle(conn net.Conn) {
-	line, err := bufio.NewReader(conn).ReadBytes('\n')
-	if err != nil {
-		return
-	}
-	var req Request
-	resp := Response{}
-	if err := json.Unmarshal(line, &req); err != nil {
-		resp.Error = "bad request: " + err.Error()
-	} else if err := s.do(req); err != nil {
-		resp.Error = err.Error()
-	}
-	st := s.snapshot()
-	resp.Status = &st
-	_ = json.NewEncoder(conn).Encode(resp)
-}
-
-func (s *shim) do(req Request) error {
-	switch req.Op {
-	case OpState:
-		return nil
-	case OpWait:
-		<-s.exited
-		return nil
-	case OpKill:
-		sig, err := ParseSignal(req.Signal, unix.SIGKILL)
-		if err != nil {
-			return err
-		}
-		s.requestStop()
-		return s.signal(sig)
-	case OpStop:
-		sig, err := ParseSignal(req.Signal, unix.SIGTERM)
-		if err != nil {
-			return err
-		}
-		s.requestStop()
-		if err := s.signal(sig); err != nil {
-			return err
-		}
-		timer := time.NewTimer(time.Duration(req.Timeout) * time.Millisecond)
-		defer timer.Stop()
-		select {
-		case <-s.exited:
-			return nil
-		case <-timer.C:
-		}
-		if err := s.signal(unix.SIGKILL); err != nil {
-			return err
-		}
-		<-s.exited
-		return nil
-	default:
-		return fmt.Errorf("unknown op %q", req.Op)
-	}
-}
-
-func (s *shim) signal(sig unix.Signal) error {
+// signal sends sig to the container's init. A paused container is thawed
+// after a signal that ends it, so the signal is delivered (Docker does the
+// same).
+func (s *shim) signal(sig unix.Signal, ends bool) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.process == nil {
+	r := s.run
+	paused := s.status.State == StatePaused
+	s.mu.Unlock()
+	if r == nil {
 		return nil // between runs or gone: nothing to signal
 	}
-	if err := s.process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) && !errors.Is(err, unix.ESRCH) {
+	if err := r.init.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) && !errors.Is(err, unix.ESRCH) {
 		return fmt.Errorf("signal %v: %w", sig, err)
 	}
+	if paused && ends {
+		if err := r.container.Resume(); err == nil {
+			s.update(func(st *Status) {
+				if st.State == StatePaused {
+					st.State = StateRunning
+				}
+			})
+		}
+	}
 	return nil
-}
-
-// ParseSignal reads "SIGTERM", "TERM" or "15"; empty gives def.
-func ParseSignal(s string, def unix.Signal) (unix.Signal, error) {
-	if s == "" {
-		return def, nil
-	}
-	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
-		return unix.Signal(n), nil
-	}
-	name := strings.ToUpper(s)
-	if !strings.HasPrefix(name, "SIG") {
-		name = "SIG" + name
-	}
-	if sig := unix.SignalNum(name); sig != 0 {
-		return sig, nil
-	}
-	return 0, fmt.Errorf("unknown signal %q", s)
 }
 
 func loadSpec(path string) (*specs.Spec, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,50 +18,99 @@ import (
 	"github.com/berth-dev/berth/internal/atomicfile"
 )
 
+// Spawned is a shim Spawn started.
+type Spawned struct {
+	Pid  int
+	hold *os.File // with Hold: closed when the spawner lets go
+}
+
+// Release lets go of a container the shim holds (Config.Hold): from then on
+// a container that was not started is stopped, so a spawner that dies
+// never leaves a held container behind. Safe on nil and without Hold.
+func (s *Spawned) Release() {
+	if s != nil && s.hold != nil {
+		s.hold.Close()
+		s.hold = nil
+	}
+}
+
 // Spawn writes the shim's configuration next to its socket and starts
 // "<exe> shim <config>" in a session of its own, so it survives the CLI, and
-// returns once the shim reports the container running or fails to start it.
-// logPath receives the shim's own diagnostics.
-func Spawn(ctx context.Context, exe string, cfg Config, logPath string) (int, error) {
+// returns once the shim reports the container running (created, with
+// Hold) or fails to start it. logPath receives the shim's diagnostics.
+func Spawn(ctx context.Context, exe string, cfg Config, logPath string) (*Spawned, error) {
+	sh, err := spawn(ctx, exe, cfg, logPath)
+	if err != nil && sh != nil {
+		sh.Release()
+	}
+	return sh, err
+}
+
+func spawn(ctx context.Context, exe string, cfg Config, logPath string) (*Spawned, error) {
 	dir := filepath.Dir(cfg.Socket)
 	lock, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer lock.Close()
 	// The lock passes to the shim with the descriptor and is held until the
 	// shim exits: from this instant on, nobody can mistake a shim that is
 	// still starting for a missing one.
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		return 0, fmt.Errorf("a shim for %s is already running: %w", cfg.ID, errdefs.ErrAlreadyExists)
+		return nil, fmt.Errorf("a shim for %s is already running: %w", cfg.ID, errdefs.ErrAlreadyExists)
 	}
 	confPath := filepath.Join(dir, "shim.json")
 	if err := atomicfile.WriteJSON(confPath, cfg, 0o600); err != nil {
-		return 0, err
+		return nil, err
 	}
+	// The socket listens from here on and passes to the shim: a client
+	// that finds the shim's lock held always finds the socket too, and
+	// its requests wait in the backlog until the shim serves them.
+	_ = os.Remove(cfg.Socket)
+	l, err := listenUnix(cfg.Socket)
+	if err != nil {
+		return nil, fmt.Errorf("shim socket: %w", err)
+	}
+	sock, err := l.(*net.UnixListener).File()
+	l.Close()
+	if err != nil {
+		return nil, err
+	}
+	defer sock.Close()
 	r, w, err := os.Pipe()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer r.Close()
+	defer w.Close()
+	// The hold pipe: the shim reads EOF from it when the spawner lets go.
+	holdR, holdW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer holdR.Close()
+	sh := &Spawned{hold: holdW}
+	if !cfg.Hold {
+		sh.Release()
+	}
 	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		w.Close()
-		return 0, err
+		sh.Release()
+		return nil, err
 	}
 	defer logf.Close()
 	cmd := exec.Command(exe, "shim", confPath)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
-	cmd.ExtraFiles = []*os.File{w, lock} // fd 3: the ready pipe; fd 4: the shim lock
+	cmd.ExtraFiles = []*os.File{w, lock, sock, holdR} // fds 3, 4, 5, 6
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		w.Close()
-		return 0, fmt.Errorf("start shim: %w", err)
+		sh.Release()
+		return nil, fmt.Errorf("start shim: %w", err)
 	}
 	w.Close()
-	pid := cmd.Process.Pid
+	sh.Pid = cmd.Process.Pid
 	// The shim is not ours to wait for beyond its start; it is reparented
 	// when we exit. Reap it in the background if we outlive it.
 	exited := make(chan struct{})
@@ -82,18 +132,18 @@ func Spawn(ctx context.Context, exe string, cfg Config, logPath string) (int, er
 	select {
 	case <-ctx.Done():
 		// The shim goes on; the caller's cleanup stops it through its socket.
-		return pid, ctx.Err()
+		return sh, ctx.Err()
 	case m := <-msg:
 		switch {
 		case m == "ok":
-			return pid, nil
+			return sh, nil
 		case strings.HasPrefix(m, "error: "):
 			awaitExit()
-			return pid, fmt.Errorf("%s: %w", strings.TrimPrefix(m, "error: "), errdefs.ErrFailedPrecondition)
+			return sh, fmt.Errorf("%s: %w", strings.TrimPrefix(m, "error: "), errdefs.ErrFailedPrecondition)
 		default:
 			awaitExit()
 			diag, _ := os.ReadFile(logPath)
-			return pid, fmt.Errorf("shim exited before the container started: %s: %w",
+			return sh, fmt.Errorf("shim exited before the container started: %s: %w",
 				lastLine(string(diag)), errdefs.ErrUnknown)
 		}
 	}
@@ -128,17 +178,72 @@ func ShimActive(dir string) bool {
 	return false
 }
 
-// HoldLock keeps the inherited shim lock (fd 4) for the life of this
-// process, out of the container's reach.
-func HoldLock() {
-	syscall.CloseOnExec(4)
+// The descriptors a shim inherits from Spawn.
+const (
+	fdReady  = 3 // a pipe: "ok" or "error: ..." once the container runs
+	fdLock   = 4 // the shim lock, held for the shim's life
+	fdSocket = 5 // the control socket, listening
+	fdHold   = 6 // the hold pipe: EOF once the spawner lets go
+)
+
+// holdLock keeps the inherited shim lock for the life of this process, out
+// of the container's reach.
+func holdLock() {
+	syscall.CloseOnExec(fdLock)
 }
 
-// ReadyPipe returns the ready pipe a shim inherits as fd 3, marked
-// close-on-exec so the container never holds it open.
-func ReadyPipe() *os.File {
-	syscall.CloseOnExec(3)
-	f := os.NewFile(3, "ready")
+// readyPipe returns the inherited ready pipe, marked close-on-exec so the
+// container never holds it open.
+func readyPipe() *os.File {
+	return inherited(fdReady, "ready")
+}
+
+// inheritedListener returns the control socket Spawn listens on for the
+// shim, or nil when the shim was started some other way.
+func inheritedListener() (net.Listener, error) {
+	if typ, err := unix.GetsockoptInt(fdSocket, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_STREAM {
+		return nil, nil
+	}
+	f := inherited(fdSocket, "shim.sock")
+	if f == nil {
+		return nil, nil
+	}
+	defer f.Close()
+	l, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("inherited socket: %w", err)
+	}
+	if ul, ok := l.(*net.UnixListener); ok {
+		ul.SetUnlinkOnClose(false)
+	}
+	return l, nil
+}
+
+// holdReleased returns a channel closed when the spawner lets go of a held
+// container (or at once, without a hold pipe).
+func holdReleased() <-chan struct{} {
+	ch := make(chan struct{})
+	f := inherited(fdHold, "hold")
+	if f == nil {
+		close(ch)
+		return ch
+	}
+	go func() {
+		defer f.Close()
+		var b [1]byte
+		for {
+			if _, err := f.Read(b[:]); err != nil {
+				close(ch)
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+func inherited(fd int, name string) *os.File {
+	syscall.CloseOnExec(fd)
+	f := os.NewFile(uintptr(fd), name)
 	if f == nil {
 		return nil
 	}
