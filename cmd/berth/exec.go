@@ -87,6 +87,10 @@ type session struct {
 // openSession decides what stdio a session gets. A terminal is used only
 // when asked for and stdin is one; detach keys apply only then.
 func openSession(cmd *cobra.Command, wantTTY, stdin bool, detachKeys string) (*session, error) {
+	keys, err := runtime.ParseDetachKeys(detachKeys)
+	if err != nil {
+		return nil, err
+	}
 	s := &session{}
 	if !stdin {
 		return s, nil
@@ -98,10 +102,6 @@ func openSession(cmd *cobra.Command, wantTTY, stdin bool, detachKeys string) (*s
 	s.stdin = in
 	if !wantTTY || !isTerminal(in) {
 		return s, nil
-	}
-	keys, err := runtime.ParseDetachKeys(detachKeys)
-	if err != nil {
-		return nil, err
 	}
 	t, err := openTerminal(in, os.Stdout)
 	if err != nil {

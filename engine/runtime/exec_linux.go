@@ -143,15 +143,25 @@ func execError(err error) error {
 	return fmt.Errorf("exec: %w", err)
 }
 
-// allCapabilities is every capability the kernel knows: exec --privileged.
+// allCapabilities is every capability this process may hand on (the
+// kernel's, less what the host's bounding set lacks): exec --privileged.
 func allCapabilities() (*configs.Capabilities, error) {
 	list, err := capability.ListSupported()
 	if err != nil {
 		return nil, fmt.Errorf("list capabilities: %w", err)
 	}
+	own, err := capability.NewPid2(0)
+	if err == nil {
+		err = own.Load()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read own capabilities: %w", err)
+	}
 	var names []string
 	for _, c := range list {
-		names = append(names, "CAP_"+strings.ToUpper(c.String()))
+		if own.Get(capability.BOUNDING, c) {
+			names = append(names, "CAP_"+strings.ToUpper(c.String()))
+		}
 	}
 	return &configs.Capabilities{Bounding: names, Effective: names, Permitted: names}, nil
 }

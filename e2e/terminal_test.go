@@ -1,0 +1,136 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// useTestdata copies e2e/testdata/<TestName>/ into the project directory.
+func (e *env) useTestdata() {
+	e.t.Helper()
+	src := filepath.Join("testdata", strings.ReplaceAll(e.t.Name(), "/", "_"))
+	err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		dst := filepath.Join(e.dir, rel)
+		os.MkdirAll(filepath.Dir(dst), 0o755)
+		return os.WriteFile(dst, b, 0o644)
+	})
+	if err != nil {
+		e.t.Fatalf("testdata: %v", err)
+	}
+}
+
+// pty is a pseudo-terminal the test drives, as a user at a terminal would.
+type pty struct {
+	master, slave *os.File
+	out           lockedBuffer
+	done          chan struct{}
+}
+
+func openPty(t *testing.T, rows, cols uint16) *pty {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols}); err != nil {
+		t.Fatal(err)
+	}
+	p := &pty{master: m, slave: s, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		io.Copy(&p.out, m)
+	}()
+	t.Cleanup(func() { m.Close(); s.Close() })
+	return p
+}
+
+// run starts berth with the terminal as its stdin, stdout and stderr.
+func (p *pty) run(e *env, args ...string) *exec.Cmd {
+	e.t.Helper()
+	c := e.cmd(e.t.Context(), args...)
+	c.Stdin, c.Stdout, c.Stderr = p.slave, p.slave, p.slave
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := c.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
+
+func (p *pty) typeText(t *testing.T, s string) {
+	t.Helper()
+	if _, err := p.master.Write([]byte(s)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitOutput waits until the terminal has shown want.
+func (p *pty) waitOutput(t *testing.T, want string) {
+	t.Helper()
+	eventually(t, 20*time.Second, func() error {
+		if !strings.Contains(p.out.String(), want) {
+			return fmt.Errorf("terminal shows %q, waiting for %q", p.out.String(), want)
+		}
+		return nil
+	})
+}
+
+// lockedBuffer collects output another goroutine writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// exitCodeOf waits for c and returns its exit code.
+func exitCodeOf(t *testing.T, c *exec.Cmd) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		c.Process.Kill()
+		t.Fatal("berth did not exit within a minute")
+	}
+	return c.ProcessState.ExitCode()
+}
