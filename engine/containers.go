@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"time"
@@ -77,7 +78,19 @@ func mergeImageConfig(cfg container.Config, ic image.Config) container.Config {
 	if cfg.StopSignal == "" {
 		cfg.StopSignal = ic.StopSignal
 	}
+	cfg.Labels = mergeLabels(ic.Labels, cfg.Labels)
 	return cfg
+}
+
+// mergeLabels gives a container its image's labels under its own, as
+// Docker does.
+func mergeLabels(image, own map[string]string) map[string]string {
+	if len(image) == 0 {
+		return own
+	}
+	out := maps.Clone(image)
+	maps.Copy(out, own)
+	return out
 }
 
 // unpack makes sure every layer of img exists as a snapshot layer.

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -35,8 +36,14 @@ func TestMergeImageConfig(t *testing.T) {
 			t.Errorf("%s: argv %q env %q cwd %q user %q", tc.name, argv, got.Env, got.WorkingDir, got.User)
 		}
 	}
+	// Image labels sit under the container's own.
+	got := mergeImageConfig(container.Config{Labels: map[string]string{"a": "mine", "c": "3"}},
+		image.Config{Labels: map[string]string{"a": "image", "b": "2"}})
+	if fmt.Sprint(got.Labels) != "map[a:mine b:2 c:3]" {
+		t.Errorf("labels %v", got.Labels)
+	}
 	// An image without PATH still gets Docker's default one.
-	got := mergeImageConfig(container.Config{Cmd: []string{"x"}}, image.Config{})
+	got = mergeImageConfig(container.Config{Cmd: []string{"x"}}, image.Config{})
 	if !hasEnv(got.Env, "PATH") {
 		t.Errorf("no default PATH: %v", got.Env)
 	}
