@@ -39,9 +39,14 @@ lint: ## gofmt, go vet, staticcheck when installed
 	$(GO) vet ./...
 	@command -v staticcheck >/dev/null && staticcheck ./... || echo "staticcheck not installed; skipped"
 
-fuzz: ## run each fuzz target for 20 s
-	$(GO) test -run '^$$' -fuzz FuzzApply -fuzztime 20s ./engine/image/
-	$(GO) test -run '^$$' -fuzz . -fuzztime 20s ./netdns/
+FUZZTIME ?= 20s
+
+fuzz: ## run each fuzz target for FUZZTIME (20 s)
+	$(GO) test -run '^$$' -fuzz FuzzApply -fuzztime $(FUZZTIME) ./engine/image/
+	$(GO) test -run '^$$' -fuzz FuzzNormalize -fuzztime $(FUZZTIME) ./engine/image/
+	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./engine/image/
+	$(GO) test -run '^$$' -fuzz FuzzResolvConf -fuzztime $(FUZZTIME) ./netdns/
+	$(GO) test -run '^$$' -fuzz FuzzHandler -fuzztime $(FUZZTIME) ./netdns/
 
 clean: ## remove build outputs
 	rm -rf bin bench.out
