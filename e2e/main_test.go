@@ -201,7 +201,7 @@ func median(ds []time.Duration) time.Duration {
 }
 
 // freePort returns a TCP port nobody listens on right now.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -34,7 +34,7 @@ type registryOpts struct{ auth, tls bool }
 
 const registryBin = "/usr/bin/docker-registry"
 
-func needRegistryTools(t *testing.T) {
+func needRegistryTools(t testing.TB) {
 	t.Helper()
 	for _, p := range []string{registryBin, "/usr/bin/skopeo", "/usr/bin/htpasswd"} {
 		if _, err := os.Stat(p); err != nil {
@@ -45,7 +45,7 @@ func needRegistryTools(t *testing.T) {
 
 // startRegistry runs a registry until the test ends; its storage lives in
 // the test's directory.
-func startRegistry(t *testing.T, o registryOpts) *registry {
+func startRegistry(t testing.TB, o registryOpts) *registry {
 	t.Helper()
 	needRegistryTools(t)
 	dir := t.TempDir()
@@ -127,7 +127,7 @@ http:
 
 // makeCerts writes a CA and a server certificate for 127.0.0.1 signed by
 // it; it returns the CA's PEM and the server's certificate and key paths.
-func makeCerts(t *testing.T, dir string) ([]byte, string, string) {
+func makeCerts(t testing.TB, dir string) ([]byte, string, string) {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{
@@ -190,7 +190,7 @@ func inspectJSON(t *testing.T, out string) skopeoInfo {
 
 // configure points Berth (and its docker configuration) at the registry:
 // its CA, and a fresh credentials file.
-func (r *registry) configure(t *testing.T) {
+func (r *registry) configure(t testing.TB) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := map[string]any{}

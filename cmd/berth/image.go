@@ -33,8 +33,9 @@ func newImageCommand(pf *projectFlags) *cobra.Command {
 }
 
 func newImageImportCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "import FILE REF",
+	var changes []string
+	cmd := &cobra.Command{
+		Use:   "import [--change INSTRUCTION]... FILE REF",
 		Short: "Import a root filesystem tarball, docker save or OCI archive as REF",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -47,7 +48,7 @@ func newImageImportCommand() *cobra.Command {
 				return err
 			}
 			defer f.Close()
-			img, err := e.Images.Import(cmd.Context(), f, args[1])
+			img, err := e.Images.Import(cmd.Context(), f, args[1], changes...)
 			if err != nil {
 				return fmt.Errorf("import %s: %w", args[0], err)
 			}
@@ -55,6 +56,8 @@ func newImageImportCommand() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringArrayVarP(&changes, "change", "c", nil, "apply a Dockerfile instruction to the image (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME, WORKDIR)")
+	return cmd
 }
 
 // imageRow is one line of image ls, and its --format json object (Docker's

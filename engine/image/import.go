@@ -41,14 +41,22 @@ const (
 // archive, an OCI image layout archive, or a plain root filesystem tarball
 // (which becomes a one-layer image with an empty config, like docker
 // import). Archives with several images give the one tagged ref, else the
-// first.
-func (s *Store) Import(ctx context.Context, r io.Reader, ref string) (Image, error) {
+// first. changes are Dockerfile instructions for a root filesystem's config
+// (docker import --change: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL,
+// USER, VOLUME, WORKDIR).
+func (s *Store) Import(ctx context.Context, r io.Reader, ref string, changes ...string) (Image, error) {
 	n, err := Normalize(ref)
 	if err != nil {
 		return Image{}, err
 	}
 	if strings.Contains(n, "@") {
 		return Image{}, fmt.Errorf("import %q: a digest cannot name an imported image: %w", ref, errdefs.ErrInvalidArgument)
+	}
+	var probe v1.Config // bad changes are refused before anything is read
+	for _, c := range changes {
+		if err := applyChange(&probe, c); err != nil {
+			return Image{}, err
+		}
 	}
 	// Held until the ref points at the new blobs, so a concurrent Remove's
 	// garbage collection cannot delete them first.
@@ -58,19 +66,22 @@ func (s *Store) Import(ctx context.Context, r io.Reader, ref string) (Image, err
 	}
 	defer l.Unlock()
 
-	img, err := s.importHeld(ctx, r, n)
+	img, err := s.importHeld(ctx, r, n, changes)
 	if err != nil {
 		return Image{}, fmt.Errorf("import %q: %w", ref, err)
 	}
 	return img, nil
 }
 
-func (s *Store) importHeld(ctx context.Context, r io.Reader, ref string) (Image, error) {
+func (s *Store) importHeld(ctx context.Context, r io.Reader, ref string, changes []string) (Image, error) {
 	a, err := s.spoolArchive(ctx, r)
 	if err != nil {
 		return Image{}, err
 	}
 	defer a.cleanup()
+	if len(changes) > 0 && a.kind != kindRootfs {
+		return Image{}, fmt.Errorf("--change applies to a root filesystem, not an image archive: %w", errdefs.ErrInvalidArgument)
+	}
 	var rec record
 	switch a.kind {
 	case kindDockerSave:
@@ -126,7 +137,7 @@ func (s *Store) importHeld(ctx context.Context, r io.Reader, ref string) (Image,
 		if err := s.commitBlob(a.path, a.digest); err != nil {
 			return Image{}, fmt.Errorf("store layer: %w", err)
 		}
-		if rec, err = s.storeRootfs(ctx, a.digest, a.size); err != nil {
+		if rec, err = s.storeRootfs(ctx, a.digest, a.size, changes); err != nil {
 			return Image{}, err
 		}
 	}
@@ -353,13 +364,18 @@ func (s *Store) storeUncompressed(ctx context.Context, img v1.Image) (record, er
 
 // storeRootfs builds the config of a docker-import style image around one
 // stored layer.
-func (s *Store) storeRootfs(ctx context.Context, diffID string, size int64) (record, error) {
+func (s *Store) storeRootfs(ctx context.Context, diffID string, size int64, changes []string) (record, error) {
 	cfg := &v1.ConfigFile{
 		Architecture: runtime.GOARCH,
 		OS:           "linux",
 		Created:      v1.Time{Time: time.Now().UTC().Truncate(time.Second)},
 		RootFS:       v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{mustHash(diffID)}},
 		History:      []v1.History{{Created: v1.Time{Time: time.Now().UTC().Truncate(time.Second)}, Comment: "imported by berth"}},
+	}
+	for _, c := range changes {
+		if err := applyChange(&cfg.Config, c); err != nil {
+			return record{}, err
+		}
 	}
 	raw, err := json.Marshal(cfg)
 	if err != nil {

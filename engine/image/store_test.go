@@ -558,3 +558,28 @@ func TestLayerIndexOutOfRange(t *testing.T) {
 		}
 	}
 }
+
+func TestImportChanges(t *testing.T) {
+	t.Parallel()
+	s, _ := openStore(t)
+	layer := buildTar(t, ent{typ: tar.TypeReg, name: "f", body: "x"})
+	img, err := s.Import(t.Context(), bytes.NewReader(layer), "changed:1",
+		`CMD ["redis-server", "--protected-mode", "no"]`, "ENTRYPOINT /entry.sh", "ENV A=1 B=\"two words\"", "ENV C 3",
+		"EXPOSE 6379 53/udp", "VOLUME /data", `LABEL org.example="x y"`, "USER redis", "WORKDIR /data", "STOPSIGNAL SIGINT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := image.Config{
+		Cmd: []string{"redis-server", "--protected-mode", "no"}, Entrypoint: []string{"/bin/sh", "-c", "/entry.sh"},
+		Env: []string{"A=1", "B=two words", "C=3"}, ExposedPorts: []string{"53/udp", "6379/tcp"}, Volumes: []string{"/data"},
+		Labels: map[string]string{"org.example": "x y"}, User: "redis", WorkingDir: "/data", StopSignal: "SIGINT",
+	}
+	if fmt.Sprint(img.Config) != fmt.Sprint(want) {
+		t.Errorf("config %+v\nwant %+v", img.Config, want)
+	}
+	for _, bad := range []string{"RUN x", "CMD [broken", "ENV", "LABEL =x"} {
+		if _, err := s.Import(t.Context(), bytes.NewReader(layer), "bad:1", bad); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("--change %q: %v, want InvalidArgument", bad, err)
+		}
+	}
+}
