@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -79,6 +81,13 @@ func mergeImageConfig(cfg container.Config, ic image.Config) container.Config {
 		cfg.StopSignal = ic.StopSignal
 	}
 	cfg.Labels = mergeLabels(ic.Labels, cfg.Labels)
+	// The image's VOLUMEs the container does not mount otherwise become
+	// anonymous volumes (made when the record is, filled from the image).
+	for _, v := range ic.Volumes {
+		if !slices.ContainsFunc(cfg.Mounts, func(m container.Mount) bool { return path.Clean(m.Target) == path.Clean(v) }) {
+			cfg.Mounts = append(cfg.Mounts, container.Mount{Type: "volume", Target: v})
+		}
+	}
 	return cfg
 }
 

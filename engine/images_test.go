@@ -157,3 +157,28 @@ func TestImageRmRefusesUsedImages(t *testing.T) {
 		t.Errorf("layers left: %v", ls)
 	}
 }
+
+// TestImageVolumesBecomeAnonymousVolumes: an image's VOLUME gets a new
+// anonymous volume, labelled as Docker labels them.
+func TestImageVolumesBecomeAnonymousVolumes(t *testing.T) {
+	e := testEngine(t)
+	ctx := t.Context()
+	if _, err := e.Images.Import(ctx, bytes.NewReader(rootfs(t, "x")), "vol:1", `CMD ["/bin/app"]`, "VOLUME /data"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := e.CreateContainer(ctx, "v", container.Config{Image: "vol:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Config.Mounts) != 1 || !c.Config.Mounts[0].Anonymous || c.Config.Mounts[0].Target != "/data" {
+		t.Fatalf("mounts %+v", c.Config.Mounts)
+	}
+	v, err := e.Volumes.Get(ctx, c.Config.Mounts[0].Source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := v.Labels[LabelAnonymousVolume]; !ok {
+		t.Errorf("volume labels %v", v.Labels)
+	}
+	e.Volumes.Remove(ctx, v.Name)
+}

@@ -42,6 +42,12 @@ func TestMergeImageConfig(t *testing.T) {
 	if fmt.Sprint(got.Labels) != "map[a:mine b:2 c:3]" {
 		t.Errorf("labels %v", got.Labels)
 	}
+	// Image volumes not mounted otherwise become anonymous volumes.
+	got = mergeImageConfig(container.Config{Mounts: []container.Mount{{Type: "bind", Source: "/srv", Target: "/data/"}}},
+		image.Config{Volumes: []string{"/data", "/logs"}})
+	if len(got.Mounts) != 2 || got.Mounts[1].Type != "volume" || got.Mounts[1].Target != "/logs" || got.Mounts[1].Source != "" {
+		t.Errorf("mounts %+v, want the bind and an anonymous volume at /logs", got.Mounts)
+	}
 	// An image without PATH still gets Docker's default one.
 	got = mergeImageConfig(container.Config{Cmd: []string{"x"}}, image.Config{})
 	if !hasEnv(got.Env, "PATH") {
