@@ -31,12 +31,26 @@ type HostConfig struct {
 	//	  - base: fd00:89::/48
 	//	    size: 64
 	DefaultAddressPools []AddressPool `yaml:"default-address-pools"`
+	// InsecureRegistries may be spoken to in plain HTTP (loopback ones
+	// always may), as daemon.json's key of that name.
+	InsecureRegistries []string `yaml:"insecure-registries"`
+	// CertsDir replaces /etc/docker/certs.d, where registries' CAs and
+	// client certificates are read from.
+	CertsDir string `yaml:"certs-dir"`
 }
 
 // AddressPool is one entry of default-address-pools.
 type AddressPool struct {
 	Base string `yaml:"base"`
 	Size int    `yaml:"size"`
+}
+
+// hostConfigPath is BERTH_CONFIG, else DefaultHostConfig.
+func hostConfigPath() string {
+	if p := os.Getenv("BERTH_CONFIG"); p != "" {
+		return p
+	}
+	return DefaultHostConfig
 }
 
 // LoadHostConfig reads the settings file at path.
@@ -68,10 +82,7 @@ func networkPools() ([]network.Pool, error) {
 		}
 		return pools, nil
 	}
-	path := os.Getenv("BERTH_CONFIG")
-	if path == "" {
-		path = DefaultHostConfig
-	}
+	path := hostConfigPath()
 	c, err := LoadHostConfig(path)
 	if err != nil {
 		return nil, err

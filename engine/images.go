@@ -2,15 +2,9 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-
-	"github.com/containerd/errdefs"
 
 	"github.com/berth-dev/berth/engine/image"
-	"github.com/berth-dev/berth/internal/atomicfile"
 )
 
 // RemoveImage removes an image reference (image rm). An image a container
@@ -89,27 +83,13 @@ func (e *Engine) pruneLayers(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// DefaultConfig is Berth's own configuration file; $BERTH_CONFIG replaces it.
-const DefaultConfig = "/etc/berth/config.json"
-
-// config is the part of Berth's configuration file about registries, with
-// the key names of Docker's daemon.json.
-type config struct {
-	InsecureRegistries []string `json:"insecure-registries"`
-	CertsDir           string   `json:"certs-dir"` // default /etc/docker/certs.d
-}
-
-// Registries reads how to reach registries: Berth's configuration file for
-// insecure hosts and the certificates directory, Docker's configuration for
+// Registries reads how to reach registries: the host config for insecure
+// hosts and the certificates directory, Docker's configuration for
 // credentials.
 func (e *Engine) Registries() (*image.Registries, error) {
-	p := os.Getenv("BERTH_CONFIG")
-	if p == "" {
-		p = DefaultConfig
-	}
-	var c config
-	if err := atomicfile.ReadJSON(p, &c); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("config %s: %v: %w", p, err, errdefs.ErrInvalidArgument)
+	c, err := LoadHostConfig(hostConfigPath())
+	if err != nil {
+		return nil, err
 	}
 	return &image.Registries{Insecure: c.InsecureRegistries, CertsDir: c.CertsDir}, nil
 }
