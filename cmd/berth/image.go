@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -125,14 +124,8 @@ func newImageLsCommand() *cobra.Command {
 			if quiet {
 				return nil
 			}
-			if format == "json" {
-				enc := json.NewEncoder(out)
-				for _, r := range rows {
-					if err := enc.Encode(r); err != nil {
-						return err
-					}
-				}
-				return nil
+			if format != "" && format != "table" {
+				return writeRows(out, format, "", rows)
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
 			if digests {
@@ -155,7 +148,7 @@ func newImageLsCommand() *cobra.Command {
 	f.BoolVarP(&quiet, "quiet", "q", false, "only show image IDs")
 	f.BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")
 	f.StringArrayVarP(&filters, "filter", "f", nil, "filter output: dangling=true|false, reference=PATTERN")
-	f.StringVar(&format, "format", "", "output format: json, or a table by default")
+	f.StringVar(&format, "format", "", "output format: json, a Go template such as '{{.Repository}}:{{.Tag}}', or a table by default")
 	return cmd
 }
 

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"text/template"
 	"time"
@@ -85,10 +84,7 @@ func writeInspect(w io.Writer, objs []map[string]any, format string) error {
 		_, err = fmt.Fprintln(w, string(b))
 		return err
 	}
-	t, err := template.New("format").Funcs(template.FuncMap{
-		"json": func(v any) (string, error) { b, err := json.Marshal(v); return string(b), err },
-		"join": strings.Join,
-	}).Parse(format)
+	t, err := template.New("format").Funcs(templateFuncs).Parse(format)
 	if err != nil {
 		return fmt.Errorf("--format: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
@@ -139,14 +135,8 @@ func newImageHistoryCommand() *cobra.Command {
 					fmt.Fprintln(out, r.ID)
 				}
 				return nil
-			case format == "json":
-				enc := json.NewEncoder(out)
-				for _, r := range rows {
-					if err := enc.Encode(r); err != nil {
-						return err
-					}
-				}
-				return nil
+			case format != "" && format != "table":
+				return writeRows(out, format, "", rows)
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
 			fmt.Fprintln(tw, "IMAGE\tCREATED\tCREATED BY\tSIZE\tCOMMENT")
@@ -159,7 +149,7 @@ func newImageHistoryCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")
 	f.BoolVarP(&quiet, "quiet", "q", false, "only show image IDs")
-	f.StringVar(&format, "format", "", "output format: json, or a table by default")
+	f.StringVar(&format, "format", "", "output format: json, a Go template, or a table by default")
 	return cmd
 }
 

@@ -405,6 +405,40 @@ type Removed struct {
 // refused with a Conflict naming them. Blobs no image needs any more are
 // deleted.
 func (s *Store) Remove(ctx context.Context, ref string, o RemoveOptions) (Removed, error) {
+	return s.delete(ctx, o, func(r refs, users map[string][]string, out *Removed) error {
+		id, tag, err := r.resolve(ref)
+		if err != nil {
+			return err
+		}
+		img := r.view(id, tag)
+		if u := users[id]; len(u) > 0 && !o.Force {
+			return fmt.Errorf("image %q: container %s is using it (use -f to untag it anyway): %w", ref, strings.Join(u, ", "), errdefs.ErrConflict)
+		}
+		untag := []string{tag}
+		if tag == "" {
+			if len(img.Tags) > 1 && !o.Force {
+				return fmt.Errorf("image %q is referenced by %d tags (%s): name one, or use -f: %w", ref, len(img.Tags), strings.Join(img.Tags, ", "), errdefs.ErrConflict)
+			}
+			untag = img.Tags
+		}
+		for _, t := range untag {
+			if t != "" {
+				delete(r.tags, t)
+				out.Untagged = append(out.Untagged, FamiliarName(t))
+			}
+		}
+		if !r.tagged(id) && len(users[id]) == 0 {
+			delete(r.images, id)
+			out.Deleted = append(out.Deleted, id)
+		}
+		return nil
+	})
+}
+
+// delete runs f, which drops tags and images from r, with garbage
+// collection held exclusively and refs.json locked; then it saves r and
+// removes the blobs no image needs any more.
+func (s *Store) delete(ctx context.Context, o RemoveOptions, f func(r refs, users map[string][]string, out *Removed) error) (Removed, error) {
 	var out Removed
 	gl, err := s.exclusive(ctx)
 	if err != nil {
@@ -417,41 +451,18 @@ func (s *Store) Remove(ctx context.Context, ref string, o RemoveOptions) (Remove
 	}
 	l, err := s.lock(ctx)
 	if err != nil {
-		return out, fmt.Errorf("remove image %q: %w", ref, err)
+		return out, err
 	}
 	defer l.Unlock()
 	r, err := s.readRefs()
 	if err != nil {
 		return out, err
 	}
-	id, tag, err := r.resolve(ref)
-	if err != nil {
+	if err := f(r, users, &out); err != nil {
 		return out, err
 	}
-	img := r.view(id, tag)
-	if u := users[id]; len(u) > 0 && !o.Force {
-		return out, fmt.Errorf("image %q: container %s is using it (use -f to untag it anyway): %w", ref, strings.Join(u, ", "), errdefs.ErrConflict)
-	}
-	untag := []string{tag}
-	if tag == "" {
-		if len(img.Tags) > 1 && !o.Force {
-			return out, fmt.Errorf("image %q is referenced by %d tags (%s): name one, or use -f: %w", ref, len(img.Tags), strings.Join(img.Tags, ", "), errdefs.ErrConflict)
-		}
-		untag = img.Tags
-	}
-	for _, t := range untag {
-		if t == "" {
-			continue
-		}
-		delete(r.tags, t)
-		out.Untagged = append(out.Untagged, FamiliarName(t))
-	}
-	if !r.tagged(id) && len(users[id]) == 0 {
-		delete(r.images, id)
-		out.Deleted = append(out.Deleted, id)
-	}
 	if err := s.writeRefs(r); err != nil {
-		return out, fmt.Errorf("remove image %q: %w", ref, err)
+		return out, err
 	}
 	out.Blobs, out.Bytes, err = s.gc(r)
 	return out, err
@@ -481,42 +492,20 @@ func (r refs) tagged(id string) bool {
 // no container uses), then every blob and temporary file no image needs:
 // what a crashed pull or import left behind too.
 func (s *Store) Prune(ctx context.Context, all bool, o RemoveOptions) (Removed, error) {
-	var out Removed
-	gl, err := s.exclusive(ctx)
-	if err != nil {
-		return out, err
-	}
-	defer gl.Unlock()
-	users, err := o.users(ctx)
-	if err != nil {
-		return out, err
-	}
-	l, err := s.lock(ctx)
-	if err != nil {
-		return out, fmt.Errorf("prune images: %w", err)
-	}
-	defer l.Unlock()
-	r, err := s.readRefs()
-	if err != nil {
-		return out, err
-	}
-	for _, id := range slices.Sorted(maps.Keys(r.images)) {
-		if len(users[id]) > 0 || (!all && r.tagged(id)) {
-			continue
+	return s.delete(ctx, o, func(r refs, users map[string][]string, out *Removed) error {
+		for _, id := range slices.Sorted(maps.Keys(r.images)) {
+			if len(users[id]) > 0 || (!all && r.tagged(id)) {
+				continue
+			}
+			for _, t := range r.view(id, "").Tags {
+				delete(r.tags, t)
+				out.Untagged = append(out.Untagged, FamiliarName(t))
+			}
+			delete(r.images, id)
+			out.Deleted = append(out.Deleted, id)
 		}
-		img := r.view(id, "")
-		for _, t := range img.Tags {
-			delete(r.tags, t)
-			out.Untagged = append(out.Untagged, FamiliarName(t))
-		}
-		delete(r.images, id)
-		out.Deleted = append(out.Deleted, id)
-	}
-	if err := s.writeRefs(r); err != nil {
-		return out, fmt.Errorf("prune images: %w", err)
-	}
-	out.Blobs, out.Bytes, err = s.gc(r)
-	return out, err
+		return nil
+	})
 }
 
 // gc removes blobs and temporary files no image needs. Callers hold the gc
