@@ -130,7 +130,7 @@ func (s *Store) importHeld(ctx context.Context, r io.Reader, ref string, changes
 		if err != nil {
 			return Image{}, err
 		}
-		if rec, err = s.storeOriginal(ctx, img, "", nil); err != nil {
+		if rec, err = s.storeOriginal(ctx, img, "", nil, layoutBlobs(img)); err != nil {
 			return Image{}, err
 		}
 	default:

@@ -5,13 +5,17 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"runtime"
 	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -184,7 +188,11 @@ func (s *Store) pull(ctx context.Context, ref, fam string, o *options) (Image, e
 	default:
 		return Image{}, fmt.Errorf("media type %q: not an image: %w", desc.MediaType, errdefs.ErrNotImplemented)
 	}
-	rec, err := s.storeOriginal(ctx, img, fam, o)
+	fetch, err := o.blobFetcher(ctx, rr.Context())
+	if err != nil {
+		return Image{}, err
+	}
+	rec, err := s.storeOriginal(ctx, img, fam, o, fetch)
 	if err != nil {
 		return Image{}, err
 	}
@@ -228,10 +236,56 @@ func choosePlatform(idx v1.ImageIndex, p v1.Platform) (v1.Hash, error) {
 	return v1.Hash{}, fmt.Errorf("no manifest for platform %s in the image index (it has %s): %w", p.String(), strings.Join(seen, ", "), errdefs.ErrNotFound)
 }
 
+// blobFetcher opens blobs of repo straight from its registry, unverified:
+// writeBlob checks digest and size itself, so a corrupted blob is refused
+// as DataLoss, whoever sent it.
+func (o *options) blobFetcher(ctx context.Context, repo name.Repository) (func(v1.Hash) (io.ReadCloser, error), error) {
+	base, err := o.registries.transport(repo.RegistryStr())
+	if err != nil {
+		return nil, err
+	}
+	auth, err := authn.Resolve(ctx, o.registries.keychain(), repo)
+	if err != nil {
+		return nil, err
+	}
+	t, err := transport.NewWithContext(ctx, repo.Registry, auth, base, []string{repo.Scope(transport.PullScope)})
+	if err != nil {
+		return nil, err
+	}
+	client := &http.Client{Transport: t}
+	return func(h v1.Hash) (io.ReadCloser, error) {
+		u := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", repo.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), h)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		if err := transport.CheckError(resp, http.StatusOK); err != nil {
+			resp.Body.Close()
+			return nil, err
+		}
+		return resp.Body, nil
+	}, nil
+}
+
+// layoutBlobs opens the layers of an image read from an OCI layout.
+func layoutBlobs(img v1.Image) func(v1.Hash) (io.ReadCloser, error) {
+	return func(h v1.Hash) (io.ReadCloser, error) {
+		l, err := img.LayerByDigest(h)
+		if err != nil {
+			return nil, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+		}
+		return l.Compressed()
+	}
+}
+
 // storeOriginal stores img's blobs as they are: config first (a bad one is
-// refused before any layer moves), layers (those missing, a few at a time),
-// then the manifest.
-func (s *Store) storeOriginal(ctx context.Context, img v1.Image, fam string, o *options) (record, error) {
+// refused before any layer moves), layers (those missing, a few at a time,
+// opened by fetch), then the manifest.
+func (s *Store) storeOriginal(ctx context.Context, img v1.Image, fam string, o *options, fetch func(v1.Hash) (io.ReadCloser, error)) (record, error) {
 	if o == nil {
 		o, _ = makeOptions(nil)
 	}
@@ -267,11 +321,7 @@ func (s *Store) storeOriginal(ctx context.Context, img v1.Image, fam string, o *
 	g.SetLimit(o.jobs)
 	for _, d := range todo {
 		g.Go(func() error {
-			l, err := img.LayerByDigest(d.Digest)
-			if err != nil {
-				return err
-			}
-			rc, err := l.Compressed()
+			rc, err := fetch(d.Digest)
 			if err != nil {
 				return fmt.Errorf("layer %s: %w", d.Digest, err)
 			}

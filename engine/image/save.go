@@ -203,7 +203,7 @@ func (s *Store) loadOCI(ctx context.Context, archive string) ([]Image, error) {
 		if err != nil {
 			return nil, err
 		}
-		rec, err := s.storeOriginal(ctx, img, "", nil)
+		rec, err := s.storeOriginal(ctx, img, "", nil, layoutBlobs(img))
 		if err != nil {
 			return nil, err
 		}
