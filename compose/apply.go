@@ -7,13 +7,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/containerd/errdefs"
 
 	"github.com/berth-dev/berth/compose/progress"
 	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/engine/jsonlog"
+	"github.com/berth-dev/berth/engine/runtime"
 )
 
 // DefaultParallel bounds how many steps run at once when --parallel does
@@ -316,46 +316,46 @@ func (d dependencyFailed) Unwrap() error { return d.error }
 
 // await waits for a dependency's container to meet the step's condition:
 // started (running, or already exited), completed successfully (exited
-// with code 0) or healthy.
+// with code 0) or healthy. The waits are events from the container's shim.
 func (a *Applier) await(ctx context.Context, s Step, id string) error {
 	if s.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.Timeout)
 		defer cancel()
 	}
-	for {
-		info, err := a.Engine.Inspect(ctx, id)
-		if err != nil {
-			return err
+	var (
+		st  runtime.Status
+		err error
+	)
+	switch s.Condition.Condition {
+	case ConditionCompleted:
+		if st, err = a.Engine.WaitContainer(ctx, id, engine.WaitExited); err == nil {
+			if st.ExitCode != 0 {
+				return dependencyFailed{fmt.Errorf("%s did not complete successfully: exit %d%s: %w",
+					s.Name, st.ExitCode, a.lastLines(ctx, id), errdefs.ErrFailedPrecondition)}
+			}
+			report(ctx, s, progress.Done, "Exited", "")
+			return nil
 		}
-		exited := !info.Running() && info.Status.State != "created"
-		switch s.Condition.Condition {
-		case ConditionCompleted:
-			if exited {
-				if info.Status.ExitCode != 0 {
-					return dependencyFailed{fmt.Errorf("%s did not complete successfully: exit %d%s: %w",
-						s.Name, info.Status.ExitCode, a.lastLines(ctx, id), errdefs.ErrFailedPrecondition)}
-				}
-				report(ctx, s, progress.Done, "Exited", "")
-				return nil
-			}
-		default:
-			// service_healthy waits for the start until the shim runs
-			// healthchecks (a warning says so when the project loads).
-			if info.Running() || exited {
-				report(ctx, s, progress.Done, "Started", "")
-				return nil
-			}
+	case ConditionHealthy:
+		if _, err = a.Engine.WaitContainer(ctx, id, engine.WaitHealthy); err == nil {
+			report(ctx, s, progress.Done, "Healthy", "")
+			return nil
 		}
-		select {
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("%s: gave up waiting after %s: %w", s.Name, s.Timeout, errdefs.ErrUnavailable)
-			}
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		if errdefs.IsFailedPrecondition(err) {
+			return dependencyFailed{fmt.Errorf("dependency failed to start: %w", err)}
+		}
+	default:
+		st, err = a.Engine.WaitContainer(ctx, id, engine.WaitRunning)
+		if err == nil || (errdefs.IsFailedPrecondition(err) && st.State == runtime.StateExited) {
+			report(ctx, s, progress.Done, "Started", "")
+			return nil
 		}
 	}
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+		return fmt.Errorf("%s: gave up waiting after %s: %w", s.Name, s.Timeout, errdefs.ErrUnavailable)
+	}
+	return err
 }
 
 // lastLines is the end of a container's log, for errors about a

@@ -564,6 +564,8 @@ var supportedServiceKeys = map[string]bool{
 	// networking (compose/networking.go)
 	"dns": true, "dns_search": true, "dns_opt": true, "domainname": true,
 	"extra_hosts": true, "mac_address": true, "external_links": true,
+	// run by the container's shim (compose/run.go)
+	"healthcheck": true, "tty": true, "stdin_open": true,
 }
 
 // supportedNetworkKeys and supportedVolumeKeys are the keys Berth acts on in
@@ -580,11 +582,6 @@ func Unsupported(p *types.Project) []string {
 		for _, k := range jsonkeys.Set(p.Services[name]) {
 			if !supportedServiceKeys[k] {
 				out = append(out, fmt.Sprintf("service %q: key %q is not supported yet and is ignored", name, k))
-			}
-		}
-		for _, dep := range slices.Sorted(mapKeys(p.Services[name].DependsOn)) {
-			if p.Services[name].DependsOn[dep].Condition == types.ServiceConditionHealthy {
-				out = append(out, fmt.Sprintf("service %q: depends_on %q: condition service_healthy needs healthchecks, which are not supported yet; waiting for the container to start", name, dep))
 			}
 		}
 		for _, v := range p.Services[name].Volumes {

@@ -320,7 +320,6 @@ secrets:
 	}
 	want := []string{
 		`service "web": key "cap_add" is not supported yet and is ignored`,
-		`service "web": key "healthcheck" is not supported yet and is ignored`,
 		`service "web": key "privileged" is not supported yet and is ignored`,
 	}
 	if got := Unsupported(p); !slices.Equal(got, want) {

@@ -124,6 +124,9 @@ func containerConfig(p *types.Project, s types.ServiceConfig, n int, hash string
 	if err := serviceNetworking(p, s, &cfg); err != nil {
 		return container.Config{}, err
 	}
+	if err := serviceRun(s, &cfg); err != nil {
+		return container.Config{}, err
+	}
 	return cfg, nil
 }
 

@@ -88,7 +88,16 @@ func mergeImageConfig(cfg container.Config, ic image.Config) container.Config {
 			cfg.Mounts = append(cfg.Mounts, container.Mount{Type: "volume", Target: v})
 		}
 	}
+	cfg.Run.Healthcheck = runtime.MergeHealth(cfg.Run.Healthcheck, imageHealth(ic.Healthcheck))
 	return cfg
+}
+
+// imageHealth is an image's HEALTHCHECK as the runtime runs it.
+func imageHealth(h *image.Healthcheck) *runtime.HealthConfig {
+	if h == nil {
+		return nil
+	}
+	return &runtime.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
 }
 
 // mergeLabels gives a container its image's labels under its own, as
@@ -263,6 +272,8 @@ func (e *Engine) startContainer(ctx context.Context, id string, extra runtime.Co
 	cfg.PidFile = filepath.Join(runDir, "shim.pid")
 	cfg.Restart = c.Config.Restart
 	cfg.StopSignal = c.Config.StopSignal
+	cfg.Health = c.Config.Run.Healthcheck
+	cfg.OpenStdin = cfg.OpenStdin || c.Config.Run.OpenStdin
 	sh, err = runtime.Spawn(ctx, e.opts.Exe, cfg, filepath.Join(runDir, "shim.log"))
 	if err != nil {
 		return sh, fmt.Errorf("start container %s: %w", c.Name, err)

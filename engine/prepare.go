@@ -79,6 +79,7 @@ func (e *Engine) prepare(ctx context.Context, c container.Container) error {
 		return err
 	}
 	net.applySpec(spec)
+	applyRun(spec, c.Config.Run)
 	sw.Lap("spec")
 	return atomicfile.WriteJSON(filepath.Join(runDir, "config.json"), spec, 0o600)
 }

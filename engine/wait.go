@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/containerd/errdefs"
 
@@ -41,8 +42,8 @@ func (e *Engine) WaitContainer(ctx context.Context, id string, cond runtime.Cond
 		}
 		st, err = runtime.Wait(ctx, e.shimSocket(info.ID), cond)
 		if !errdefs.IsUnavailable(err) {
-			if err != nil {
-				err = fmt.Errorf("container %s: %w", info.Name, err)
+			if err != nil && ctx.Err() == nil {
+				err = named(info.Name, err)
 			}
 			return st, err
 		}
@@ -82,4 +83,15 @@ func settledWithoutShim(info Info, cond runtime.Condition, live bool) (bool, err
 		}
 	}
 	return false, nil
+}
+
+// named puts the container's name into a shim's message: "container is
+// unhealthy" becomes "container web-1 is unhealthy", as Compose says it.
+func named(name string, err error) error {
+	class := errdefs.Resolve(err)
+	msg := strings.TrimSuffix(err.Error(), ": "+class.Error())
+	if rest, ok := strings.CutPrefix(msg, "container "); ok {
+		return fmt.Errorf("container %s %s: %w", name, rest, class)
+	}
+	return fmt.Errorf("container %s: %s: %w", name, msg, class)
 }

@@ -46,6 +46,7 @@ type Config struct {
 	// the service's model here to explain a recreate); opaque to the engine.
 	Model json.RawMessage `json:"model,omitempty"`
 	Net   Networking      `json:"net,omitzero"` // network mode, DNS, hosts (networking.go)
+	Run   Run             `json:"run,omitzero"` // healthcheck, terminal, log (run.go)
 }
 
 // Mount is a named or anonymous volume, a bind mount or a tmpfs.

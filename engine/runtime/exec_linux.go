@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 
@@ -104,6 +105,9 @@ func (s *shim) startExec(req Request) (*libcontainer.Process, *procIO, error) {
 	}
 	if p.Cwd == "" {
 		p.Cwd = base.Cwd
+	}
+	if spec.TTY && !slices.ContainsFunc(p.Env, func(kv string) bool { return envKey(kv) == "TERM" }) {
+		p.Env = append(p.Env, "TERM=xterm") // as Docker sets it
 	}
 	if spec.Privileged {
 		caps, err := allCapabilities()

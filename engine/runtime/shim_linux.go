@@ -47,6 +47,8 @@ type Config struct {
 	// StopSignal is the container's stop signal: a kill with it ends the
 	// restart policy, as a stop does.
 	StopSignal string `json:"stop_signal,omitempty"`
+	// Health is the healthcheck the shim runs; nil or disabled: none.
+	Health *HealthConfig `json:"health,omitempty"`
 }
 
 // ReadConfig loads a shim configuration file.
@@ -92,6 +94,9 @@ func Serve(ctx context.Context, cfg Config, hooks Hooks) error {
 	released := holdReleased()
 
 	policy, err := parseRestart(cfg.Restart)
+	if err == nil {
+		err = cfg.Health.Validate()
+	}
 	if err != nil {
 		report(ready, err)
 		return err
@@ -164,6 +169,8 @@ type run struct {
 	io        *procIO
 	copiers   sync.WaitGroup
 	startedAt time.Time
+	ended     chan struct{} // closed when the init has exited
+	monitors  sync.WaitGroup
 }
 
 // setup prepares what every run shares: pid file, spec, log, socket.
@@ -291,7 +298,7 @@ func (s *shim) create() (*run, error) {
 		_ = c.Destroy()
 		return nil, err
 	}
-	r := &run{container: c, init: proc, io: pio}
+	r := &run{container: c, init: proc, io: pio, ended: make(chan struct{})}
 	for _, o := range pio.outputs {
 		lines := s.log.Stream(o.name)
 		r.copiers.Add(1)
@@ -319,12 +326,24 @@ func (s *shim) start(r *run) error {
 	s.mu.Lock()
 	s.started = true
 	s.mu.Unlock()
+	health := !s.cfg.Health.Disabled()
 	s.update(func(st *Status) {
 		st.State = StateRunning
 		st.Pid = pid
 		st.StartedAt = r.startedAt
 		st.Error = ""
+		st.Health = nil
+		if health {
+			st.Health = &Health{Status: HealthStarting}
+		}
 	})
+	if health {
+		r.monitors.Add(1)
+		go func() {
+			defer r.monitors.Done()
+			s.monitorHealth(r, s.cfg.Health.withDefaults(), r.ended)
+		}()
+	}
 	return nil
 }
 
@@ -360,6 +379,8 @@ func (s *shim) supervise(ctx context.Context, onExit ExitFunc) {
 		s.mu.Unlock()
 		ps, err := r.init.Wait()
 		code := exitCode(ps, err)
+		close(r.ended)
+		r.monitors.Wait()
 		// A log line written just before exit must land before "exited" does.
 		r.copiers.Wait()
 		r.io.close()

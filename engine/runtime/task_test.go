@@ -466,3 +466,79 @@ func TestContainerStartsWithNoSignalIgnored(t *testing.T) {
 		t.Fatalf("pid 1 ignores signals %#x", std)
 	}
 }
+
+func health(t *testing.T, h *harness) runtime.Health {
+	t.Helper()
+	st, err := runtime.ReadStatus(h.cfg.StatusPath)
+	if err != nil || st.Health == nil {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	return *st.Health
+}
+
+func TestHealthcheckTurnsHealthyThenUnhealthy(t *testing.T) {
+	needRoot(t)
+	// Healthy while /tmp/ok exists; the test removes it.
+	h := newHarness(t, "sh", "-c", "touch /tmp/ok; sleep 30")
+	h.cfg.Health = &runtime.HealthConfig{Test: []string{"CMD-SHELL", "echo probing; test -e /tmp/ok"}, Interval: 100 * time.Millisecond, Retries: 2}
+	h.start(t)
+	if s := health(t, h).Status; s != runtime.HealthStarting && s != runtime.HealthHealthy {
+		t.Fatalf("at start: %q", s)
+	}
+	st, err := runtime.Wait(t.Context(), h.cfg.Socket, runtime.ConditionHealthy)
+	if err != nil || st.Health.Status != runtime.HealthHealthy {
+		t.Fatalf("wait healthy: %+v %v", st.Health, err)
+	}
+	if p := st.Health.Log[len(st.Health.Log)-1]; p.ExitCode != 0 || p.Output != "probing\n" || p.End.Before(p.Start) {
+		t.Fatalf("probe %+v", p)
+	}
+	execOut(t, h, runtime.ExecSpec{Args: []string{"sh", "-c", "rm /tmp/ok"}}, "")
+	// The waiter learns of the change: an error, unhealthy.
+	waitFor(t, func() bool { return health(t, h).Status == runtime.HealthUnhealthy })
+	if _, err := runtime.Wait(t.Context(), h.cfg.Socket, runtime.ConditionHealthy); !errdefs.IsFailedPrecondition(err) {
+		t.Fatalf("wait healthy of an unhealthy container: %v", err)
+	}
+	hl := health(t, h)
+	if hl.FailingStreak < 2 || len(hl.Log) > 5 || hl.Log[len(hl.Log)-1].ExitCode != 1 {
+		t.Fatalf("health %+v", hl)
+	}
+}
+
+func TestHealthcheckStartPeriodAndTimeout(t *testing.T) {
+	needRoot(t)
+	// Failures inside the start period do not count; a probe that hangs
+	// is killed at the timeout and counts as a failure.
+	h := newHarness(t, "sleep", "30")
+	h.cfg.Health = &runtime.HealthConfig{Test: []string{"CMD", "sleep", "5"}, Interval: 50 * time.Millisecond,
+		Timeout: 100 * time.Millisecond, StartPeriod: 700 * time.Millisecond, StartInterval: 50 * time.Millisecond, Retries: 1}
+	h.start(t)
+	start := time.Now()
+	waitFor(t, func() bool { return len(health(t, h).Log) > 0 })
+	if hl := health(t, h); hl.Status != runtime.HealthStarting || !strings.Contains(hl.Log[0].Output, "exceeded timeout") || hl.Log[0].ExitCode != -1 {
+		t.Fatalf("first failed probe inside the start period: %+v", hl)
+	}
+	waitFor(t, func() bool { return health(t, h).Status == runtime.HealthUnhealthy })
+	if d := time.Since(start); d < 600*time.Millisecond {
+		t.Fatalf("unhealthy after %v, inside the start period", d)
+	}
+}
+
+func TestHealthcheckNoneAndBadTests(t *testing.T) {
+	needRoot(t)
+	h := newHarness(t, "sleep", "30")
+	h.cfg.Health = &runtime.HealthConfig{Test: []string{"NONE"}}
+	h.start(t)
+	if st, _ := runtime.ReadStatus(h.cfg.StatusPath); st.Health != nil {
+		t.Fatalf("NONE gave a health state: %+v", st.Health)
+	}
+	for _, bad := range []runtime.HealthConfig{
+		{Test: []string{"curl", "x"}},
+		{Test: []string{"CMD"}},
+		{Test: []string{"CMD-SHELL", "a", "b"}},
+		{Test: []string{"CMD", "true"}, Interval: time.Microsecond},
+	} {
+		if err := bad.Validate(); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("%+v: %v", bad, err)
+		}
+	}
+}
