@@ -566,6 +566,16 @@ var supportedServiceKeys = map[string]bool{
 	"extra_hosts": true, "mac_address": true, "external_links": true,
 	// run by the container's shim (compose/run.go)
 	"healthcheck": true, "tty": true, "stdin_open": true,
+	// Security and resource keys (security.go).
+	"group_add": true, "cap_add": true, "cap_drop": true, "privileged": true,
+	"security_opt": true, "read_only": true, "tmpfs": true, "devices": true,
+	"device_cgroup_rules": true, "sysctls": true, "ulimits": true, "shm_size": true,
+	"uts": true, "cgroup": true, "cgroup_parent": true, "oom_score_adj": true,
+	"init": true, "mem_limit": true, "memswap_limit": true, "mem_reservation": true,
+	"mem_swappiness": true, "oom_kill_disable": true, "cpus": true, "cpu_shares": true,
+	"cpu_quota": true, "cpu_period": true, "cpu_rt_runtime": true, "cpu_rt_period": true,
+	"cpuset": true, "pids_limit": true, "blkio_config": true, "deploy": true,
+	"userns_mode": true, "storage_opt": true, "runtime": true, "isolation": true,
 }
 
 // supportedNetworkKeys and supportedVolumeKeys are the keys Berth acts on in
@@ -584,6 +594,7 @@ func Unsupported(p *types.Project) []string {
 				out = append(out, fmt.Sprintf("service %q: key %q is not supported yet and is ignored", name, k))
 			}
 		}
+		out = append(out, isolationWarnings(name, p.Services[name])...)
 		for _, v := range p.Services[name].Volumes {
 			if v.Type != types.VolumeTypeBind && v.Type != types.VolumeTypeVolume && v.Type != types.VolumeTypeTmpfs {
 				out = append(out, fmt.Sprintf("service %q: volume of type %q is not supported yet and is ignored", name, v.Type))

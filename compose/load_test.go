@@ -295,8 +295,13 @@ services:
   web:
     image: busybox
     cap_add: [NET_ADMIN]
-    privileged: true
+    cpu_count: 2
     healthcheck: {test: ["CMD", "true"]}
+    deploy:
+      placement: {constraints: ["node.role == manager"]}
+      resources:
+        limits: {memory: 64m}
+        reservations: {cpus: "0.5"}
     expose: ["80"]
     ports: ["8080:80"]
     volumes: [data:/data]
@@ -319,8 +324,9 @@ secrets:
 		t.Fatal(err)
 	}
 	want := []string{
-		`service "web": key "cap_add" is not supported yet and is ignored`,
-		`service "web": key "privileged" is not supported yet and is ignored`,
+		`service "web": key "cpu_count" is not supported yet and is ignored`,
+		`service "web": deploy.placement is not supported (it configures Swarm) and is ignored`,
+		`service "web": deploy.resources.reservations.cpus is not enforced, as with docker compose`,
 	}
 	if got := Unsupported(p); !slices.Equal(got, want) {
 		t.Errorf("Unsupported =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

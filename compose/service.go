@@ -81,6 +81,7 @@ func containerConfig(p *types.Project, s types.ServiceConfig, n int, hash string
 	if err := runtime.CheckRestart(s.Restart); err != nil {
 		return container.Config{}, fmt.Errorf("%s: %w", where("restart"), err)
 	}
+	var err error
 	cfg := container.Config{
 		Image:      s.Image,
 		WorkingDir: s.WorkingDir,
@@ -94,6 +95,9 @@ func containerConfig(p *types.Project, s types.ServiceConfig, n int, hash string
 	}
 	if s.Command != nil {
 		cfg.Cmd = []string(s.Command)
+	}
+	if cfg.Security, cfg.Resources, err = isolation(p, s); err != nil {
+		return container.Config{}, err
 	}
 	if s.StopGracePeriod != nil {
 		cfg.StopGrace = time.Duration(*s.StopGracePeriod)

@@ -27,6 +27,13 @@ func TestBadInputMustFailWithOneLineAndChangeNothing(t *testing.T) {
 		{"unknown image", "services:\n  web:\n    image: nope\n", []string{"compose.yaml: ", `service "web"`, `image "nope:latest": registry unreachable`}},
 		{"cycle", "services:\n  a:\n    image: busybox\n    depends_on: [b]\n  b:\n    image: busybox\n    depends_on: [a]\n", []string{`service "a" -> "b" -> "a"`}},
 		{"missing env_file", "services:\n  web:\n    image: busybox\n    env_file: missing.env\n", []string{"web", "missing.env"}},
+		{"unknown capability", "services:\n  web:\n    image: busybox\n    cap_add: [CAP_FLY]\n", []string{"compose.yaml: ", `service "web": cap_add: unknown capability "CAP_FLY"`}},
+		{"bad ulimit", "services:\n  web:\n    image: busybox\n    ulimits: {nofile: {soft: 20, hard: 10}}\n", []string{"compose.yaml: ", `service "web": ulimits: nofile: soft limit 20 is above the hard limit 10`}},
+		{"impossible memory", "services:\n  web:\n    image: busybox\n    mem_limit: 1k\n", []string{"compose.yaml: ", `service "web": mem_limit: 1 KiB is below the minimum of 6 MiB`}},
+		{"unknown signal", "services:\n  web:\n    image: busybox\n    stop_signal: SIGFLY\n", []string{"compose.yaml: ", `service "web": stop_signal: unknown signal "SIGFLY"`}},
+		{"seccomp profile that does not parse", "services:\n  web:\n    image: busybox\n    security_opt: [seccomp=/etc/hostname]\n", []string{"compose.yaml: ", `service "web": security_opt: seccomp profile: decoding seccomp profile failed`}},
+		{"missing device", "services:\n  web:\n    image: busybox\n    devices: [/dev/berth-none:/dev/x]\n", []string{"compose.yaml: ", `service "web": devices: device /dev/berth-none does not exist on this host`}},
+		{"host sysctl", "services:\n  web:\n    image: busybox\n    sysctls: {vm.swappiness: '1'}\n", []string{"compose.yaml: ", `service "web": sysctls: vm.swappiness is not namespaced`}},
 		{"port in use", fmt.Sprintf("services:\n  a:\n    image: busybox\n    command: [sleep, '3600']\n  web:\n    image: busybox\n    command: [sleep, '3600']\n    depends_on: [a]\n    ports: ['127.0.0.1:%d:80']\n", busy), []string{"compose.yaml: ", `service "web": ports: `, fmt.Sprint(busy), "already in use"}},
 	} {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {

@@ -49,6 +49,17 @@ func TestMain(m *testing.M) {
 				return 1
 			}
 		}
+		// The prober runs inside containers for the security tests;
+		// compose files find it through ${BERTH_PROBER}.
+		prober := filepath.Join(workDir, "prober")
+		build := exec.Command("go", "build", "-o", prober, "./prober")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		build.Stdout, build.Stderr = os.Stdout, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Println("e2e: build prober:", err)
+			return 1
+		}
+		os.Setenv("BERTH_PROBER", prober)
 		busyboxTar = filepath.Join(workDir, "busybox.tar")
 		if err := busybox.WriteTar(busyboxTar); err != nil {
 			fmt.Println("e2e: busybox image:", err)

@@ -62,10 +62,14 @@ func (e *Engine) prepare(ctx context.Context, c container.Container) error {
 	if err != nil {
 		return err
 	}
+	opts, err := e.isolationOpts(ctx, c, rootfs)
+	if err != nil {
+		return err
+	}
 	spec, err := container.Spec(container.SpecOptions{
 		Rootfs:      rootfs,
 		NetNS:       net.netns,
-		CgroupsPath: e.cgroupParent() + "/" + c.ID,
+		CgroupsPath: e.cgroupsPath(c),
 		CgroupV2:    cgroups.IsCgroup2UnifiedMode(),
 		Hostname:    net.hostname,
 		Process: container.Process{
@@ -74,9 +78,9 @@ func (e *Engine) prepare(ctx context.Context, c container.Container) error {
 			Cwd:  cwd, UID: uid, GID: gid, AdditionalGids: groups,
 		},
 		Mounts: append(net.files, volMounts...),
-	})
+	}, opts...)
 	if err != nil {
-		return err
+		return fmt.Errorf("container %s: %w", c.Name, err)
 	}
 	net.applySpec(spec)
 	applyRun(spec, c.Config.Run)

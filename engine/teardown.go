@@ -46,6 +46,9 @@ func (e *Engine) teardown(ctx context.Context, id string) error {
 	if err := snapshot.Unmount(e.rootfsDir(id)); err != nil {
 		errs = append(errs, err)
 	}
+	if err := e.unmountShm(id); err != nil {
+		errs = append(errs, err)
+	}
 	sw.Lap("unmount")
 	e.removeCgroupParent()
 	if len(errs) == 0 {

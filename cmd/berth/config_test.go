@@ -82,7 +82,7 @@ const configProject = `name: cfg
 services:
   web:
     image: busybox
-    cap_add: [NET_ADMIN]
+    cpu_count: 2
     volumes: [data:/data]
     networks: [front]
   app:
@@ -124,8 +124,8 @@ func TestConfigListings(t *testing.T) {
 			if out != tc.want {
 				t.Errorf("berth %v = %q, want %q", args, out, tc.want)
 			}
-			if !strings.Contains(stderr, `WARN service "web": key "cap_add" is not supported yet and is ignored`) {
-				t.Errorf("stderr lacks the cap_add warning: %q", stderr)
+			if !strings.Contains(stderr, `WARN service "web": key "cpu_count" is not supported yet and is ignored`) {
+				t.Errorf("stderr lacks the cpu_count warning: %q", stderr)
 			}
 		})
 	}

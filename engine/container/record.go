@@ -44,9 +44,11 @@ type Config struct {
 	Restart     string       `json:"restart,omitempty"` // recorded; applied by a later shim
 	// Model is what the orchestrator made the container from (compose keeps
 	// the service's model here to explain a recreate); opaque to the engine.
-	Model json.RawMessage `json:"model,omitempty"`
-	Net   Networking      `json:"net,omitzero"` // network mode, DNS, hosts (networking.go)
-	Run   Run             `json:"run,omitzero"` // healthcheck, terminal, log (run.go)
+	Model     json.RawMessage `json:"model,omitempty"`
+	Net       Networking      `json:"net,omitzero"`       // network mode, DNS, hosts (networking.go)
+	Run       Run             `json:"run,omitzero"`       // healthcheck, terminal, log (run.go)
+	Security  Security        `json:"security,omitzero"`  // security keys (security.go)
+	Resources Resources       `json:"resources,omitzero"` // cgroup limits (security.go)
 }
 
 // Mount is a named or anonymous volume, a bind mount or a tmpfs.

@@ -7,8 +7,10 @@ import (
 	"github.com/containerd/errdefs"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/profiles/seccomp"
+	"github.com/moby/sys/capability"
 	"github.com/moby/sys/user"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // Process is the resolved process of a container.
@@ -53,8 +55,10 @@ var (
 	}
 )
 
-// Spec builds the OCI runtime spec of a normal (unprivileged) container.
-func Spec(o SpecOptions) (*specs.Spec, error) {
+// Spec builds the OCI runtime spec of a container: Docker's defaults, then
+// opts in order, then Docker's default seccomp profile unless an option
+// set another or turned it off.
+func Spec(o SpecOptions, opts ...SpecOpt) (*specs.Spec, error) {
 	if o.Rootfs == "" || len(o.Process.Args) == 0 {
 		return nil, fmt.Errorf("spec: rootfs and a command are required: %w", errdefs.ErrInvalidArgument)
 	}
@@ -71,7 +75,7 @@ func Spec(o SpecOptions) (*specs.Spec, error) {
 			Capabilities: &specs.LinuxCapabilities{
 				Bounding: caps, Effective: caps, Permitted: caps,
 			},
-			Rlimits: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1048576, Soft: 1048576}},
+			Rlimits: []specs.POSIXRlimit{defaultNofile()},
 		},
 		Mounts: append(defaultMounts(), o.Mounts...),
 		Linux: &specs.Linux{
@@ -94,6 +98,19 @@ func Spec(o SpecOptions) (*specs.Spec, error) {
 	}
 	if o.CgroupV2 {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+	}
+	for _, opt := range opts {
+		if err := opt(s); err != nil {
+			return nil, err
+		}
+	}
+	switch s.Linux.Seccomp {
+	case unconfined:
+		s.Linux.Seccomp = nil
+		return s, nil
+	case nil:
+	default:
+		return s, nil
 	}
 	prof, err := seccomp.GetDefaultProfile(s)
 	if err != nil {
@@ -140,4 +157,48 @@ func ResolveUser(rootfs, spec string) (uid, gid uint32, groups []uint32, err err
 		}
 	}
 	return uint32(eu.Uid), uint32(eu.Gid), groups, nil
+}
+
+// ResolveGroups turns group_add entries (names or IDs) into IDs, reading
+// /etc/group inside rootfs without following a link out of it. A name the
+// image does not know is an error, as in Docker.
+func ResolveGroups(rootfs string, add []string) ([]uint32, error) {
+	if len(add) == 0 {
+		return nil, nil
+	}
+	group, err := securejoin.SecureJoin(rootfs, "/etc/group")
+	if err != nil {
+		return nil, err
+	}
+	ids, err := user.GetAdditionalGroupsPath(add, group)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	out := make([]uint32, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, uint32(id))
+	}
+	return out, nil
+}
+
+// defaultNofile is the open-files limit a container gets: 1048576, as
+// under Docker, unless this process may not raise its hard limit that
+// far (no CAP_SYS_RESOURCE, inside another container say): then its own
+// hard limit, which it can always pass on.
+func defaultNofile() specs.POSIXRlimit {
+	const want = 1 << 20
+	n := uint64(want)
+	var cur unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &cur); err == nil && cur.Max < want && !haveCap(capability.CAP_SYS_RESOURCE) {
+		n = cur.Max
+	}
+	return specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Hard: n, Soft: n}
+}
+
+func haveCap(c capability.Cap) bool {
+	caps, err := capability.NewPid2(0)
+	if err != nil || caps.Load() != nil {
+		return false
+	}
+	return caps.Get(capability.EFFECTIVE, c)
 }

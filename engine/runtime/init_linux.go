@@ -13,10 +13,18 @@ import (
 )
 
 // MaybeInit turns this process into a container's init when libcontainer
-// re-executed the binary as "berth init". It never returns in that case.
+// re-executed the binary as "berth init", or into the minimal init of a
+// container with init: true. It never returns in those cases.
 // Call it first thing, from an init function of package main.
 func MaybeInit() {
-	if len(os.Args) > 1 && os.Args[1] == "init" {
+	if len(os.Args) < 2 {
+		return
+	}
+	switch os.Args[1] {
+	case "init":
 		libcontainer.Init()
+	case initCommand:
+		// os.Args[2] is "--".
+		os.Exit(containerInit(os.Args[3:]))
 	}
 }

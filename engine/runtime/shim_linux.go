@@ -15,7 +15,6 @@ import (
 
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/configs"
-	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -194,8 +193,8 @@ func (s *shim) setup() error {
 		return err
 	}
 	s.spec = spec
-	if s.lcfg, err = specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: cfg.ID, Spec: spec}); err != nil {
-		return fmt.Errorf("convert spec: %w", err)
+	if s.lcfg, err = libcontainerConfig(cfg.ID, spec); err != nil {
+		return err
 	}
 	// A crash may have left libcontainer state for this ID behind.
 	if old, err := libcontainer.Load(cfg.StateRoot, cfg.ID); err == nil {
@@ -336,6 +335,7 @@ func (s *shim) start(r *run) error {
 		if health {
 			st.Health = &Health{Status: HealthStarting}
 		}
+		st.OOMKilled = false
 	})
 	if health {
 		r.monitors.Add(1)
@@ -385,6 +385,7 @@ func (s *shim) supervise(ctx context.Context, onExit ExitFunc) {
 		r.copiers.Wait()
 		r.io.close()
 		s.endAttachments(code)
+		oom := oomKilled(r.container)
 		destroyErr := r.container.Destroy()
 
 		var again bool
@@ -396,6 +397,7 @@ func (s *shim) supervise(ctx context.Context, onExit ExitFunc) {
 		var st Status
 		s.update(func(cur *Status) {
 			cur.ExitCode = code
+			cur.OOMKilled = oom
 			cur.FinishedAt = time.Now().UTC()
 			cur.Pid = 0
 			if destroyErr != nil {

@@ -62,6 +62,9 @@ type Status struct {
 	// RestartCount is how often the restart policy restarted the container
 	// under this shim.
 	RestartCount int `json:"restart_count,omitempty"`
+	// OOMKilled says the kernel's OOM killer killed a process of the
+	// container's last run (its memory limit was hit), as Docker's state does.
+	OOMKilled bool `json:"oom_killed,omitempty"`
 	// Error says why the container ended abnormally (start failure, lost
 	// shim); empty for a normal exit.
 	Error string `json:"error,omitempty"`

@@ -1,0 +1,177 @@
+// Command prober runs inside containers for the e2e security tests: each
+// subcommand tries one thing a confined process must not be able to do (or
+// reports one fact about its confinement) and prints one line the test
+// reads. It is built static, with no cgo, so it runs in any image.
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: prober CHECK [ARGS]")
+		os.Exit(2)
+	}
+	checks := map[string]func([]string) string{
+		"mount":  tryMount,
+		"module": tryModule,
+		"clock":  tryClock,
+		"fds":    listFds,
+		"euid":   func([]string) string { return strconv.Itoa(os.Geteuid()) },
+		"exe":    watchExes,
+		"ptrace": tryPtrace,
+	}
+	f, ok := checks[os.Args[1]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "prober: unknown check %q\n", os.Args[1])
+		os.Exit(2)
+	}
+	fmt.Println(f(os.Args[2:]))
+}
+
+// result renders a syscall outcome: "allowed" or the errno's name.
+func result(err error) string {
+	if err == nil {
+		return "allowed"
+	}
+	if e, ok := err.(syscall.Errno); ok {
+		return unix.ErrnoName(e)
+	}
+	return err.Error()
+}
+
+func tryMount([]string) string {
+	dir, err := os.MkdirTemp("", "mnt")
+	if err != nil {
+		return err.Error()
+	}
+	err = unix.Mount("none", dir, "tmpfs", 0, "")
+	if err == nil {
+		_ = unix.Unmount(dir, 0)
+	}
+	return result(err)
+}
+
+// tryModule asks the kernel to load an empty module: a process that may
+// load modules gets EINVAL or ENOEXEC for the bad image, one that may not
+// gets EPERM first.
+func tryModule([]string) string {
+	return result(unix.InitModule([]byte{0}, ""))
+}
+
+// tryClock sets the clock to what it reads, so a successful call changes
+// nothing that matters; a confined process must get EPERM.
+func tryClock([]string) string {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_REALTIME, &ts); err != nil {
+		return err.Error()
+	}
+	return result(unix.ClockSettime(unix.CLOCK_REALTIME, &ts))
+}
+
+func tryPtrace(args []string) string {
+	pid := 1
+	if len(args) > 0 {
+		pid, _ = strconv.Atoi(args[0])
+	}
+	err := unix.PtraceAttach(pid)
+	if err == nil {
+		_ = unix.PtraceDetach(pid)
+	}
+	return result(err)
+}
+
+// listFds prints "fd=target" for every open descriptor but the one
+// reading the directory.
+func listFds([]string) string {
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return err.Error()
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, n := range names {
+		if n == strconv.Itoa(int(d.Fd())) {
+			continue
+		}
+		target, _ := os.Readlink("/proc/self/fd/" + n)
+		out = append(out, n+"="+target)
+	}
+	slices.Sort(out)
+	return strings.Join(out, " ")
+}
+
+// watchExes plays the CVE-2019-5736 attacker for the given duration: it
+// keeps scanning /proc for processes whose executable is neither its own
+// nor in the image's /bin, holds an O_PATH handle to each (as the exploit
+// does, to outlive the process), and tries to open every handle for
+// writing, then and after the process is gone. It prints one line per
+// executable seen: "dev:ino open-for-write-result", so the test can check
+// no handle reached the host's binary and no write open succeeded.
+func watchExes(args []string) string {
+	d := 3 * time.Second
+	if len(args) > 0 {
+		d, _ = time.ParseDuration(args[0])
+	}
+	self, _ := os.Readlink("/proc/self/exe")
+	seen := map[string]int{} // dev:ino -> O_PATH fd
+	tried := map[string]string{}
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		pids, _ := filepath.Glob("/proc/[0-9]*")
+		for _, p := range pids {
+			link, err := os.Readlink(p + "/exe")
+			if err != nil || link == self || strings.HasPrefix(link, "/bin/") {
+				continue
+			}
+			fd, err := unix.Open(p+"/exe", unix.O_PATH|unix.O_CLOEXEC, 0)
+			if err != nil {
+				continue
+			}
+			var st unix.Stat_t
+			if unix.Fstat(fd, &st) != nil {
+				unix.Close(fd)
+				continue
+			}
+			key := fmt.Sprintf("%d:%d", st.Dev, st.Ino)
+			if _, ok := seen[key]; ok {
+				unix.Close(fd)
+				continue
+			}
+			seen[key] = fd
+		}
+		for key, fd := range seen {
+			if tried[key] == "allowed" {
+				continue
+			}
+			w, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+			if err == nil {
+				unix.Close(w)
+			}
+			// Busy (ETXTBSY) only protects while the binary runs: keep
+			// trying until the end, remember the last answer.
+			tried[key] = result(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	var out []string
+	for key := range seen {
+		out = append(out, key+" "+tried[key])
+	}
+	slices.Sort(out)
+	return strings.Join(out, ";")
+}
