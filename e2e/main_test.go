@@ -42,7 +42,9 @@ func TestMain(m *testing.M) {
 	code := func() int {
 		if berthBin = os.Getenv("BERTH"); berthBin == "" {
 			berthBin = filepath.Join(workDir, "berth")
-			build := exec.Command("go", "build", "-tags", "seccomp,netgo,osusergo", "-o", berthBin, "../cmd/berth")
+			// As make build does: a static binary, which init: true
+			// runs inside containers.
+			build := exec.Command("go", "build", "-tags", "seccomp,netgo,osusergo", "-trimpath", "-ldflags", "-s -w -extldflags -static", "-o", berthBin, "../cmd/berth")
 			build.Stdout, build.Stderr = os.Stdout, os.Stderr
 			if err := build.Run(); err != nil {
 				fmt.Println("e2e: build:", err)

@@ -1,6 +1,8 @@
 package runtime
 
 import (
+	"debug/elf"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -81,4 +83,22 @@ func reap(main int) (code int, done bool) {
 			}
 		}
 	}
+}
+
+// CheckInitBinary fails unless exe, the binary the shim runs (and clones
+// into the container's init), can run inside a container as its minimal
+// init: it must be static, since the container has none of the host's
+// shared libraries. make build makes it so.
+func CheckInitBinary(exe string) error {
+	f, err := elf.Open(exe)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return errors.New("init: true needs a statically linked berth (build it with make build)")
+		}
+	}
+	return nil
 }
