@@ -83,6 +83,13 @@ func isolation(p *types.Project, s types.ServiceConfig) (container.Security, con
 	}
 	if len(s.Sysctls) > 0 {
 		sec.Sysctls = map[string]string(s.Sysctls)
+		if s.NetworkMode == "host" || strings.HasPrefix(s.NetworkMode, types.ServicePrefix) || strings.HasPrefix(s.NetworkMode, types.ContainerPrefix) {
+			for _, k := range slices.Sorted(mapKeys(s.Sysctls)) {
+				if strings.HasPrefix(k, "net.") {
+					return fail("sysctls", fmt.Errorf("%s belongs to the network namespace, which network_mode %s shares: %w", k, s.NetworkMode, errdefs.ErrInvalidArgument))
+				}
+			}
+		}
 	}
 	for _, name := range slices.Sorted(mapKeys(s.Ulimits)) {
 		u := s.Ulimits[name]

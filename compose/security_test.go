@@ -143,6 +143,7 @@ func TestIsolationBadInput(t *testing.T) {
 		{"missing device", "devices", `devices: ["/dev/berth-nope:/dev/x"]`, errdefs.ErrInvalidArgument},
 		{"CDI device", "devices", `devices: ["vendor.com/gpu=all"]`, errdefs.ErrNotImplemented},
 		{"host sysctl", "sysctls", "sysctls: {kernel.panic: '1'}", errdefs.ErrInvalidArgument},
+		{"network sysctl on the host's network", "sysctls", "network_mode: host\n    sysctls: {net.ipv4.ip_forward: '1'}", errdefs.ErrInvalidArgument},
 		{"tmpfs option", "tmpfs", `tmpfs: ["/x:size=lots"]`, errdefs.ErrInvalidArgument},
 		{"too many cpus", "cpus", "cpus: 4096", errdefs.ErrInvalidArgument},
 		{"storage quota", "storage_opt", "storage_opt: {size: 1G}", errdefs.ErrNotImplemented},

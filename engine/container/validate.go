@@ -259,7 +259,8 @@ func checkSysctl(name string, s Security) error {
 			return fail("belongs to the IPC namespace, which ipc: host shares with the host")
 		}
 	case strings.HasPrefix(name, "net."):
-		// Containers always have a network namespace of their own.
+		// The network mode is not a security key: compose refuses net.*
+		// when the container shares the host's or another's namespace.
 	case name == "kernel.domainname":
 		if s.Uts == "host" {
 			return fail("belongs to the UTS namespace, which uts: host shares with the host")
