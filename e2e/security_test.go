@@ -13,25 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// useTestdata copies e2e/testdata/<test name>/ into the project directory.
-func (e *env) useTestdata() {
-	e.t.Helper()
-	src := filepath.Join("testdata", e.t.Name())
-	ents, err := os.ReadDir(src)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	files := map[string]string{}
-	for _, ent := range ents {
-		b, err := os.ReadFile(filepath.Join(src, ent.Name()))
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		files[ent.Name()] = string(b)
-	}
-	e.writeProject(files)
-}
-
 // inside runs a shell script in a service's container and returns its
 // output; a failed exec fails t (a subtest's t, unlike e.must).
 func inside(t *testing.T, e *env, service, script string) string {
