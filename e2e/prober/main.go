@@ -103,18 +103,20 @@ func spawn(args []string) string {
 // watchExes plays the CVE-2019-5736 attacker for the given duration: it
 // keeps scanning /proc for processes whose executable is neither its own
 // nor in the image's /bin, holds an O_PATH handle to each (as the exploit
-// does, to outlive the process), and tries to open every handle for
-// writing, then and after the process is gone. It prints one line per
-// executable seen: "dev:ino open-for-write-result", so the test can check
-// no handle reached the host's binary and no write open succeeded.
+// does, to outlive the process), and keeps trying to write to every handle,
+// while the process runs and after it is gone. The host's berth binary,
+// given as "dev:ino", is never written to: reaching it is the failure. It
+// prints "dev:ino result" per executable seen: HOST for the host's binary,
+// "written" for a copy it could change, else the error that stopped it.
 func watchExes(args []string) string {
-	d := 3 * time.Second
-	if len(args) > 0 {
+	d, host := 3*time.Second, ""
+	if len(args) > 1 {
 		d, _ = time.ParseDuration(args[0])
+		host = args[1]
 	}
 	self, _ := os.Readlink("/proc/self/exe")
 	seen := map[string]int{} // dev:ino -> O_PATH fd
-	tried := map[string]string{}
+	last := map[string]string{}
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		pids, _ := filepath.Glob("/proc/[0-9]*")
@@ -140,23 +142,33 @@ func watchExes(args []string) string {
 			seen[key] = fd
 		}
 		for key, fd := range seen {
-			if tried[key] == "allowed" {
-				continue
+			switch {
+			case key == host:
+				last[key] = "HOST"
+			case last[key] != "written":
+				last[key] = tryWrite(fd)
 			}
-			w, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
-			if err == nil {
-				unix.Close(w)
-			}
-			// Busy (ETXTBSY) only protects while the binary runs: keep
-			// trying until the end, remember the last answer.
-			tried[key] = result(err)
 		}
 		time.Sleep(time.Millisecond)
 	}
 	var out []string
 	for key := range seen {
-		out = append(out, key+" "+tried[key])
+		out = append(out, key+" "+last[key])
 	}
 	slices.Sort(out)
 	return strings.Join(out, ";")
+}
+
+// tryWrite reopens an O_PATH handle for writing, as the exploit does, and
+// writes one byte: busy (ETXTBSY) only holds while the binary runs.
+func tryWrite(fd int) string {
+	w, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return result(err)
+	}
+	defer unix.Close(w)
+	if _, err := unix.Pwrite(w, []byte{0x7f}, 0); err != nil {
+		return result(err)
+	}
+	return "written"
 }
