@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -117,7 +118,7 @@ func Pull(ctx context.Context, e *engine.Engine, p *types.Project, o PullOptions
 				continue
 			}
 		}
-		pulls = append(pulls, pullJob{service: name, ref: s.Image, platform: s.Platform})
+		pulls = append(pulls, pullJob{service: name, ref: s.Image, platform: s.Platform, build: s.Build != nil})
 	}
 	err = runPulls(ctx, e, pulls)
 	if o.IgnoreFailures {
@@ -164,10 +165,12 @@ func selectServices(p *types.Project, services []string, deps bool) ([]string, e
 
 type pullJob struct {
 	service, ref, platform string
+	build                  bool // the service can build its image instead
 }
 
 // runPulls pulls each distinct image once, all at once; an error names
-// the service.
+// the service. As in Compose, a failed pull of an image that every service
+// using it can build is no error: the display warns that it will be built.
 func runPulls(ctx context.Context, e *engine.Engine, jobs []pullJob) error {
 	w := progress.FromContext(ctx)
 	byRef := map[string][]pullJob{}
@@ -178,11 +181,23 @@ func runPulls(ctx context.Context, e *engine.Engine, jobs []pullJob) error {
 	keys := slices.Sorted(maps.Keys(byRef))
 	errs := make([]error, len(keys))
 	for i, k := range keys {
-		j := byRef[k][0]
+		js := byRef[k]
 		g.Go(func() error {
-			if _, err := e.PullImage(ctx, j.ref, j.platform, imageProgress(w, false)); err != nil {
-				errs[i] = inService(j.service, "image", err)
+			_, err := e.PullImage(ctx, js[0].ref, js[0].platform, imageProgress(w, false))
+			if err == nil {
+				return nil
 			}
+			n := slices.IndexFunc(js, func(j pullJob) bool { return !j.build })
+			if n < 0 {
+				var builders []string
+				for _, j := range js {
+					builders = append(builders, j.service)
+				}
+				w.Event(progress.Event{ID: js[0].ref, State: progress.Warning, Text: "Pull failed",
+					Detail: fmt.Sprintf("%s; to be built from source (service %s)", Message(err), strings.Join(builders, ", "))})
+				return nil
+			}
+			errs[i] = inService(js[n].service, "image", err)
 			return nil
 		})
 	}
@@ -231,7 +246,7 @@ func EnsureImages(ctx context.Context, e *engine.Engine, p *types.Project, overr
 		if s.Build != nil && !present && policy != types.PullPolicyAlways {
 			continue // built, not pulled, when missing
 		}
-		pulls = append(pulls, pullJob{service: name, ref: s.Image, platform: s.Platform})
+		pulls = append(pulls, pullJob{service: name, ref: s.Image, platform: s.Platform, build: s.Build != nil})
 	}
 	return runPulls(ctx, e, pulls)
 }
