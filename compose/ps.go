@@ -136,6 +136,10 @@ func summarize(i engine.Info, project string) ContainerSummary {
 		r.Publishers = append(r.Publishers, PortPublisher{host, p.ContainerPort, p.HostPort, proto})
 		ports = append(ports, fmt.Sprintf("%s:%d->%d/%s", host, p.HostPort, p.ContainerPort, proto))
 	}
+	for _, p := range exposedOnly(i.Config) {
+		r.Publishers = append(r.Publishers, p)
+		ports = append(ports, fmt.Sprintf("%d/%s", p.TargetPort, p.Protocol))
+	}
 	r.Ports = strings.Join(ports, ", ")
 	return r
 }

@@ -131,6 +131,9 @@ func containerConfig(p *types.Project, s types.ServiceConfig, n int, hash string
 	if err := serviceRun(s, &cfg); err != nil {
 		return container.Config{}, err
 	}
+	if err := serviceExpose(s, &cfg); err != nil {
+		return container.Config{}, err
+	}
 	return cfg, nil
 }
 

@@ -81,6 +81,7 @@ func mergeImageConfig(cfg container.Config, ic image.Config) container.Config {
 		cfg.StopSignal = ic.StopSignal
 	}
 	cfg.Labels = mergeLabels(ic.Labels, cfg.Labels)
+	cfg.Expose = slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(cfg.Expose), ic.ExposedPorts...))))
 	// The image's VOLUMEs the container does not mount otherwise become
 	// anonymous volumes (made when the record is, filled from the image).
 	for _, v := range ic.Volumes {

@@ -48,6 +48,12 @@ func TestMergeImageConfig(t *testing.T) {
 	if len(got.Mounts) != 2 || got.Mounts[1].Type != "volume" || got.Mounts[1].Target != "/logs" || got.Mounts[1].Source != "" {
 		t.Errorf("mounts %+v, want the bind and an anonymous volume at /logs", got.Mounts)
 	}
+	// The image's EXPOSE joins the container's own, once each, sorted.
+	got = mergeImageConfig(container.Config{Expose: []string{"80/tcp", "9000/udp"}},
+		image.Config{ExposedPorts: []string{"443/tcp", "80/tcp"}})
+	if fmt.Sprint(got.Expose) != "[443/tcp 80/tcp 9000/udp]" {
+		t.Errorf("expose %v", got.Expose)
+	}
 	// An image without PATH still gets Docker's default one.
 	got = mergeImageConfig(container.Config{Cmd: []string{"x"}}, image.Config{})
 	if !hasEnv(got.Env, "PATH") {

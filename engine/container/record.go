@@ -41,6 +41,7 @@ type Config struct {
 	Files       []File       `json:"files,omitempty"`    // secrets and configs (files.go)
 	Networks    []Attachment `json:"networks,omitempty"` // the first gets the default route
 	Ports       []Port       `json:"ports,omitempty"`
+	Expose      []string     `json:"expose,omitempty"`  // "80/tcp", sorted: the service's and the image's, published or not
 	Restart     string       `json:"restart,omitempty"` // recorded; applied by a later shim
 	// Model is what the orchestrator made the container from (compose keeps
 	// the service's model here to explain a recreate); opaque to the engine.
