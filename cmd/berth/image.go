@@ -277,24 +277,29 @@ func newImagePruneCommand() *cobra.Command {
 				return err
 			}
 			out, layers, err := e.PruneImages(cmd.Context(), all)
-			w := cmd.OutOrStdout()
-			if len(out.Untagged)+len(out.Deleted) > 0 {
-				fmt.Fprintln(w, "Deleted Images:")
-				for _, u := range out.Untagged {
-					fmt.Fprintln(w, "untagged:", u)
-				}
-				for _, d := range out.Deleted {
-					fmt.Fprintln(w, "deleted:", d)
-				}
-				fmt.Fprintln(w)
-			}
-			fmt.Fprintf(w, "Total reclaimed space: %s (%d blobs, %d unpacked layers)\n", units.HumanSize(float64(out.Bytes)), out.Blobs, layers)
+			printPrunedImages(cmd.OutOrStdout(), out, layers)
 			return err
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "remove all images no container uses, not just untagged ones")
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
 	return cmd
+}
+
+// printPrunedImages is docker image prune's report, with Berth's count of
+// blobs and unpacked layers.
+func printPrunedImages(w io.Writer, out image.Removed, layers int) {
+	if len(out.Untagged)+len(out.Deleted) > 0 {
+		fmt.Fprintln(w, "Deleted Images:")
+		for _, u := range out.Untagged {
+			fmt.Fprintln(w, "untagged:", u)
+		}
+		for _, d := range out.Deleted {
+			fmt.Fprintln(w, "deleted:", d)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "Total reclaimed space: %s (%d blobs, %d unpacked layers)\n", units.HumanSize(float64(out.Bytes)), out.Blobs, layers)
 }
 
 func shortImageID(id string) string {
