@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -262,6 +263,19 @@ func TestPushPullMustKeepDigestsAgainstARealRegistry(t *testing.T) {
 			if !strings.Contains(again.stderr, "Already exists") {
 				t.Errorf("second pull:\n%s", again.stderr)
 			}
+			// Pushed to another repository of the same registry: the
+			// registry links the blobs it has (a cross-repository mount),
+			// no layer is sent again, and the digest stays.
+			layers := inspectJSON(t, reg.skopeo(t, "inspect", "docker://"+ref)).Layers
+			copyRef := reg.host + "/e2e/copy:1"
+			e.must("image", "tag", ref, copyRef)
+			cp := e.must("--progress", "plain", "image", "push", copyRef)
+			if n := strings.Count(cp.stderr, "Layer already exists"); n != len(layers) || !strings.Contains(cp.stdout, "digest: "+digest) {
+				t.Errorf("push to a second repository: %d of %d layers mounted, want all; stdout %q\n%s", n, len(layers), cp.stdout, cp.stderr)
+			}
+			if got := inspectJSON(t, reg.skopeo(t, "inspect", "docker://"+copyRef)).Digest; got != digest {
+				t.Errorf("mounted copy has digest %s, want %s", got, digest)
+			}
 			if tc.o.auth {
 				e.must("logout", reg.host)
 				if r := e.berth("image", "pull", ref); r.code == 0 || !strings.Contains(r.stderr, "access denied") {
@@ -270,6 +284,77 @@ func TestPushPullMustKeepDigestsAgainstARealRegistry(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCredentialHelpersMustBeUsedAsDockerUsesThem: with credsStore, login
+// hands the password to the helper (docker-credential-NAME on PATH) and
+// config.json keeps no secret; push gets it back from the helper; logout
+// erases it there. With credHelpers naming the helper for this registry
+// alone, what the helper already holds is used without a login.
+func TestCredentialHelpersMustBeUsedAsDockerUsesThem(t *testing.T) {
+	reg := startRegistry(t, registryOpts{auth: true})
+	reg.configure(t)
+	bin, store := t.TempDir(), t.TempDir()
+	// A helper as docker-credential-pass is one, keeping its one secret in
+	// a file and logging each call.
+	helper := fmt.Sprintf(`#!/bin/sh
+s=%q
+echo "$1" >> "$s/calls"
+case "$1" in
+store) cat > "$s/cred.json" ;;
+get) cat > /dev/null
+	if [ -f "$s/cred.json" ]; then cat "$s/cred.json"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+erase) cat > /dev/null; rm -f "$s/cred.json" ;;
+list) echo "{}" ;;
+*) exit 1 ;;
+esac
+`, store)
+	if err := os.WriteFile(filepath.Join(bin, "docker-credential-berthe2e"), []byte(helper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	dockerCfg := filepath.Join(os.Getenv("DOCKER_CONFIG"), "config.json")
+	writeDockerConfig := func(body string) {
+		t.Helper()
+		os.MkdirAll(filepath.Dir(dockerCfg), 0o700)
+		if err := os.WriteFile(dockerCfg, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeDockerConfig(`{"credsStore": "berthe2e"}`)
+
+	e := newEnv(t)
+	ref := reg.host + "/e2e/busybox:1"
+	e.must("image", "tag", "busybox", ref)
+	if r := e.cmdIn(reg.pw+"\n", "login", "-u", reg.user, "--password-stdin", reg.host); r.code != 0 || !strings.Contains(r.stdout, "Login Succeeded") {
+		t.Fatalf("login: %+v", r)
+	}
+	cfg, _ := os.ReadFile(dockerCfg)
+	if strings.Contains(string(cfg), reg.pw) || strings.Contains(string(cfg), base64.StdEncoding.EncodeToString([]byte(reg.user+":"+reg.pw))) {
+		t.Errorf("config.json holds the password:\n%s", cfg)
+	}
+	if cred, _ := os.ReadFile(filepath.Join(store, "cred.json")); !strings.Contains(string(cred), reg.pw) {
+		t.Fatalf("the helper was not given the password: %q", cred)
+	}
+	e.must("image", "push", "-q", ref)
+	e.must("logout", reg.host)
+	if _, err := os.Stat(filepath.Join(store, "cred.json")); err == nil {
+		t.Error("logout left the credentials in the helper")
+	}
+	if calls, _ := os.ReadFile(filepath.Join(store, "calls")); !strings.Contains(string(calls), "store\n") || !strings.Contains(string(calls), "get\n") || !strings.Contains(string(calls), "erase\n") {
+		t.Errorf("helper calls:\n%s", calls)
+	}
+	e.must("image", "rm", ref)
+	if r := e.berth("image", "pull", ref); r.code == 0 || !strings.Contains(r.stderr, "access denied") {
+		t.Fatalf("pull after logout: %+v", r)
+	}
+
+	writeDockerConfig(fmt.Sprintf(`{"credHelpers": {%q: "berthe2e"}}`, reg.host))
+	cred := fmt.Sprintf(`{"ServerURL": %q, "Username": %q, "Secret": %q}`, reg.host, reg.user, reg.pw)
+	if err := os.WriteFile(filepath.Join(store, "cred.json"), []byte(cred), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.must("image", "pull", "-q", ref)
 }
 
 // TestSaveLoadMustRoundTripWithSkopeo: image save writes an archive skopeo

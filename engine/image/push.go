@@ -4,9 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/containerd/errdefs"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -68,6 +72,7 @@ func (s *Store) push(ctx context.Context, ref, fam string, o *options) (string, 
 		return "", err
 	}
 	o.progress(Event{Ref: fam, Phase: Resolving})
+	mounts := mountSources(r, rr.Context(), o.registries)
 	// Layers first, a few at a time, each with its own progress; then
 	// Write sends config and manifest (the layers are there: it only asks).
 	layers, err := img.Layers()
@@ -94,12 +99,21 @@ func (s *Store) push(ctx context.Context, ref, fam string, o *options) (string, 
 				<-done
 				return err
 			}
-			err = remote.WriteLayer(rr.Context(), l, append(lopts, remote.WithProgress(updates))...)
+			sent := &sentLayer{Layer: l}
+			var up v1.Layer = sent
+			if src, ok := mounts[d.Digest]; ok {
+				up = &remote.MountableLayer{Layer: sent, Reference: src}
+			}
+			err = remote.WriteLayer(rr.Context(), up, append(lopts, remote.WithProgress(updates))...)
 			<-done // WriteLayer closes updates
 			if err != nil {
 				return fmt.Errorf("layer %s: %w", d.Digest, err)
 			}
-			o.progress(Event{Ref: fam, Layer: short(d.Digest), Phase: Complete, Current: d.Size, Total: d.Size})
+			phase := Complete
+			if !sent.opened.Load() {
+				phase = Exists // there already, or mounted from another repository
+			}
+			o.progress(Event{Ref: fam, Layer: short(d.Digest), Phase: phase, Current: d.Size, Total: d.Size})
 			return nil
 		})
 	}
@@ -117,6 +131,40 @@ func (s *Store) push(ctx context.Context, ref, fam string, o *options) (string, 
 		return "", err
 	}
 	return rec.Manifest, nil
+}
+
+// mountSources finds, for each layer blob, a repository of the target's
+// registry that has it (one an image with the layer was pulled from or
+// pushed to), so the registry can link the blob across repositories
+// instead of receiving it again, as Docker does.
+func mountSources(r refs, target name.Repository, reg *Registries) map[string]name.Reference {
+	out := map[string]name.Reference{}
+	for _, id := range slices.Sorted(maps.Keys(r.images)) {
+		rec := r.images[id]
+		for _, rd := range rec.RepoDigests {
+			src, err := remoteRef(rd, reg)
+			if err != nil || src.Context().RegistryStr() != target.RegistryStr() || src.Context().RepositoryStr() == target.RepositoryStr() {
+				continue
+			}
+			for _, l := range rec.Layers {
+				if _, ok := out[l.Digest]; !ok {
+					out[l.Digest] = src
+				}
+			}
+		}
+	}
+	return out
+}
+
+// sentLayer notes whether a push read the layer's bytes.
+type sentLayer struct {
+	v1.Layer
+	opened atomic.Bool
+}
+
+func (l *sentLayer) Compressed() (io.ReadCloser, error) {
+	l.opened.Store(true)
+	return l.Layer.Compressed()
 }
 
 func (s *Store) addRepoDigest(ctx context.Context, id, rd string) error {
