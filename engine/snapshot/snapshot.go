@@ -199,13 +199,12 @@ func (s *Store) containerPath(key string) (string, error) {
 
 // Prepare creates (idempotently) the writable layer of key and returns the
 // overlay mount that stacks it on chainIDs (bottom to top, as in an image).
+// With no layers (a build step on scratch) it is a bind mount of the
+// writable layer alone.
 func (s *Store) Prepare(ctx context.Context, key string, chainIDs []string) ([]Mount, error) {
 	dir, err := s.containerPath(key)
 	if err != nil {
 		return nil, err
-	}
-	if len(chainIDs) == 0 {
-		return nil, fmt.Errorf("prepare %q: no layers: %w", key, errdefs.ErrInvalidArgument)
 	}
 	lower := make([]string, 0, len(chainIDs))
 	for i := len(chainIDs) - 1; i >= 0; i-- { // overlayfs lists the top layer first
@@ -231,6 +230,9 @@ func (s *Store) Prepare(ctx context.Context, key string, chainIDs []string) ([]M
 	}
 	if err := os.Chmod(upper, 0o755); err != nil {
 		return nil, fmt.Errorf("prepare %q: %w", key, err)
+	}
+	if len(lower) == 0 {
+		return []Mount{{Type: "bind", Source: upper, Options: []string{"bind"}}}, nil
 	}
 	return []Mount{{
 		Type:   "overlay",

@@ -236,7 +236,6 @@ func TestPrepareErrors(t *testing.T) {
 		chains []string
 		want   error
 	}{
-		{"no layers", "k", nil, errdefs.ErrInvalidArgument},
 		{"unknown layer", "k", []string{known, chain(t, "unknown")}, errdefs.ErrNotFound},
 		{"bad chain id", "k", []string{"sha256:xyz"}, errdefs.ErrInvalidArgument},
 		{"bad key", "../k", []string{known}, errdefs.ErrInvalidArgument},
