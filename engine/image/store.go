@@ -389,6 +389,9 @@ type RemoveOptions struct {
 	// with garbage collection held off, so no container starts using an
 	// image between the check and the removal.
 	Users func(ctx context.Context) (map[string][]string, error)
+	// Blobs returns digests of blobs to keep though no image needs them
+	// (the build cache's layers); called with garbage collection held off.
+	Blobs func(ctx context.Context) (map[string]bool, error)
 }
 
 // Removed says what Remove or Prune did, in Docker's words.
@@ -464,7 +467,11 @@ func (s *Store) delete(ctx context.Context, o RemoveOptions, f func(r refs, user
 	if err := s.writeRefs(r); err != nil {
 		return out, err
 	}
-	out.Blobs, out.Bytes, err = s.gc(r)
+	keep, err := o.blobs(ctx)
+	if err != nil {
+		return out, err
+	}
+	out.Blobs, out.Bytes, err = s.gc(r, keep)
 	return out, err
 }
 
@@ -477,6 +484,17 @@ func (o RemoveOptions) users(ctx context.Context) (map[string][]string, error) {
 		return nil, fmt.Errorf("image users: %w", err)
 	}
 	return u, nil
+}
+
+func (o RemoveOptions) blobs(ctx context.Context) (map[string]bool, error) {
+	if o.Blobs == nil {
+		return nil, nil
+	}
+	b, err := o.Blobs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("blobs to keep: %w", err)
+	}
+	return b, nil
 }
 
 func (r refs) tagged(id string) bool {
@@ -508,11 +526,15 @@ func (s *Store) Prune(ctx context.Context, all bool, o RemoveOptions) (Removed, 
 	})
 }
 
-// gc removes blobs and temporary files no image needs. Callers hold the gc
-// lock exclusively, and everything that writes blobs holds it shared until
-// a ref points at them, so nothing in flight is lost.
-func (s *Store) gc(r refs) (int, int64, error) {
-	keep := map[string]bool{}
+// gc removes blobs and temporary files no image needs and keep does not
+// name. Callers hold the gc lock exclusively, and everything that writes
+// blobs holds it shared until a ref points at them, so nothing in flight
+// is lost.
+func (s *Store) gc(r refs, extra map[string]bool) (int, int64, error) {
+	keep := maps.Clone(extra)
+	if keep == nil {
+		keep = map[string]bool{}
+	}
 	for _, rec := range r.images {
 		keep[rec.Manifest] = true
 		keep[rec.Index] = true

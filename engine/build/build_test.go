@@ -1,0 +1,393 @@
+package build_test
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/errdefs"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/berth-dev/berth/engine/build"
+	"github.com/berth-dev/berth/engine/image"
+	"github.com/berth-dev/berth/engine/snapshot"
+	"github.com/berth-dev/berth/internal/busybox"
+)
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: builds mount overlayfs")
+	}
+}
+
+// fixture is a builder on stores of its own, with busybox imported.
+type fixture struct {
+	b      *build.Builder
+	images *image.Store
+	snaps  *snapshot.Store
+	events []build.Event
+	mu     sync.Mutex
+}
+
+var busyboxTar = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "berth-build-test-")
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, "busybox.tar")
+	return p, busybox.WriteTar(p)
+})
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	requireRoot(t)
+	root := t.TempDir()
+	images, err := image.Open(filepath.Join(root, "image"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps, err := snapshot.Open(filepath.Join(root, "snapshot"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache, err := build.OpenCache(filepath.Join(root, "build", "cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := busyboxTar()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := images.Import(t.Context(), f, "busybox"); err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{
+		images: images, snaps: snaps,
+		b: &build.Builder{
+			Images: images, Snapshots: snaps, Cache: cache,
+			RunDir: filepath.Join(root, "run"), MountsDir: filepath.Join(root, "build", "mounts"),
+		},
+	}
+}
+
+// context writes files (name -> content; "->target" makes a symlink) into
+// a new directory.
+func writeContext(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if target, ok := strings.CutPrefix(body, "->"); ok {
+			if err := os.Symlink(target, p); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func (f *fixture) build(t *testing.T, o build.Options) (image.Image, error) {
+	t.Helper()
+	f.mu.Lock()
+	f.events = nil
+	f.mu.Unlock()
+	o.Progress = func(e build.Event) {
+		f.mu.Lock()
+		f.events = append(f.events, e)
+		f.mu.Unlock()
+	}
+	return f.b.Build(t.Context(), o)
+}
+
+// steps lists the steps of the last build that reached state s, by name.
+func (f *fixture) steps(s build.StepState) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, e := range f.events {
+		if e.State == s {
+			out = append(out, e.Name())
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// rootfs mounts img read-only... as a throwaway writable layer, and
+// returns its root.
+func (f *fixture) rootfs(t *testing.T, img image.Image) string {
+	t.Helper()
+	for i, c := range img.ChainIDs {
+		if err := f.snaps.EnsureLayer(t.Context(), c, func(dir string) error { return f.images.Unpack(t.Context(), img, i, dir) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := fmt.Sprintf("view-%x", sha256.Sum256([]byte(t.Name()+img.ID)))[:40]
+	ms, err := f.snaps.Prepare(t.Context(), key, img.ChainIDs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "rootfs")
+	if err := snapshot.MountAll(ms, dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		snapshot.Unmount(dir)
+		f.snaps.Remove(t.Context(), key)
+	})
+	return dir
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "<missing>"
+	}
+	return string(b)
+}
+
+func TestParseErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ src, want string }{
+		{"FROM busybox\nRUNN x\n", "Dockerfile:2: unknown instruction: RUNN"},
+		{"FROM busybox\nCOPY\n", "Dockerfile:2: COPY requires at least two arguments"},
+		{"FROM a AS x\nFROM b AS x\n", `Dockerfile:2: stage name "x" is also used on line 1`},
+		{"# only a comment\n", "Dockerfile"},
+		{"ARG X=1\n", "Dockerfile: no FROM instruction"},
+		{"FROM a\nHEALTHCHECK --interval=x CMD true\n", "Dockerfile:2: "},
+		{"RUN true\n", "Dockerfile:1: "},
+	} {
+		_, err := build.Parse("Dockerfile", []byte(tc.src))
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) || !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("Parse(%q) = %v, want %q... (invalid argument)", tc.src, err, tc.want)
+		}
+	}
+}
+
+// TestImageConfig: every metadata instruction ends up in the image's
+// config as the Dockerfile says, ARGs and ENV expanded.
+func TestImageConfig(t *testing.T) {
+	f := newFixture(t)
+	dir := writeContext(t, map[string]string{"Dockerfile": `
+ARG BASE=busybox
+FROM ${BASE}
+ARG VERSION=1.0
+ARG FROM_BUILD
+ENV APP_VERSION=$VERSION PATH=/app/bin:$PATH
+LABEL org.example.version="${APP_VERSION}" other=x
+MAINTAINER someone
+WORKDIR /app
+WORKDIR sub
+USER nobody
+EXPOSE 80 53/udp 8000-8001
+VOLUME ["/data", "/cache"]
+STOPSIGNAL SIGINT
+SHELL ["/bin/sh", "-ec"]
+ENTRYPOINT ["/bin/app"]
+CMD run --port ${FROM_BUILD}
+HEALTHCHECK --interval=5s --timeout=2s --start-period=1s --retries=4 CMD wget -q localhost
+ONBUILD RUN echo child
+`})
+	img, err := f.build(t, build.Options{Context: dir, Tags: []string{"conf:1"}, Args: map[string]string{"FROM_BUILD": "8080"},
+		Labels: map[string]string{"com.docker.compose.project": "p"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := f.images.ConfigFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cfg.Config
+	check := func(name string, got, want any) {
+		t.Helper()
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	check("Env", c.Env, []string{"PATH=/app/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "APP_VERSION=1.0"})
+	check("Labels", c.Labels, map[string]string{"org.example.version": "1.0", "other": "x", "com.docker.compose.project": "p"})
+	check("WorkingDir", c.WorkingDir, "/app/sub")
+	check("User", c.User, "nobody")
+	check("ExposedPorts", c.ExposedPorts, map[string]struct{}{"80/tcp": {}, "53/udp": {}, "8000/tcp": {}, "8001/tcp": {}})
+	check("Volumes", c.Volumes, map[string]struct{}{"/data": {}, "/cache": {}})
+	check("StopSignal", c.StopSignal, "SIGINT")
+	check("Shell", c.Shell, []string{"/bin/sh", "-ec"})
+	check("Entrypoint", c.Entrypoint, []string{"/bin/app"})
+	check("Cmd", c.Cmd, []string{"/bin/sh", "-ec", "run --port ${FROM_BUILD}"})
+	check("Healthcheck", c.Healthcheck, &v1.HealthConfig{Test: []string{"CMD-SHELL", "wget -q localhost"}, Interval: 5 * time.Second, Timeout: 2 * time.Second, StartPeriod: time.Second, Retries: 4})
+	check("OnBuild", c.OnBuild, []string{"RUN echo child"})
+	check("Author", cfg.Author, "someone")
+	// Two WORKDIR layers (the directories are new) on top of busybox's.
+	if len(img.Layers) != 3 || len(cfg.History) < 14 {
+		t.Errorf("%d layers, %d history entries: %+v", len(img.Layers), len(cfg.History), cfg.History)
+	}
+	if img.Config.User != "nobody" || img.Ref != "docker.io/library/conf:1" {
+		t.Errorf("stored image = %+v", img)
+	}
+	root := f.rootfs(t, img)
+	if st, err := os.Stat(filepath.Join(root, "app/sub")); err != nil || !st.IsDir() {
+		t.Errorf("WORKDIR did not create /app/sub: %v", err)
+	}
+}
+
+// TestCopy checks COPY and its rules: directory contents, wildcards,
+// .dockerignore with exceptions, symlinks kept as links and never
+// followed out of the context, --chown, --chmod, heredocs, relative
+// destinations.
+func TestCopy(t *testing.T) {
+	f := newFixture(t)
+	outside := t.TempDir()
+	os.WriteFile(filepath.Join(outside, "secret"), []byte("host secret"), 0o644)
+	dir := writeContext(t, map[string]string{
+		"Dockerfile": `FROM busybox
+WORKDIR /app
+COPY src/ ./src/
+COPY *.txt notes/
+COPY --chown=nobody:nogroup --chmod=0640 owned /owned
+COPY --chown=1234 owned /owned-num
+COPY abs /abs
+COPY linkdir /linkdir
+ENV NAME=world
+COPY <<EOF /etc/motd
+hello $NAME
+EOF
+COPY <<'EOF' /etc/raw
+hello $NAME
+EOF
+COPY single.txt /renamed
+`,
+		".dockerignore":   "**/*.log\nsrc/skip\n!src/skip/keep\nDockerfile\n",
+		"top.log":         "noise",
+		"src/a.go":        "package a",
+		"src/deep/b.go":   "package b",
+		"src/debug.log":   "noise",
+		"src/skip/x":      "ignored",
+		"src/skip/keep":   "kept",
+		"src/link":        "->a.go",
+		"single.txt":      "one",
+		"two.txt":         "two",
+		"owned":           "mine",
+		"escape":          "->" + filepath.Join(outside, "secret"),
+		"etc/passwd":      "context passwd",
+		"abs":             "->/etc/passwd",
+		"linkdir/outside": "->../../../../../etc",
+	})
+	img, err := f.build(t, build.Options{Context: dir, Tags: []string{"copy"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := f.rootfs(t, img)
+	for p, want := range map[string]string{
+		"app/src/a.go":         "package a",
+		"app/src/deep/b.go":    "package b",
+		"app/src/debug.log":    "<missing>",
+		"app/src/skip/x":       "<missing>",
+		"app/src/skip/keep":    "kept",
+		"app/notes/two.txt":    "two",
+		"app/notes/single.txt": "one",
+		"owned":                "mine",
+		"renamed":              "one",
+		"etc/motd":             "hello world\n",
+		"etc/raw":              "hello $NAME\n",
+	} {
+		if got := readFile(t, filepath.Join(root, p)); got != want {
+			t.Errorf("/%s = %q, want %q", p, got, want)
+		}
+	}
+	if l, err := os.Readlink(filepath.Join(root, "app/src/link")); err != nil || l != "a.go" {
+		t.Errorf("symlink in a copied directory: %q, %v; want it kept as a link", l, err)
+	}
+	// A symlink named as a source resolves inside the context: its
+	// absolute target is the context's file, not the host's.
+	if got := readFile(t, filepath.Join(root, "abs")); got != "context passwd" {
+		t.Errorf("/abs = %q: COPY followed a symlink out of the context", got)
+	}
+	if l, err := os.Readlink(filepath.Join(root, "linkdir/outside")); err != nil || l != "../../../../../etc" {
+		t.Errorf("linkdir/outside = %q, %v", l, err)
+	}
+	st, err := os.Stat(filepath.Join(root, "owned"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid, gid := ownerOf(st); uid != 65534 || gid != 65534 || st.Mode().Perm() != 0o640 {
+		t.Errorf("/owned: %d:%d %v, want 65534:65534 -rw-r-----", uid, gid, st.Mode())
+	}
+	if st, err := os.Stat(filepath.Join(root, "owned-num")); err != nil {
+		t.Error(err)
+	} else if uid, gid := ownerOf(st); uid != 1234 || gid != 1234 {
+		t.Errorf("/owned-num: %d:%d, want 1234:1234", uid, gid)
+	}
+	if st, err := os.Stat(filepath.Join(root, "app/src/a.go")); err != nil {
+		t.Error(err)
+	} else if uid, _ := ownerOf(st); uid != 0 {
+		t.Errorf("context files belong to root in the image; a.go has uid %d", uid)
+	}
+}
+
+// TestBadInput: each mistake is one error naming the Dockerfile and its
+// line, and tags nothing.
+func TestBadInput(t *testing.T) {
+	f := newFixture(t)
+	secretDir := t.TempDir()
+	os.WriteFile(filepath.Join(secretDir, "secret"), []byte("host secret"), 0o644)
+	outside := filepath.Base(t.TempDir())
+	for _, tc := range []struct {
+		name, dockerfile, target string
+		want                     string
+		class                    error
+	}{
+		{"wildcard matching nothing", "FROM busybox\nCOPY *.log /x/\n", "", "Dockerfile:2: COPY *.log: no file in the build context matches", errdefs.ErrNotFound},
+		{"missing file", "FROM busybox\nCOPY nope /x\n", "", "Dockerfile:2: COPY nope: not found in the build context", errdefs.ErrNotFound},
+		{"symlink out of the context", "FROM busybox\nCOPY escape /x\n", "", "Dockerfile:2: COPY escape: not found in the build context", errdefs.ErrNotFound},
+		{"outside the context", "FROM busybox\nCOPY ../" + outside + " /x\n", "", "Dockerfile:2: COPY ../" + outside + ": outside the build context", errdefs.ErrInvalidArgument},
+		{"unknown stage", "FROM busybox\nCOPY --from=builder /x /x\n", "", "Dockerfile:2: COPY --from=builder: no stage, context or image of that name", errdefs.ErrNotFound},
+		{"unknown target", "FROM busybox AS a\n", "b", `target stage "b" could not be found`, errdefs.ErrNotFound},
+		{"unknown base", "FROM nothere\n", "", `Dockerfile:1: FROM nothere: image "nothere" not found`, errdefs.ErrNotFound},
+		{"unknown instruction", "FROM busybox\nFOO bar\n", "", "Dockerfile:2: unknown instruction: FOO", errdefs.ErrInvalidArgument},
+		{"several sources", "FROM busybox\nCOPY a b /dst\n", "", "Dockerfile:2: COPY with more than one source file", errdefs.ErrInvalidArgument},
+		{"bad chmod", "FROM busybox\nCOPY a /a\nCOPY --chmod=abc a /b\n", "", "Dockerfile:3: COPY --chmod=abc", errdefs.ErrInvalidArgument},
+		{"bad platform", "FROM --platform=linux/s390x busybox\n", "", "Dockerfile:1: platform", errdefs.ErrNotImplemented},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := writeContext(t, map[string]string{"Dockerfile": tc.dockerfile, "a": "a", "b": "b", "escape": "->" + filepath.Join(secretDir, "secret")})
+			tag := "bad-" + strings.ReplaceAll(tc.name, " ", "-")
+			_, err := f.build(t, build.Options{Name: "web", Context: dir, Target: tc.target, Tags: []string{tag}})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, tc.class) {
+				t.Fatalf("error = %v, want %q (%v)", err, tc.want, tc.class)
+			}
+			if !strings.HasPrefix(err.Error(), `service "web": `) {
+				t.Errorf("error does not name the service: %v", err)
+			}
+			if _, err := f.images.Get(t.Context(), tag); !errors.Is(err, errdefs.ErrNotFound) {
+				t.Errorf("a failed build tagged %s: %v", tag, err)
+			}
+		})
+	}
+}
+
+func ownerOf(st os.FileInfo) (int, int) {
+	s := st.Sys().(*syscall.Stat_t)
+	return int(s.Uid), int(s.Gid)
+}
