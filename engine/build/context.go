@@ -23,7 +23,7 @@ import (
 // ignore file excludes), another stage's or an image's root. Paths never
 // leave it: ".." stops at its top and symlinks resolve inside it.
 type tree struct {
-	root   string                       // absolute
+	root   string                         // absolute
 	ignore *patternmatcher.PatternMatcher // nil: nothing excluded
 	// owners: keep files' owners (a stage or image); the context's files
 	// belong to root in the image, as with Docker.

@@ -98,7 +98,9 @@ type exitError struct {
 	tail string
 }
 
-func (e *exitError) Error() string { return fmt.Sprintf("did not complete successfully: exit code %d%s", e.code, e.tail) }
+func (e *exitError) Error() string {
+	return fmt.Sprintf("did not complete successfully: exit code %d%s", e.code, e.tail)
+}
 
 // runArgs is the command of a RUN: exec form as written, shell form with
 // the stage's shell. A RUN that is just one heredoc runs its content as a

@@ -10,9 +10,9 @@ import (
 	"os"
 
 	"github.com/containerd/errdefs"
-	"github.com/klauspost/compress/gzip"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
 )
 
 // AddLayer stores the layer tar that write produces, gzip-compressed as a
