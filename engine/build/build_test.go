@@ -1,9 +1,14 @@
 package build_test
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -390,4 +395,183 @@ func TestBadInput(t *testing.T) {
 func ownerOf(st os.FileInfo) (int, int) {
 	s := st.Sys().(*syscall.Stat_t)
 	return int(s.Uid), int(s.Gid)
+}
+
+// TestCacheInvalidation builds, changes one input, and builds again: the
+// steps before the change come from the cache, the changed one and every
+// one after it run again; an unchanged rebuild gives the same image.
+func TestCacheInvalidation(t *testing.T) {
+	f := newFixture(t)
+	files := map[string]string{
+		"Dockerfile": "FROM busybox\nARG MODE=a\nCOPY a /a\nWORKDIR /w\nENV E=1\nCOPY b /b\nCMD [\"x\"]\n",
+		"a":          "a", "b": "b", "unused": "u",
+	}
+	dir := writeContext(t, files)
+	o := build.Options{Context: dir, Tags: []string{"cache"}}
+	first, err := f.build(t, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.steps(build.StepCached); len(got) != 0 {
+		t.Errorf("first build used the cache: %q", got)
+	}
+	again, err := f.build(t, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.ID != first.ID {
+		t.Errorf("cached rebuild made image %s, first build %s", again.ID, first.ID)
+	}
+	want := []string{"[2/4] COPY a /a", "[3/4] WORKDIR /w", "[4/4] COPY b /b"}
+	if got := f.steps(build.StepCached); !slices.Equal(got, want) {
+		t.Errorf("cached steps = %q, want %q", got, want)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		change func()
+		opts   func(*build.Options)
+		rerun  []string // steps that must run (not come from the cache)
+	}{
+		{"unused file", func() { os.WriteFile(filepath.Join(dir, "unused"), []byte("v2"), 0o644) }, nil, nil},
+		{"file of the last COPY", func() { os.WriteFile(filepath.Join(dir, "b"), []byte("b2"), 0o644) }, nil, []string{"[4/4] COPY b /b"}},
+		{"file mode", func() { os.Chmod(filepath.Join(dir, "b"), 0o600) }, nil, []string{"[4/4] COPY b /b"}},
+		{"file of the first COPY", func() { os.WriteFile(filepath.Join(dir, "a"), []byte("a2"), 0o644) }, nil, []string{"[2/4] COPY a /a", "[3/4] WORKDIR /w", "[4/4] COPY b /b"}},
+		{"build arg", nil, func(o *build.Options) { o.Args = map[string]string{"MODE": "b"} }, []string{"[2/4] COPY a /a", "[3/4] WORKDIR /w", "[4/4] COPY b /b"}},
+		{"an ENV", func() {
+			os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM busybox\nARG MODE=a\nCOPY a /a\nWORKDIR /w\nENV E=2\nCOPY b /b\nCMD [\"x\"]\n"), 0o644)
+		}, func(o *build.Options) { o.Args = map[string]string{"MODE": "b"} }, []string{"[4/4] COPY b /b"}},
+		{"no cache", nil, func(o *build.Options) { o.NoCache = true; o.Args = map[string]string{"MODE": "b"} }, []string{"[2/4] COPY a /a", "[3/4] WORKDIR /w", "[4/4] COPY b /b"}},
+	} {
+		if tc.change != nil {
+			tc.change()
+		}
+		o := build.Options{Context: dir, Tags: []string{"cache"}}
+		if tc.opts != nil {
+			tc.opts(&o)
+		}
+		if _, err := f.build(t, o); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := f.steps(build.StepDone); !slices.Equal(got[1:], tc.rerun) {
+			t.Errorf("%s: steps run = %q, want FROM and %q", tc.name, got, tc.rerun)
+		}
+	}
+	// CMD changes the config, not a layer: a new image with the same layers.
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM busybox\nARG MODE=a\nCOPY a /a\nWORKDIR /w\nENV E=2\nCOPY b /b\nCMD [\"y\"]\n"), 0o644)
+	last, err := f.build(t, build.Options{Context: dir, Tags: []string{"cache"}, Args: map[string]string{"MODE": "b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.steps(build.StepCached); len(got) != 3 {
+		t.Errorf("after a CMD change, cached steps = %q, want all three", got)
+	}
+	if fmt.Sprint(last.Config.Cmd) != "[y]" {
+		t.Errorf("Cmd = %q", last.Config.Cmd)
+	}
+}
+
+// TestMultiStage: only the stages the target needs are built; COPY
+// --from takes files (with their owners) from a stage, by name or
+// index, or from an image.
+func TestMultiStage(t *testing.T) {
+	f := newFixture(t)
+	dir := writeContext(t, map[string]string{
+		"Dockerfile": `FROM busybox AS base
+COPY --chown=1000:1000 a /out/a
+
+FROM base AS unused
+COPY b /never
+
+FROM scratch AS other
+COPY b /b
+
+FROM scratch
+COPY --from=base /out/ /
+COPY --from=2 /b /b2
+COPY --from=busybox /etc/group /group
+`,
+		"a": "from base", "b": "bee",
+	})
+	img, err := f.build(t, build.Options{Name: "app", Context: dir, Tags: []string{"multi"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range f.steps(build.StepStarted) {
+		if strings.Contains(s, "unused") {
+			t.Errorf("a stage the target does not need was built: %s", s)
+		}
+	}
+	root := f.rootfs(t, img)
+	for p, want := range map[string]string{"a": "from base", "b2": "bee", "group": "root:x:0:\nnogroup:x:65534:\n", "bin/busybox": "<missing>"} {
+		if got := readFile(t, filepath.Join(root, p)); got != want {
+			t.Errorf("/%s = %q, want %q", p, got, want)
+		}
+	}
+	if st, err := os.Stat(filepath.Join(root, "a")); err != nil {
+		t.Error(err)
+	} else if uid, gid := ownerOf(st); uid != 1000 || gid != 1000 {
+		t.Errorf("/a copied from a stage has owner %d:%d, want 1000:1000 kept", uid, gid)
+	}
+	if len(img.Layers) != 3 {
+		t.Errorf("%d layers, want 3 (scratch and three COPYs)", len(img.Layers))
+	}
+
+	// A target: the named stage is the image.
+	img, err = f.build(t, build.Options{Context: dir, Target: "other", Tags: []string{"other"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(img.Layers) != 1 {
+		t.Errorf("target other: %d layers", len(img.Layers))
+	}
+}
+
+// TestAdd: ADD unpacks local archives and fetches URLs, checking a
+// checksum when given (from a server on loopback).
+func TestAdd(t *testing.T) {
+	f := newFixture(t)
+	var tgz bytes.Buffer
+	zw := gzip.NewWriter(&tgz)
+	tw := tar.NewWriter(zw)
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "pkg/", Mode: 0o755})
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "pkg/file", Mode: 0o644, Size: 5})
+	tw.Write([]byte("inner"))
+	tw.Close()
+	zw.Close()
+	body := "downloaded"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Last-Modified", "Mon, 02 Jan 2006 15:04:05 GMT")
+		fmt.Fprint(w, body)
+	}))
+	defer srv.Close()
+	sum := fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(body)))
+	dir := writeContext(t, map[string]string{
+		"Dockerfile": fmt.Sprintf("FROM busybox\nADD archive.tgz /opt/\nADD --checksum=%s %s/files/data.txt /dl/\nADD plain /plain\n", sum, srv.URL),
+		"plain":      "not an archive",
+	})
+	os.WriteFile(filepath.Join(dir, "archive.tgz"), tgz.Bytes(), 0o644)
+	img, err := f.build(t, build.Options{Context: dir, Tags: []string{"add"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := f.rootfs(t, img)
+	for p, want := range map[string]string{"opt/pkg/file": "inner", "dl/data.txt": "downloaded", "plain": "not an archive", "opt/archive.tgz": "<missing>"} {
+		if got := readFile(t, filepath.Join(root, p)); got != want {
+			t.Errorf("/%s = %q, want %q", p, got, want)
+		}
+	}
+	if st, err := os.Stat(filepath.Join(root, "dl/data.txt")); err != nil || st.Mode().Perm() != 0o600 || st.ModTime().Year() != 2006 {
+		t.Errorf("downloaded file: %v %v, want mode 0600 and Last-Modified time", st, err)
+	}
+	// A changed download reruns its step; a wrong checksum fails.
+	body = "changed"
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(fmt.Sprintf("FROM busybox\nADD %s/files/data.txt /dl/\n", srv.URL)), 0o644)
+	if _, err := f.build(t, build.Options{Context: dir}); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(fmt.Sprintf("FROM busybox\nADD --checksum=%s %s/files/data.txt /dl/\n", sum, srv.URL)), 0o644)
+	if _, err := f.build(t, build.Options{Context: dir}); err == nil || !strings.Contains(err.Error(), "Dockerfile:2: ADD") || !strings.Contains(err.Error(), "checksum mismatch") {
+		t.Errorf("wrong checksum: %v", err)
+	}
 }
