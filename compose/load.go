@@ -576,6 +576,8 @@ var supportedServiceKeys = map[string]bool{
 	"cpu_quota": true, "cpu_period": true, "cpu_rt_runtime": true, "cpu_rt_period": true,
 	"cpuset": true, "pids_limit": true, "blkio_config": true, "deploy": true,
 	"userns_mode": true, "storage_opt": true, "runtime": true, "isolation": true,
+	// build: the builder's keys are checked by unsupportedBuildKeys.
+	"build": true,
 }
 
 // supportedNetworkKeys and supportedVolumeKeys are the keys Berth acts on in
@@ -595,6 +597,7 @@ func Unsupported(p *types.Project) []string {
 			}
 		}
 		out = append(out, isolationWarnings(name, p.Services[name])...)
+		out = append(out, unsupportedBuildKeys(name, p.Services[name].Build)...)
 		for _, v := range p.Services[name].Volumes {
 			if v.Type != types.VolumeTypeBind && v.Type != types.VolumeTypeVolume && v.Type != types.VolumeTypeTmpfs {
 				out = append(out, fmt.Sprintf("service %q: volume of type %q is not supported yet and is ignored", name, v.Type))

@@ -72,10 +72,7 @@ func Replicas(s types.ServiceConfig) int {
 // pure: no engine calls, so plans and tests can use it.
 func containerConfig(p *types.Project, s types.ServiceConfig, n int, hash string) (container.Config, error) {
 	where := func(field string) string { return fmt.Sprintf("service %q: %s", s.Name, field) }
-	if s.Image == "" {
-		if s.Build != nil {
-			return container.Config{}, fmt.Errorf("%s: build is not supported yet; import the image and set image: %w", where("build"), errdefs.ErrNotImplemented)
-		}
+	if s.Image == "" && s.Build == nil {
 		return container.Config{}, fmt.Errorf("%s: an image is required: %w", where("image"), errdefs.ErrInvalidArgument)
 	}
 	if err := runtime.CheckRestart(s.Restart); err != nil {
@@ -83,7 +80,7 @@ func containerConfig(p *types.Project, s types.ServiceConfig, n int, hash string
 	}
 	var err error
 	cfg := container.Config{
-		Image:      s.Image,
+		Image:      ImageName(p, s),
 		WorkingDir: s.WorkingDir,
 		User:       s.User,
 		Hostname:   s.Hostname,

@@ -27,6 +27,9 @@ type UpRequest struct {
 	ApplyOptions
 	Pull      string // --pull: always, missing or never; "" follows each service's pull_policy
 	QuietPull bool   // --quiet-pull: pull without showing progress
+	// Build (--build) builds every image that has a build section first;
+	// NoBuild (--no-build) builds none, even a missing one.
+	Build, NoBuild bool
 }
 
 // Up brings the project to its desired state. On failure it removes what
@@ -35,6 +38,9 @@ type UpRequest struct {
 // cancelled (Ctrl-C), and then stops the stack.
 func Up(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest) error {
 	if err := pullForUp(ctx, e, p, r); err != nil {
+		return inFile(p, err)
+	}
+	if err := buildForUp(ctx, e, p, r); err != nil {
 		return inFile(p, err)
 	}
 	if err := apply(ctx, e, p, r); err != nil {

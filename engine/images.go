@@ -12,7 +12,7 @@ import (
 // its layers, until its last container is gone. Layers no image needs any
 // more are removed with it.
 func (e *Engine) RemoveImage(ctx context.Context, ref string, force bool) (image.Removed, error) {
-	out, err := e.Images.Remove(ctx, ref, image.RemoveOptions{Force: force, Users: e.imageUsers})
+	out, err := e.Images.Remove(ctx, ref, image.RemoveOptions{Force: force, Users: e.imageUsers, Blobs: e.buildBlobs})
 	if err != nil {
 		return out, err
 	}
@@ -28,7 +28,7 @@ func (e *Engine) RemoveImage(ctx context.Context, ref string, force bool) (image
 // no container uses), the blobs and unpacked layers nothing needs, and what
 // crashed pulls, imports and unpacks left behind.
 func (e *Engine) PruneImages(ctx context.Context, all bool) (image.Removed, int, error) {
-	out, err := e.Images.Prune(ctx, all, image.RemoveOptions{Users: e.imageUsers})
+	out, err := e.Images.Prune(ctx, all, image.RemoveOptions{Users: e.imageUsers, Blobs: e.buildBlobs})
 	if err != nil {
 		return out, 0, err
 	}

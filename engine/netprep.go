@@ -287,7 +287,7 @@ func extraHosts(entries []string, gateways []netip.Addr) ([]netdns.HostsEntry, e
 // writeEtcFiles writes the container's hostname, hosts and resolv.conf and
 // returns their bind mounts.
 func (e *Engine) writeEtcFiles(c container.Container, hostname string, hosts, resolv []byte) ([]specs.Mount, error) {
-	dir := e.Containers.Dir(c.ID)
+	dir := e.etcDir(c.ID)
 	files := map[string][]byte{
 		"hostname":    []byte(hostname + "\n"),
 		"hosts":       hosts,

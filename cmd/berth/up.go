@@ -77,7 +77,7 @@ func newUpCommand(pf *projectFlags) *cobra.Command {
 		Use:   "up [OPTIONS] [SERVICE...]",
 		Short: "Create and start containers",
 		RunE: withProject(pf, true, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
-			if err := notYet(cmd, "build", "wait", "wait-timeout", "abort-on-container-exit", "abort-on-container-failure",
+			if err := notYet(cmd, "wait", "wait-timeout", "abort-on-container-exit", "abort-on-container-failure",
 				"exit-code-from", "attach", "no-attach", "attach-dependencies"); err != nil {
 				return err
 			}
@@ -93,6 +93,7 @@ func newUpCommand(pf *projectFlags) *cobra.Command {
 			}
 			r.Logs.Color = !noColor && pf.color(cmd.OutOrStdout())
 			r.QuietPull = quietPull
+			r.NoBuild = noBuild
 			return compose.Up(cmd.Context(), e, p, r)
 		}),
 	}
@@ -105,6 +106,7 @@ func newUpCommand(pf *projectFlags) *cobra.Command {
 	fl.BoolVar(&r.Logs.NoPrefix, "no-log-prefix", false, "don't print prefix in logs")
 	fl.BoolVar(&r.Logs.Timestamps, "timestamps", false, "show timestamps")
 	fl.BoolVar(&noBuild, "no-build", false, "don't build an image, even if it's policy")
+	fl.BoolVar(&r.Build, "build", false, "build images before starting containers")
 	fl.StringVar(&r.Pull, "pull", "", `pull image before running ("always"|"missing"|"never"; default: each service's pull_policy)`)
 	fl.BoolVar(&quietPull, "quiet-pull", false, "pull without printing progress information")
 	rf.add(cmd)
@@ -117,6 +119,7 @@ func newCreateCommand(pf *projectFlags) *cobra.Command {
 	var (
 		rf        recreateFlags
 		noBuild   bool
+		build     bool
 		pull      string
 		quietPull bool
 	)
@@ -124,9 +127,6 @@ func newCreateCommand(pf *projectFlags) *cobra.Command {
 		Use:   "create [OPTIONS] [SERVICE...]",
 		Short: "Creates containers for a service",
 		RunE: withProject(pf, true, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
-			if err := notYet(cmd, "build"); err != nil {
-				return err
-			}
 			o, err := rf.options(args)
 			if err != nil {
 				return err
@@ -136,11 +136,11 @@ func newCreateCommand(pf *projectFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return compose.Up(cmd.Context(), e, p, compose.UpRequest{Options: o, Detach: true, ApplyOptions: ao, Pull: pull, QuietPull: quietPull})
+			return compose.Up(cmd.Context(), e, p, compose.UpRequest{Options: o, Detach: true, ApplyOptions: ao, Pull: pull, QuietPull: quietPull, Build: build, NoBuild: noBuild})
 		}),
 	}
 	cmd.Flags().BoolVar(&noBuild, "no-build", false, "don't build an image, even if it's policy")
-	cmd.Flags().Bool("build", false, "build images before starting containers (not yet)")
+	cmd.Flags().BoolVar(&build, "build", false, "build images before starting containers")
 	cmd.Flags().StringVar(&pull, "pull", "", `pull image before running ("always"|"missing"|"never"; default: each service's pull_policy)`)
 	cmd.Flags().BoolVar(&quietPull, "quiet-pull", false, "pull without printing progress information")
 	rf.add(cmd)
@@ -151,7 +151,6 @@ func newCreateCommand(pf *projectFlags) *cobra.Command {
 // them is a clear error rather than an unknown flag.
 func addNotYet(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.Bool("build", false, "build images before starting containers (not yet)")
 	fl.Bool("wait", false, "wait for services to be running|healthy; implies detached mode (not yet)")
 	fl.Int("wait-timeout", 0, "maximum duration in seconds to wait for the project to be running|healthy (not yet)")
 	fl.Bool("abort-on-container-exit", false, "stops all containers if any container was stopped (not yet)")

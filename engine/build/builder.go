@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -14,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/containerd/errdefs"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -242,7 +239,7 @@ func (b *Builder) claim(ctx context.Context, r *run) error {
 	}
 	var buf [6]byte
 	rand.Read(buf[:])
-	r.id = "build-" + hex.EncodeToString(buf[:])
+	r.id = stepPrefix + hex.EncodeToString(buf[:])
 	r.dir = filepath.Join(b.RunDir, r.id)
 	l, err := lockfile.Acquire(ctx, r.dir+".lock")
 	if err != nil {
@@ -251,6 +248,13 @@ func (b *Builder) claim(ctx context.Context, r *run) error {
 	r.lock = l
 	return os.MkdirAll(r.dir, 0o700)
 }
+
+// stepPrefix starts the IDs of builds and of their steps' containers,
+// which are never a container's (64 hex digits).
+const stepPrefix = "build-"
+
+// IsStepID reports whether id names a build step's container.
+func IsStepID(id string) bool { return strings.HasPrefix(id, stepPrefix) }
 
 // cleanRun removes what build id left: mounts under its directory and
 // its writable layers.
@@ -422,16 +426,9 @@ func (r *run) newKey() string {
 	return r.id + "-" + hex.EncodeToString(buf[:])
 }
 
-// since is a helper for the progress durations.
-func since(t time.Time) time.Duration { return time.Since(t).Round(time.Millisecond) }
-
-var errNoCommand = errors.New("no command")
-
-// discard is where output goes when nobody reads it.
-var discard io.Writer = io.Discard
-
-// platform checks a FROM --platform value against this machine's.
-func checkPlatform(p string) error {
+// CheckPlatform checks a platform (FROM --platform, compose's
+// build.platforms) against this machine's, the only one Berth builds for.
+func CheckPlatform(p string) error {
 	if p == "" {
 		return nil
 	}

@@ -102,7 +102,7 @@ func (r *run) buildStage(ctx context.Context, i int) (*state, error) {
 	if err != nil {
 		return nil, from.errorf(errdefs.ErrInvalidArgument, "FROM --platform: %v", err)
 	}
-	if err := checkPlatform(platform); err != nil {
+	if err := CheckPlatform(platform); err != nil {
 		return nil, from.failed(fmt.Errorf("%s:%d: %w", r.df.Name, from.line, err))
 	}
 	from.started()
