@@ -30,6 +30,8 @@ type UpRequest struct {
 	// Build (--build) builds every image that has a build section first;
 	// NoBuild (--no-build) builds none, even a missing one.
 	Build, NoBuild bool
+	// Watch (--watch) acts on develop.watch while up runs.
+	Watch bool
 }
 
 // Up brings the project to its desired state. On failure it removes what
@@ -45,6 +47,9 @@ func Up(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest) er
 	}
 	if err := apply(ctx, e, p, r); err != nil {
 		return err
+	}
+	if r.Watch && !r.DryRun {
+		return upWatch(ctx, e, p, r)
 	}
 	if r.Detach || r.DryRun {
 		return nil

@@ -1,11 +1,15 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -13,25 +17,7 @@ import (
 // copyTestdata copies e2e/testdata/<name> into the env's project dir.
 func (e *env) copyTestdata(name string) {
 	e.t.Helper()
-	src := filepath.Join("testdata", name)
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		dst := filepath.Join(e.dir, rel)
-		if d.IsDir() {
-			return os.MkdirAll(dst, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(dst, b, 0o644)
-	})
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	copyTree(e.t, filepath.Join("testdata", name), e.dir)
 }
 
 // TestBuildMustRunStepsAsContainers builds a project whose Dockerfile has
@@ -139,4 +125,123 @@ func TestBuildFailureMustNameTheLineAndShowTheLog(t *testing.T) {
 	if leaks := envLeaks(e); len(leaks) > 0 {
 		t.Errorf("a failed build left: %v", leaks)
 	}
+}
+
+// copyTree copies a directory (an example) into dst.
+func copyTree(t testing.TB, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		out := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(out, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(out, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGoappExampleMustBuildAndWatch builds examples/goapp (a Go service
+// compiled in the golang image made from Debian's golang-go, shipped FROM
+// scratch), brings it up with its dependency, then edits files under
+// berth watch: a static file is synced into the running container, a code
+// change rebuilds the image and recreates the service.
+func TestGoappExampleMustBuildAndWatch(t *testing.T) {
+	tars := buildServiceImages(t)
+	if tars["golang"] == "" {
+		t.Fatal("images/build.sh made no golang image")
+	}
+	e := newEnv(t)
+	e.must("image", "import", tars["golang"], "golang")
+	src, _ := filepath.Abs("../examples/goapp")
+	copyTree(t, src, e.dir)
+	port := freePort(t)
+	t.Setenv("GOAPP_PORT", fmt.Sprint(port))
+	e.downAtEnd("goapp")
+
+	r := e.must("--progress", "plain", "up", "-d", "--build")
+	if !strings.Contains(r.stderr, "[api build ") || !strings.Contains(r.stderr, "FROM scratch") {
+		t.Errorf("up --build showed no build steps:\n%s", r.stderr)
+	}
+	page := func(want ...string) func() error {
+		return func() error {
+			body, err := httpGet(fmt.Sprintf("127.0.0.1:%d", port))
+			if err != nil {
+				return err
+			}
+			for _, w := range want {
+				if !strings.Contains(body, w) {
+					return fmt.Errorf("page %q lacks %q", body, w)
+				}
+			}
+			return nil
+		}
+	}
+	eventually(t, 30*time.Second, page("hello from goapp (version 1)", "quote: simplicity is prerequisite for reliability"))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watch := e.cmd(ctx, "watch", "--no-up")
+	var out syncBuffer
+	watch.Stdout, watch.Stderr = &out, &out
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		watch.Wait()
+		if t.Failed() {
+			t.Logf("berth watch:\n%s", out.String())
+		}
+	}()
+	eventually(t, 10*time.Second, func() error {
+		if !strings.Contains(out.String(), "Watch enabled") {
+			return fmt.Errorf("watch output: %q", out.String())
+		}
+		return nil
+	})
+
+	// An editor's save: write a temporary file, rename it over the old.
+	tmp := filepath.Join(e.dir, "static", ".greeting.txt.tmp")
+	os.WriteFile(tmp, []byte("hello again\n"), 0o644)
+	os.Rename(tmp, filepath.Join(e.dir, "static", "greeting.txt"))
+	eventually(t, 20*time.Second, page("hello again (version 1)"))
+
+	code, _ := os.ReadFile(filepath.Join(e.dir, "main.go"))
+	os.WriteFile(filepath.Join(e.dir, "main.go"), bytes.ReplaceAll(code, []byte(`"%s (version %s)\nquote: %s\n"`), []byte(`"%s (version %s)\nwisdom: %s\n"`)), 0o644)
+	eventually(t, 3*time.Minute, page("hello again (version 1)", "wisdom: simplicity"))
+	if !strings.Contains(out.String(), `Rebuilding service(s) ["api"]`) {
+		t.Errorf("watch did not say it rebuilt:\n%s", out.String())
+	}
+	cancel()
+	watch.Wait()
+	e.must("down", "-t", "1")
+	e.mustBeGone("goapp")
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's output and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,7 +16,6 @@ import (
 	"github.com/berth-dev/berth/engine/build"
 	"github.com/berth-dev/berth/engine/container"
 	"github.com/berth-dev/berth/engine/image"
-	"github.com/berth-dev/berth/engine/jsonlog"
 	"github.com/berth-dev/berth/engine/network"
 	"github.com/berth-dev/berth/engine/runtime"
 	"github.com/berth-dev/berth/internal/atomicfile"
@@ -155,38 +153,45 @@ func (s stepRunner) Run(ctx context.Context, p build.Process) (int, error) {
 		StatusPath: filepath.Join(runDir, "status.json"),
 		Socket:     filepath.Join(runDir, "shim.sock"),
 		PidFile:    filepath.Join(runDir, "shim.pid"),
+		Hold:       true,
 	}
-	if _, err := runtime.Spawn(ctx, e.opts.Exe, cfg, filepath.Join(runDir, "shim.log")); err != nil {
+	// The shim creates the container and holds it; the step's output is
+	// streamed from before the start, so not a line is missed.
+	sh, err := runtime.Spawn(ctx, e.opts.Exe, cfg, filepath.Join(runDir, "shim.log"))
+	defer sh.Release()
+	if err != nil {
 		return -1, err
 	}
+	attached := make(chan struct{})
+	attachDone := make(chan error, 1)
+	go func() {
+		_, err := runtime.Attach(ctx, cfg.Socket, runtime.Stdio{Stdout: p.Output, Stderr: p.Output, Attached: func() { close(attached) }}, nil)
+		attachDone <- err
+	}()
+	select {
+	case <-attached:
+	case err := <-attachDone:
+		return -1, fmt.Errorf("attach to step %s: %w", p.ID, err)
+	}
+	if _, err := runtime.Call(ctx, cfg.Socket, runtime.Request{Op: runtime.OpStart}); err != nil {
+		return -1, err
+	}
+	sh.Release()
 	// A cancelled build kills its step; the shim then tears down.
 	stop := context.AfterFunc(ctx, func() {
 		_, _ = runtime.Call(context.Background(), cfg.Socket, runtime.Request{Op: runtime.OpKill, Signal: "SIGKILL"})
 	})
 	defer stop()
-	resp, err := runtime.Call(context.WithoutCancel(ctx), cfg.Socket, runtime.Request{Op: runtime.OpWait})
-	copyOutput(ctx, cfg.LogPath, p.Output)
+	// The final exit: after the shim's teardown of the step's network.
+	st, err := runtime.Wait(context.WithoutCancel(ctx), cfg.Socket, runtime.ConditionExit)
+	<-attachDone
 	if ctx.Err() != nil {
 		return -1, ctx.Err()
 	}
 	if err != nil {
 		return -1, err
 	}
-	if resp.Status == nil {
-		return -1, fmt.Errorf("step %s: the shim reported no status: %w", p.ID, errdefs.ErrUnknown)
-	}
-	return resp.Status.ExitCode, nil
-}
-
-// copyOutput hands a finished step's log to its output.
-func copyOutput(ctx context.Context, logPath string, w io.Writer) {
-	if w == nil {
-		return
-	}
-	_ = jsonlog.Read(context.WithoutCancel(ctx), logPath, jsonlog.ReadOptions{Tail: -1}, func(en jsonlog.Entry) error {
-		_, err := io.WriteString(w, en.Log)
-		return err
-	})
+	return st.ExitCode, nil
 }
 
 // stepNetwork gives a step its network, as a container of its own with

@@ -107,6 +107,7 @@ func newUpCommand(pf *projectFlags) *cobra.Command {
 	fl.BoolVar(&r.Logs.Timestamps, "timestamps", false, "show timestamps")
 	fl.BoolVar(&noBuild, "no-build", false, "don't build an image, even if it's policy")
 	fl.BoolVar(&r.Build, "build", false, "build images before starting containers")
+	fl.BoolVarP(&r.Watch, "watch", "w", false, "watch source code and rebuild/refresh containers when files are updated")
 	fl.StringVar(&r.Pull, "pull", "", `pull image before running ("always"|"missing"|"never"; default: each service's pull_policy)`)
 	fl.BoolVar(&quietPull, "quiet-pull", false, "pull without printing progress information")
 	rf.add(cmd)

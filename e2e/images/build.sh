@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the root filesystems of the service images the e2e tests and
-# examples/webapp use (redis, postgres) with debootstrap from Debian's
-# packages, and caches them outside the clone, keyed by package version:
+# examples/webapp use (redis, postgres), and of the golang image that
+# examples/goapp builds with, with debootstrap from Debian's packages, and caches them outside the clone, keyed by package version:
 #
 #   e2e/images/build.sh [CACHE_DIR]     (default /var/cache/berth-ci)
 #
@@ -26,7 +26,7 @@ drop_root() {
   awk -v r="$1/" 'index($2, r) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l
   rm -rf "$1" "$1.log"
 }
-for stale in "$cache"/.redis-* "$cache"/.postgres-*; do
+for stale in "$cache"/.redis-* "$cache"/.postgres-* "$cache"/.golang-*; do
   [[ -d "$stale" ]] && drop_root "$stale"
 done
 
@@ -68,5 +68,14 @@ setup_postgres() {
   rm -rf "$1"/usr/lib/postgresql/*/lib/llvmjit* "$1"/usr/lib/postgresql/*/lib/bitcode "$1"/usr/lib/x86_64-linux-gnu/libLLVM*
 }
 
+setup_golang() {
+  # A build needs the compiler, the linker and the standard library's
+  # sources; not their tests, test data, or the profiling tools.
+  find "$1"/usr/share/go-* "$1"/usr/lib/go-* \( -name testdata -type d -prune -exec rm -rf {} + \) -o \( -name '*_test.go' -delete \) 2>/dev/null || true
+  rm -rf "$1"/usr/share/go-*/test "$1"/usr/share/go-*/api "$1"/usr/share/go-*/misc
+  rm -f "$1"/usr/lib/go-*/pkg/tool/*/{pprof,trace,doc,fix,cover,test2json}
+}
+
 build redis redis-server
 build postgres postgresql setup_postgres
+build golang golang-go setup_golang

@@ -118,6 +118,12 @@ func (s *Store) Create(ctx context.Context, cfg *v1.ConfigFile, layers []Layer, 
 	if err != nil {
 		return Image{}, err
 	}
+	// A rebuild from cache makes the image that is there already: then
+	// there is nothing to write.
+	sum := sha256.Sum256(raw)
+	if img, ok := s.existing("sha256:"+hex.EncodeToString(sum[:]), names); ok {
+		return img, nil
+	}
 	rec, err := s.storeManifest(ctx, raw, descs)
 	if err != nil {
 		return Image{}, fmt.Errorf("create image: %w", err)
@@ -139,6 +145,28 @@ func (s *Store) Create(ctx context.Context, cfg *v1.ConfigFile, layers []Layer, 
 		return s.Get(ctx, first)
 	}
 	return img, nil
+}
+
+// existing returns the image with id when every one of names already
+// points at it.
+func (s *Store) existing(id string, names []string) (Image, bool) {
+	r, err := s.readRefs()
+	if err != nil {
+		return Image{}, false
+	}
+	if _, ok := r.images[id]; !ok {
+		return Image{}, false
+	}
+	for _, n := range names {
+		if r.tags[n] != id {
+			return Image{}, false
+		}
+	}
+	ref := ""
+	if len(names) > 0 {
+		ref = names[0]
+	}
+	return r.view(id, ref), true
 }
 
 // ChainIDs computes the OCI chain IDs of layers with diffIDs, bottom to

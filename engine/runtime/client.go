@@ -87,6 +87,9 @@ type Stdio struct {
 	// DetachKeys, read from Stdin, end the session and leave the process
 	// running (see ParseDetachKeys).
 	DetachKeys []byte
+	// Attached, if set, is called once the shim has taken the client on:
+	// from then on no output is missed (a held container can be started).
+	Attached func()
 }
 
 // ErrDetached ends a session the user left with the detach keys.
@@ -116,6 +119,9 @@ func Attach(ctx context.Context, socket string, stdio Stdio, size *WindowSize) (
 		return -1, err
 	}
 	defer conn.Close()
+	if stdio.Attached != nil {
+		stdio.Attached()
+	}
 	return stream(ctx, conn, br, stdio)
 }
 
