@@ -74,6 +74,8 @@ setup_golang() {
   find "$1"/usr/share/go-* "$1"/usr/lib/go-* \( -name testdata -type d -prune -exec rm -rf {} + \) -o \( -name '*_test.go' -delete \) 2>/dev/null || true
   rm -rf "$1"/usr/share/go-*/test "$1"/usr/share/go-*/api "$1"/usr/share/go-*/misc
   rm -f "$1"/usr/lib/go-*/pkg/tool/*/{pprof,trace,doc,fix,cover,test2json}
+  # The go command's own packages, prebuilt: nothing a program links.
+  rm -rf "$1"/usr/lib/go-*/pkg/*/cmd "$1"/usr/lib/go-*/pkg/*_race
 }
 
 build redis redis-server
