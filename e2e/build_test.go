@@ -245,3 +245,73 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestBuiltImageMustPushAndReadWithSkopeo: a built image is a real OCI
+// image: pushed to Debian's registry on loopback, skopeo reads its config
+// as the Dockerfile says and its layers; image save writes it too.
+func TestBuiltImageMustPushAndReadWithSkopeo(t *testing.T) {
+	reg := startRegistry(t, registryOpts{})
+	reg.configure(t)
+	e := newEnv(t)
+	e.writeProject(map[string]string{
+		"compose.yaml": "name: pushbuilt\nservices:\n  app:\n    image: " + reg.host + "/e2e/built:1\n    build: .\n",
+		"Dockerfile": `FROM busybox
+COPY hello.txt /srv/hello.txt
+RUN echo ran > /srv/ran
+ENV GREETING=hi
+WORKDIR /srv
+USER nobody
+EXPOSE 8080/tcp
+LABEL org.example.kind=test
+HEALTHCHECK --interval=7s --retries=2 CMD ["true"]
+ENTRYPOINT ["cat"]
+CMD ["/srv/hello.txt"]
+`,
+		"hello.txt": "hello\n",
+	})
+	ref := reg.host + "/e2e/built:1"
+	e.must("build")
+	e.must("push")
+	var cfg struct {
+		Config struct {
+			Env, Cmd, Entrypoint []string
+			User, WorkingDir     string
+			ExposedPorts         map[string]struct{}
+			Labels               map[string]string
+			Healthcheck          struct {
+				Test     []string
+				Interval int64
+				Retries  int
+			}
+		}
+		History []struct{ CreatedBy string `json:"created_by"` }
+		Rootfs  struct{ DiffIDs []string `json:"diff_ids"` }
+	}
+	raw := reg.skopeo(t, "inspect", "--config", "docker://"+ref)
+	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
+		t.Fatalf("skopeo inspect --config: %v\n%s", err, raw)
+	}
+	c := cfg.Config
+	if strings.Join(c.Env, ",") != "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin,GREETING=hi" ||
+		strings.Join(c.Cmd, " ") != "/srv/hello.txt" || strings.Join(c.Entrypoint, " ") != "cat" ||
+		c.User != "nobody" || c.WorkingDir != "/srv" || len(c.ExposedPorts) != 1 || c.Labels["org.example.kind"] != "test" ||
+		strings.Join(c.Healthcheck.Test, " ") != "CMD true" || c.Healthcheck.Interval != int64(7*time.Second) || c.Healthcheck.Retries != 2 {
+		t.Errorf("config as skopeo reads it:\n%s", raw)
+	}
+	info := inspectJSON(t, reg.skopeo(t, "inspect", "docker://"+ref))
+	// busybox's layer, COPY, RUN, WORKDIR /srv (the directory is new).
+	if len(info.Layers) != 4 || len(cfg.Rootfs.DiffIDs) != 4 {
+		t.Errorf("%d layers, %d diff IDs; want 4", len(info.Layers), len(cfg.Rootfs.DiffIDs))
+	}
+	if len(cfg.History) < 11 {
+		t.Errorf("history has %d entries", len(cfg.History))
+	}
+	// The same bytes pulled back elsewhere run as built.
+	other := newEnv(t)
+	other.must("image", "pull", "-q", ref)
+	save := filepath.Join(t.TempDir(), "built.tar")
+	e.must("image", "save", "-o", save, ref)
+	if st, err := os.Stat(save); err != nil || st.Size() == 0 {
+		t.Errorf("image save: %v", err)
+	}
+}

@@ -29,7 +29,7 @@ var serviceImages = map[string]struct {
 
 // buildServiceImages runs e2e/images/build.sh (cached outside the clone;
 // .ci/run builds the cache first) and returns name -> root filesystem tar.
-func buildServiceImages(t *testing.T) map[string]string {
+func buildServiceImages(t testing.TB) map[string]string {
 	t.Helper()
 	if _, err := exec.LookPath("debootstrap"); err != nil {
 		t.Skip("needs debootstrap (apt-get install debootstrap; .ci/run does)")

@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"errors"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -98,7 +99,6 @@ type run struct {
 	stages   []*stageRun
 	stepSeq  int
 	stepMu   sync.Mutex
-	usedArgs map[string]bool
 
 	filterOnce sync.Once // the ignore-filtered context, for bind mounts
 	filterDir  string
@@ -145,6 +145,13 @@ func (b *Builder) Build(ctx context.Context, o Options) (image.Image, error) {
 		})
 	}
 	if err := g.Wait(); err != nil {
+		// The stage that failed, not one that waited for it or was
+		// cancelled because of it.
+		for _, i := range needed {
+			if e := r.stages[i].err; e != nil && !errors.Is(e, errStageFailed) && !errors.Is(e, context.Canceled) {
+				return image.Image{}, e
+			}
+		}
 		return image.Image{}, err
 	}
 	st := r.stages[target].st
@@ -165,7 +172,7 @@ func (b *Builder) Build(ctx context.Context, o Options) (image.Image, error) {
 // start reads and parses the Dockerfile, opens the context and claims a
 // run directory, cleaning what dead builds left behind.
 func (b *Builder) start(ctx context.Context, o Options) (*run, error) {
-	r := &run{b: b, o: o, lex: shell.NewLex('\\'), usedArgs: map[string]bool{}}
+	r := &run{b: b, o: o}
 	name := o.Dockerfile
 	if name == "" {
 		name = "Dockerfile"
@@ -296,9 +303,7 @@ func (r *run) globalArgs() error {
 	for _, a := range r.df.MetaArgs {
 		for _, kv := range a.Args {
 			v, ok := r.o.Args[kv.Key]
-			if ok {
-				r.usedArgs[kv.Key] = true
-			} else if kv.Value != nil {
+			if !ok && kv.Value != nil {
 				var err error
 				if v, err = r.expand(*kv.Value, r.global); err != nil {
 					return fmt.Errorf("%s:%d: ARG %s: %v: %w", r.df.Name, line(a.Location()), kv.Key, err, errdefs.ErrInvalidArgument)
@@ -394,6 +399,9 @@ func (r *run) deps(i int) ([]int, error) {
 	return out, nil
 }
 
+// errStageFailed is what a stage that needs a failed one gets.
+var errStageFailed = errors.New("a stage it needs failed")
+
 // waitStage returns stage i's result once it is built.
 func (r *run) waitStage(ctx context.Context, i int) (*state, error) {
 	sr := r.stages[i]
@@ -403,7 +411,7 @@ func (r *run) waitStage(ctx context.Context, i int) (*state, error) {
 	case <-sr.done:
 	}
 	if sr.err != nil {
-		return nil, fmt.Errorf("stage %d failed", i)
+		return nil, fmt.Errorf("stage %d: %w", i, errStageFailed)
 	}
 	if sr.st == nil {
 		return nil, fmt.Errorf("stage %d was not built: %w", i, errdefs.ErrFailedPrecondition)

@@ -128,6 +128,9 @@ func (r *run) buildStage(ctx context.Context, i int) (*state, error) {
 	index := 1
 	for _, c := range cmds {
 		sp := &step{r: r, stage: name, index: index, total: total, text: c.(fmt.Stringer).String(), line: line(c.Location())}
+		if sp.line == 0 {
+			sp.line = from.line // an ONBUILD trigger: where the stage begins
+		}
 		if countsAsStep(c) {
 			index++
 			sp.index = index
@@ -258,7 +261,6 @@ func (r *run) dispatch(ctx context.Context, st *state, c instructions.Command, s
 			v, given := r.o.Args[kv.Key]
 			switch {
 			case given:
-				r.usedArgs[kv.Key] = true
 			case kv.Value != nil:
 				v = *kv.Value
 			default:
