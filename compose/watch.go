@@ -17,10 +17,10 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/containerd/errdefs"
 	"github.com/moby/patternmatcher"
-	"github.com/moby/patternmatcher/ignorefile"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/berth-dev/berth/engine"
+	"github.com/berth-dev/berth/engine/build"
 	"github.com/berth-dev/berth/internal/fswatch"
 )
 
@@ -165,7 +165,7 @@ func watchRules(p *types.Project, services []string) ([]rule, error) {
 			if ctxDir == "" {
 				ctxDir = p.WorkingDir
 			}
-			if di, err = dockerignore(ctxDir, s.Build.Dockerfile); err != nil {
+			if di, err = build.Dockerignore(ctxDir, s.Build.Dockerfile); err != nil {
 				return nil, inService(n, "build", err)
 			}
 		}
@@ -208,34 +208,6 @@ func watchRules(p *types.Project, services []string) ([]rule, error) {
 		return nil, fmt.Errorf("none of the selected services is configured for watch, consider setting a 'develop' section: %w", errdefs.ErrInvalidArgument)
 	}
 	return out, nil
-}
-
-// dockerignore reads the ignore rules a build of dir would use.
-func dockerignore(dir, dockerfile string) (*patternmatcher.PatternMatcher, error) {
-	candidates := []string{filepath.Join(dir, ".dockerignore")}
-	if dockerfile != "" {
-		df := dockerfile
-		if !filepath.IsAbs(df) {
-			df = filepath.Join(dir, df)
-		}
-		candidates = append([]string{df + ".dockerignore"}, candidates...)
-	}
-	for _, c := range candidates {
-		f, err := os.Open(c)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		patterns, err := ignorefile.ReadAll(f)
-		f.Close()
-		if err != nil || len(patterns) == 0 {
-			return nil, err
-		}
-		return patternmatcher.New(patterns)
-	}
-	return nil, nil
 }
 
 // matches reports whether the rule acts on host path p, and p's path

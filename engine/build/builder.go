@@ -197,7 +197,7 @@ func (b *Builder) start(ctx context.Context, o Options) (*run, error) {
 	}
 	r.df = df
 	r.lex = shell.NewLex(df.escape)
-	if r.ctxDir, err = OpenContext(o.Context, dfPath); err != nil {
+	if r.ctxDir, err = openContext(o.Context, dfPath); err != nil {
 		return nil, r.fail(err)
 	}
 	if err := r.globalArgs(); err != nil {

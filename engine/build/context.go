@@ -31,11 +31,11 @@ type tree struct {
 	name   string // for messages: "build context", "stage builder"
 }
 
-// OpenContext opens a local build context. Its ignore rules come from
+// openContext opens a local build context. Its ignore rules come from
 // "<Dockerfile>.dockerignore" beside the Dockerfile when there is one,
 // else from the context's ".dockerignore", with Docker's pattern rules
 // ("!" exceptions included).
-func OpenContext(dir, dockerfile string) (*tree, error) {
+func openContext(dir, dockerfile string) (*tree, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -48,8 +48,21 @@ func OpenContext(dir, dockerfile string) (*tree, error) {
 		return nil, fmt.Errorf("build context %s: not a directory: %w", dir, errdefs.ErrInvalidArgument)
 	}
 	t := &tree{root: abs, name: "build context"}
-	candidates := []string{filepath.Join(abs, ".dockerignore")}
+	if t.ignore, err = Dockerignore(abs, dockerfile); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Dockerignore reads the ignore rules of a build of dir with dockerfile
+// (relative to dir unless absolute; "" for none): "<Dockerfile>.dockerignore"
+// when there is one, else dir's ".dockerignore". Nil when there are none.
+func Dockerignore(dir, dockerfile string) (*patternmatcher.PatternMatcher, error) {
+	candidates := []string{filepath.Join(dir, ".dockerignore")}
 	if dockerfile != "" {
+		if !filepath.IsAbs(dockerfile) {
+			dockerfile = filepath.Join(dir, dockerfile)
+		}
 		candidates = append([]string{dockerfile + ".dockerignore"}, candidates...)
 	}
 	for _, p := range candidates {
@@ -65,14 +78,16 @@ func OpenContext(dir, dockerfile string) (*tree, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v: %w", p, err, errdefs.ErrInvalidArgument)
 		}
-		if len(patterns) > 0 {
-			if t.ignore, err = patternmatcher.New(patterns); err != nil {
-				return nil, fmt.Errorf("%s: %v: %w", p, err, errdefs.ErrInvalidArgument)
-			}
+		if len(patterns) == 0 {
+			return nil, nil
 		}
-		break
+		pm, err := patternmatcher.New(patterns)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v: %w", p, err, errdefs.ErrInvalidArgument)
+		}
+		return pm, nil
 	}
-	return t, nil
+	return nil, nil
 }
 
 func notFound(err error) error {

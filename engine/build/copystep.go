@@ -109,7 +109,7 @@ func (r *run) copyStep(ctx context.Context, st *state, c copyCmd, sp *step) erro
 			break
 		}
 		if dir, ok := r.o.Contexts[c.from]; ok && !strings.HasPrefix(dir, "docker-image://") {
-			nt, err := OpenContext(dir, "")
+			nt, err := openContext(dir, "")
 			if err != nil {
 				return sp.failed(fmt.Errorf("%s:%d: %s --from=%s: %w", r.df.Name, sp.line, c.name, c.from, err))
 			}

@@ -179,7 +179,7 @@ func (r *run) mountKeys(ctx context.Context, ms []*instructions.Mount) ([]mountK
 				}
 				mk.Content = "stage:" + s.key
 			} else if dir, ok := r.o.Contexts[m.From]; ok && !strings.HasPrefix(dir, "docker-image://") {
-				t, err := OpenContext(dir, "")
+				t, err := openContext(dir, "")
 				if err != nil {
 					return nil, err
 				}
