@@ -286,8 +286,12 @@ CMD ["/srv/hello.txt"]
 				Retries  int
 			}
 		}
-		History []struct{ CreatedBy string `json:"created_by"` }
-		Rootfs  struct{ DiffIDs []string `json:"diff_ids"` }
+		History []struct {
+			CreatedBy string `json:"created_by"`
+		}
+		Rootfs struct {
+			DiffIDs []string `json:"diff_ids"`
+		}
 	}
 	raw := reg.skopeo(t, "inspect", "--config", "docker://"+ref)
 	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {

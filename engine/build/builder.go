@@ -2,9 +2,9 @@ package build
 
 import (
 	"context"
-	"errors"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -94,11 +94,11 @@ type run struct {
 	dir    string // under RunDir; its lock marks the build live
 	lock   *lockfile.Lock
 
-	global   map[string]string // ARGs before the first FROM, with build args applied
-	lex      *shell.Lex
-	stages   []*stageRun
-	stepSeq  int
-	stepMu   sync.Mutex
+	global  map[string]string // ARGs before the first FROM, with build args applied
+	lex     *shell.Lex
+	stages  []*stageRun
+	stepSeq int
+	stepMu  sync.Mutex
 
 	filterOnce sync.Once // the ignore-filtered context, for bind mounts
 	filterDir  string
