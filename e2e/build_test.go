@@ -321,3 +321,101 @@ CMD ["/srv/hello.txt"]
 		t.Errorf("image save: %v", err)
 	}
 }
+
+// TestBuildComposeKeysMustReachTheBuild: --build-arg, a service's image as
+// a named context (that service built first), dockerfile_inline, ulimits;
+// pull_policy build builds on every up; builder prune empties the cache.
+func TestBuildComposeKeysMustReachTheBuild(t *testing.T) {
+	e := newEnv(t)
+	e.copyTestdata(t.Name())
+	e.downAtEnd("buildkeys")
+	e.must("build", "--build-arg", "FROM_CLI=from the cli", "app")
+	e.must("image", "inspect", "buildkeys-base")
+	// The image as built: no up in between may rebuild it without the arg.
+	e.must("up", "-d", "--no-build")
+	eventually(t, 10*time.Second, func() error {
+		logs := e.must("logs", "--no-log-prefix", "app").stdout
+		if logs != "from the base service\nfrom the cli\n4242\n" {
+			return fmt.Errorf("logs %q", logs)
+		}
+		return nil
+	})
+	r := e.must("--progress", "plain", "up", "-d")
+	if !strings.Contains(r.stderr, "CACHED") {
+		t.Errorf("pull_policy build did not build on up:\n%s", r.stderr)
+	}
+	r = e.must("builder", "prune", "-f")
+	if !strings.Contains(r.stdout, "Deleted build cache objects: ") || strings.Contains(r.stdout, "objects: 0\n") {
+		t.Errorf("builder prune: %s", r.stdout)
+	}
+	r = e.must("--progress", "plain", "build", "app")
+	if strings.Contains(r.stderr, "CACHED") {
+		t.Errorf("a build after builder prune used the cache:\n%s", r.stderr)
+	}
+	e.must("down", "-t", "1")
+	e.mustBeGone("buildkeys")
+}
+
+// TestWatchActionsMustReachRunningContainers: berth watch syncs and
+// restarts (sync+restart), syncs and runs a command (sync+exec), restarts
+// (restart), and syncs a path at its start (initial_sync).
+func TestWatchActionsMustReachRunningContainers(t *testing.T) {
+	e := newEnv(t)
+	e.copyTestdata(t.Name())
+	e.downAtEnd("watchacts")
+	e.must("up", "-d")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watch := e.cmd(ctx, "watch", "--no-up")
+	var out syncBuffer
+	watch.Stdout, watch.Stderr = &out, &out
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		watch.Wait()
+		if t.Failed() {
+			t.Logf("berth watch:\n%s", out.String())
+		}
+	}()
+	in := func(cmd string) func() (string, error) {
+		return func() (string, error) {
+			r := e.berth("exec", "-T", "web", "sh", "-c", cmd)
+			return strings.TrimSpace(r.stdout), nil
+		}
+	}
+	wait := func(what, cmd, want string) {
+		t.Helper()
+		eventually(t, 20*time.Second, func() error {
+			got, _ := in(cmd)()
+			if got != want {
+				return fmt.Errorf("%s: %q, want %q", what, got, want)
+			}
+			return nil
+		})
+	}
+	wait("initial sync", "cat /init/seed.txt", "seeded")
+	starts := func() string { s, _ := in("wc -l < /tmp/starts")(); return s }
+	if s := starts(); s != "1" {
+		t.Fatalf("starts = %s", s)
+	}
+
+	os.WriteFile(filepath.Join(e.dir, "conf", "app.conf"), []byte("v2\n"), 0o644)
+	wait("sync+restart", "cat /etc/app/app.conf; wc -l < /tmp/starts", "v2\n2")
+
+	os.WriteFile(filepath.Join(e.dir, "hooks", "h.txt"), []byte("hooked\n"), 0o644)
+	wait("sync+exec", "cat /tmp/hooked", "hooked")
+
+	os.WriteFile(filepath.Join(e.dir, "restart-me"), []byte("1\n"), 0o644)
+	wait("restart", "wc -l < /tmp/starts", "3")
+
+	// A file removed on the host goes from the container too.
+	os.Remove(filepath.Join(e.dir, "init", "seed.txt"))
+	os.WriteFile(filepath.Join(e.dir, "init", "new.txt"), []byte("new\n"), 0o644)
+	wait("sync of a removal", "ls /init", "new.txt")
+	cancel()
+	watch.Wait()
+	e.must("down", "-t", "1")
+	e.mustBeGone("watchacts")
+}

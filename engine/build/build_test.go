@@ -575,3 +575,92 @@ func TestAdd(t *testing.T) {
 		t.Errorf("wrong checksum: %v", err)
 	}
 }
+
+// TestOnbuildInlineAndNamedContexts: a base's ONBUILD triggers run at the
+// start of a stage built FROM it; an inline Dockerfile; the ignore file
+// beside a named Dockerfile wins over the context's; a named context
+// (a directory) serves COPY --from.
+func TestOnbuildInlineAndNamedContexts(t *testing.T) {
+	f := newFixture(t)
+	dir := writeContext(t, map[string]string{
+		"base.Dockerfile":             "FROM busybox\nONBUILD COPY trigger.txt /trigger.txt\nONBUILD ENV FROM_TRIGGER=yes\n",
+		"app.Dockerfile":              "FROM onbase\nCOPY . /ctx/\nCOPY --from=extra /shared.txt /shared.txt\n",
+		"app.Dockerfile.dockerignore": "ignored-by-app\n*.Dockerfile*\n",
+		".dockerignore":               "trigger.txt\n",
+		"trigger.txt":                 "fired",
+		"ignored-by-app":              "x",
+		"ignored-by-context-only.txt": "kept",
+	})
+	extra := writeContext(t, map[string]string{"shared.txt": "from a named context"})
+	if _, err := f.build(t, build.Options{Context: dir, Dockerfile: "base.Dockerfile", Tags: []string{"onbase"}}); err != nil {
+		t.Fatal(err)
+	}
+	img, err := f.build(t, build.Options{Context: dir, Dockerfile: "app.Dockerfile", Tags: []string{"app"}, Contexts: map[string]string{"extra": extra}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := f.rootfs(t, img)
+	for p, want := range map[string]string{
+		"trigger.txt":                     "fired",
+		"ctx/trigger.txt":                 "fired", // app's ignore file replaces .dockerignore
+		"ctx/ignored-by-app":              "<missing>",
+		"ctx/ignored-by-context-only.txt": "kept",
+		"ctx/app.Dockerfile":              "<missing>",
+		"shared.txt":                      "from a named context",
+	} {
+		if got := readFile(t, filepath.Join(root, p)); got != want {
+			t.Errorf("/%s = %q, want %q", p, got, want)
+		}
+	}
+	if !slices.Contains(img.Config.Env, "FROM_TRIGGER=yes") {
+		t.Errorf("Env = %q: the ONBUILD ENV did not run", img.Config.Env)
+	}
+	cfg, _ := f.images.ConfigFile(img)
+	if len(cfg.Config.OnBuild) != 0 {
+		t.Errorf("triggers were passed on: %q", cfg.Config.OnBuild)
+	}
+
+	inline, err := f.build(t, build.Options{Context: dir, Inline: "FROM busybox\nLABEL inline=yes\n", Tags: []string{"inline"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inline.Config.Labels["inline"] != "yes" {
+		t.Errorf("inline Dockerfile: labels %v", inline.Config.Labels)
+	}
+	if _, err := f.build(t, build.Options{Name: "x", Context: dir, Inline: "FROM busybox\nBOGUS\n"}); err == nil || !strings.Contains(err.Error(), "dockerfile_inline:2: unknown instruction: BOGUS") {
+		t.Errorf("inline syntax error: %v", err)
+	}
+}
+
+// TestParallelStages: independent stages are built at once, each COPY
+// waiting for the stage it reads.
+func TestParallelStages(t *testing.T) {
+	f := newFixture(t)
+	dir := writeContext(t, map[string]string{
+		"Dockerfile": "FROM busybox AS a\nCOPY a /a\nFROM busybox AS b\nCOPY b /b\nFROM scratch\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n",
+		"a":          "a", "b": "b",
+	})
+	img, err := f.build(t, build.Options{Context: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	var order []string
+	for _, e := range f.events {
+		if e.State == build.StepStarted || e.State == build.StepDone {
+			order = append(order, fmt.Sprintf("%s %d %v", e.Stage, e.Index, e.State))
+		}
+	}
+	f.mu.Unlock()
+	// Both stages' FROM steps start before either stage's COPY ends: they
+	// run at once, not one after the other.
+	firstDone := slices.IndexFunc(order, func(s string) bool { return strings.HasSuffix(s, " 2 2") })
+	aStart, bStart := slices.Index(order, "a 1 0"), slices.Index(order, "b 1 0")
+	if aStart < 0 || bStart < 0 || firstDone < 0 || aStart > firstDone || bStart > firstDone {
+		t.Errorf("stages ran one after the other: %q", order)
+	}
+	root := f.rootfs(t, img)
+	if readFile(t, filepath.Join(root, "a"))+readFile(t, filepath.Join(root, "b")) != "ab" {
+		t.Error("final stage lacks a stage's file")
+	}
+}
