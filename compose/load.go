@@ -576,8 +576,9 @@ var supportedServiceKeys = map[string]bool{
 	"cpu_quota": true, "cpu_period": true, "cpu_rt_runtime": true, "cpu_rt_period": true,
 	"cpuset": true, "pids_limit": true, "blkio_config": true, "deploy": true,
 	"userns_mode": true, "storage_opt": true, "runtime": true, "isolation": true,
-	// build: the builder's keys are checked by unsupportedBuildKeys.
-	"build": true,
+	// build: the builder's keys are checked by unsupportedBuildKeys;
+	// develop: its watch triggers by watchRules.
+	"build": true, "develop": true, "pull_policy": true,
 }
 
 // supportedNetworkKeys and supportedVolumeKeys are the keys Berth acts on in

@@ -153,11 +153,12 @@ func Observe(ctx context.Context, e *engine.Engine, project string) (Observed, e
 func ObserveImages(ctx context.Context, e *engine.Engine, p *types.Project) map[string]string {
 	out := map[string]string{}
 	for _, s := range p.Services {
-		if _, done := out[s.Image]; done || s.Image == "" {
+		ref := ImageName(p, s) // a service that only builds runs <project>-<service>
+		if _, done := out[ref]; done || (s.Image == "" && s.Build == nil) {
 			continue
 		}
-		if img, err := e.Images.Get(ctx, s.Image); err == nil {
-			out[s.Image] = img.ID
+		if img, err := e.Images.Get(ctx, ref); err == nil {
+			out[ref] = img.ID
 		}
 	}
 	return out

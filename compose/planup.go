@@ -211,7 +211,7 @@ func (u *upPlanner) service(s types.ServiceConfig, targeted bool) error {
 
 	createAfter := u.createDeps(s)
 	startAfter := u.startDeps(s)
-	imageID := u.obs.Images[s.Image]
+	imageID := u.obs.Images[ImageName(u.p, s)]
 	used := map[int]bool{}
 	for _, c := range keep {
 		used[c.Number] = true
@@ -338,7 +338,7 @@ func (u *upPlanner) recreateReason(s types.ServiceConfig, c ObservedContainer, m
 	// The reference may now name another image (re-imported, pulled):
 	// that is a change too, as in docker compose.
 	if imageID != "" && c.ImageID != "" && c.ImageID != imageID {
-		return fmt.Sprintf("image %s now names another image", s.Image)
+		return fmt.Sprintf("image %s now names another image", ImageName(u.p, s))
 	}
 	return ""
 }

@@ -95,7 +95,6 @@ type run struct {
 	lock   *lockfile.Lock
 
 	global  map[string]string // ARGs before the first FROM, with build args applied
-	lex     *shell.Lex
 	stages  []*stageRun
 	stepSeq int
 	stepMu  sync.Mutex
@@ -196,7 +195,6 @@ func (b *Builder) start(ctx context.Context, o Options) (*run, error) {
 		return nil, r.fail(err)
 	}
 	r.df = df
-	r.lex = shell.NewLex(df.escape)
 	if r.ctxDir, err = openContext(o.Context, dfPath); err != nil {
 		return nil, r.fail(err)
 	}
@@ -317,8 +315,10 @@ func (r *run) globalArgs() error {
 	return nil
 }
 
+// expand substitutes variables in word. A lexer per call: a Lex is not
+// safe for concurrent use, and stages run at once.
 func (r *run) expand(word string, env map[string]string) (string, error) {
-	out, _, err := r.lex.ProcessWord(word, envMap(env))
+	out, _, err := shell.NewLex(r.df.escape).ProcessWord(word, envMap(env))
 	return out, err
 }
 
