@@ -56,6 +56,7 @@ fuzz: ## run each fuzz target for FUZZTIME (20 s)
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./engine/image/
 	$(GO) test -run '^$$' -fuzz FuzzResolvConf -fuzztime $(FUZZTIME) ./netdns/
 	$(GO) test -run '^$$' -fuzz FuzzHandler -fuzztime $(FUZZTIME) ./netdns/
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./engine/build/
 
 clean: ## remove build outputs
 	rm -rf bin bench.out
