@@ -176,20 +176,5 @@ func ChainIDs(diffIDs []string) []string { return chainIDs(diffIDs) }
 // Collect deletes the blobs and temporary files no image needs and
 // o.Blobs does not name, without removing any image.
 func (s *Store) Collect(ctx context.Context, o RemoveOptions) (Removed, error) {
-	var out Removed
-	gl, err := s.exclusive(ctx)
-	if err != nil {
-		return out, err
-	}
-	defer gl.Unlock()
-	keep, err := o.blobs(ctx)
-	if err != nil {
-		return out, err
-	}
-	r, err := s.readRefs()
-	if err != nil {
-		return out, err
-	}
-	out.Blobs, out.Bytes, err = s.gc(r, keep)
-	return out, err
+	return s.delete(ctx, o, func(refs, map[string][]string, *Removed) error { return nil })
 }
