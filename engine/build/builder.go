@@ -106,7 +106,6 @@ type run struct {
 
 // stageRun is one stage's result, ready when done is closed.
 type stageRun struct {
-	idx  int
 	done chan struct{}
 	st   *state
 	err  error
@@ -201,8 +200,8 @@ func (b *Builder) start(ctx context.Context, o Options) (*run, error) {
 	if err := r.globalArgs(); err != nil {
 		return nil, r.fail(err)
 	}
-	for i := range df.Stages {
-		r.stages = append(r.stages, &stageRun{idx: i, done: make(chan struct{})})
+	for range df.Stages {
+		r.stages = append(r.stages, &stageRun{done: make(chan struct{})})
 	}
 	if err := b.claim(ctx, r); err != nil {
 		return nil, err
