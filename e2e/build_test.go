@@ -58,6 +58,11 @@ func TestBuildMustRunStepsAsContainers(t *testing.T) {
 		t.Errorf("image config = %+v", c)
 	}
 	e.must("image", "inspect", "buildrun-app:extra")
+	// Docker's predefined proxy ARGs reach RUN without an ARG line and stay
+	// out of the image's history.
+	if h := e.must("image", "history", "--no-trunc", "buildrun-app").stdout; strings.Contains(h, "proxy.test") || !strings.Contains(h, "GREETING=hello") {
+		t.Errorf("history:\n%s", h)
+	}
 
 	// A rebuild comes from the cache: every step CACHED, no container.
 	r = e.must("--progress", "plain", "build", "app")
@@ -70,6 +75,7 @@ func TestBuildMustRunStepsAsContainers(t *testing.T) {
 	e.must("up", "-d")
 	want := []string{
 		"shell form: hello", "exec form", "heredoc script", "shebang script", "shell heredoc hello",
+		"proxy: http://proxy.test:3128",
 		"cache lines: 1", "bound file", "secret: s3cret", "secret env: s3cret", "tmpfs ok",
 		"extra host ok", "shm 32768", "network: default route", "no mount stubs", "65534",
 	}
