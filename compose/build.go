@@ -345,3 +345,14 @@ func buildProgress(w progress.Writer) func(build.Event) {
 		w.Event(pe)
 	}
 }
+
+// BuildImage builds one image outside any project (berth image build,
+// Docker's docker build), showing its steps on the context's display.
+func BuildImage(ctx context.Context, e *engine.Engine, o build.Options) (string, error) {
+	o.Progress = buildProgress(progress.FromContext(ctx))
+	img, err := e.Build(ctx, o)
+	if err != nil {
+		return "", err
+	}
+	return img.ID, nil
+}

@@ -26,7 +26,7 @@ func newImageCommand(pf *projectFlags) *cobra.Command {
 		newImageImportCommand(), newImageLsCommand(), newImageRmCommand(),
 		newImageTagCommand(), newImagePruneCommand(), newImageInspectCommand(),
 		newImageHistoryCommand(), newImagePullCommand(pf), newImagePushCommand(pf),
-		newImageSaveCommand(), newImageLoadCommand(),
+		newImageSaveCommand(), newImageLoadCommand(), newImageBuildCommand(pf),
 	)
 	return cmd
 }
