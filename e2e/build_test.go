@@ -279,6 +279,11 @@ CMD ["/srv/hello.txt"]
 	})
 	ref := reg.host + "/e2e/built:1"
 	e.must("build")
+	// docker build's equivalent, from the same cache: the same image.
+	direct := strings.TrimSpace(e.must("image", "build", "-q", "-t", "direct:1", ".").stdout)
+	if id := strings.TrimSpace(e.must("image", "inspect", "--format", "{{.Id}}", ref).stdout); direct != id || !strings.HasPrefix(id, "sha256:") {
+		t.Errorf("image build made %q, the project's build %q", direct, id)
+	}
 	e.must("push")
 	var cfg struct {
 		Config struct {
