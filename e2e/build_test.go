@@ -336,7 +336,7 @@ CMD ["/srv/hello.txt"]
 }
 
 // TestBuildComposeKeysMustReachTheBuild: --build-arg, a service's image as
-// a named context (that service built first), dockerfile_inline;
+// a named context (that service built first), dockerfile_inline, ulimits;
 // pull_policy build builds on every up; builder prune empties the cache.
 func TestBuildComposeKeysMustReachTheBuild(t *testing.T) {
 	e := newEnv(t)
@@ -348,7 +348,7 @@ func TestBuildComposeKeysMustReachTheBuild(t *testing.T) {
 	e.must("up", "-d", "--no-build")
 	eventually(t, 10*time.Second, func() error {
 		logs := e.must("logs", "--no-log-prefix", "app").stdout
-		if logs != "from the base service\nfrom the cli\n" {
+		if logs != "from the base service\nfrom the cli\n4242\n" {
 			return fmt.Errorf("logs %q", logs)
 		}
 		return nil
