@@ -14,12 +14,6 @@ import (
 	"time"
 )
 
-// copyTestdata copies e2e/testdata/<name> into the env's project dir.
-func (e *env) copyTestdata(name string) {
-	e.t.Helper()
-	copyTree(e.t, filepath.Join("testdata", name), e.dir)
-}
-
 // TestBuildMustRunStepsAsContainers builds a project whose Dockerfile has
 // RUN in every form (shell, exec, heredocs), with cache, bind, secret and
 // tmpfs mounts, extra hosts, shm size and the default and none networks;
@@ -27,7 +21,7 @@ func (e *env) copyTestdata(name string) {
 // step, and that up runs the built image.
 func TestBuildMustRunStepsAsContainers(t *testing.T) {
 	e := newEnv(t)
-	e.copyTestdata(t.Name())
+	e.useTestdata()
 	t.Setenv("BUILD_TOKEN", "s3cret")
 	e.downAtEnd("buildrun")
 
@@ -114,7 +108,7 @@ func (m *missing) Error() string { return "missing " + m.want + " in:\n" + m.got
 // the step's last output; no image is tagged.
 func TestBuildFailureMustNameTheLineAndShowTheLog(t *testing.T) {
 	e := newEnv(t)
-	e.copyTestdata(t.Name())
+	e.useTestdata()
 	r := e.berth("--progress", "plain", "build")
 	if r.code == 0 {
 		t.Fatalf("a failing build succeeded:\n%s", r.stderr)
@@ -196,27 +190,7 @@ func TestGoappExampleMustBuildAndWatch(t *testing.T) {
 	}
 	eventually(t, 30*time.Second, page("hello from goapp (version 1)", "quote: simplicity is prerequisite for reliability"))
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	watch := e.cmd(ctx, "watch", "--no-up")
-	var out syncBuffer
-	watch.Stdout, watch.Stderr = &out, &out
-	if err := watch.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cancel()
-		watch.Wait()
-		if t.Failed() {
-			t.Logf("berth watch:\n%s", out.String())
-		}
-	}()
-	eventually(t, 10*time.Second, func() error {
-		if !strings.Contains(out.String(), "Watch enabled") {
-			return fmt.Errorf("watch output: %q", out.String())
-		}
-		return nil
-	})
+	out, stopWatch := e.startWatch(t)
 
 	// An editor's save: write a temporary file, rename it over the old.
 	tmp := filepath.Join(e.dir, "static", ".greeting.txt.tmp")
@@ -230,28 +204,40 @@ func TestGoappExampleMustBuildAndWatch(t *testing.T) {
 	if !strings.Contains(out.String(), `Rebuilding service(s) ["api"]`) {
 		t.Errorf("watch did not say it rebuilt:\n%s", out.String())
 	}
-	cancel()
-	watch.Wait()
+	stopWatch()
 	e.must("down", "-t", "1")
 	e.mustBeGone("goapp")
 }
 
-// syncBuffer is a bytes.Buffer safe for a process's output and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// startWatch starts berth watch --no-up and waits until it watches; stop
+// ends it (the test's cleanup does too), and a failed test logs its output.
+func (e *env) startWatch(t *testing.T) (out *lockedBuffer, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	watch := e.cmd(ctx, "watch", "--no-up")
+	out = &lockedBuffer{}
+	watch.Stdout, watch.Stderr = out, out
+	if err := watch.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	stop = sync.OnceFunc(func() {
+		cancel()
+		watch.Wait()
+	})
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("berth watch:\n%s", out.String())
+		}
+	})
+	eventually(t, 10*time.Second, func() error {
+		if !strings.Contains(out.String(), "Watch enabled") {
+			return fmt.Errorf("watch output: %q", out.String())
+		}
+		return nil
+	})
+	return out, stop
 }
 
 // TestBuiltImageMustPushAndReadWithSkopeo: a built image is a real OCI
@@ -340,7 +326,7 @@ CMD ["/srv/hello.txt"]
 // pull_policy build builds on every up; builder prune empties the cache.
 func TestBuildComposeKeysMustReachTheBuild(t *testing.T) {
 	e := newEnv(t)
-	e.copyTestdata(t.Name())
+	e.useTestdata()
 	e.downAtEnd("buildkeys")
 	e.must("build", "--build-arg", "FROM_CLI=from the cli", "app")
 	e.must("image", "inspect", "buildkeys-base")
@@ -374,24 +360,10 @@ func TestBuildComposeKeysMustReachTheBuild(t *testing.T) {
 // (restart), and syncs a path at its start (initial_sync).
 func TestWatchActionsMustReachRunningContainers(t *testing.T) {
 	e := newEnv(t)
-	e.copyTestdata(t.Name())
+	e.useTestdata()
 	e.downAtEnd("watchacts")
 	e.must("up", "-d")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	watch := e.cmd(ctx, "watch", "--no-up")
-	var out syncBuffer
-	watch.Stdout, watch.Stderr = &out, &out
-	if err := watch.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cancel()
-		watch.Wait()
-		if t.Failed() {
-			t.Logf("berth watch:\n%s", out.String())
-		}
-	}()
+	_, stopWatch := e.startWatch(t)
 	in := func(cmd string) func() (string, error) {
 		return func() (string, error) {
 			r := e.berth("exec", "-T", "web", "sh", "-c", cmd)
@@ -427,8 +399,7 @@ func TestWatchActionsMustReachRunningContainers(t *testing.T) {
 	os.Remove(filepath.Join(e.dir, "init", "seed.txt"))
 	os.WriteFile(filepath.Join(e.dir, "init", "new.txt"), []byte("new\n"), 0o644)
 	wait("sync of a removal", "ls /init", "new.txt")
-	cancel()
-	watch.Wait()
+	stopWatch()
 	e.must("down", "-t", "1")
 	e.mustBeGone("watchacts")
 }

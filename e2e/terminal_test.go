@@ -18,23 +18,7 @@ import (
 // useTestdata copies e2e/testdata/<TestName>/ into the project directory.
 func (e *env) useTestdata() {
 	e.t.Helper()
-	src := filepath.Join("testdata", strings.ReplaceAll(e.t.Name(), "/", "_"))
-	err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		dst := filepath.Join(e.dir, rel)
-		os.MkdirAll(filepath.Dir(dst), 0o755)
-		return os.WriteFile(dst, b, 0o644)
-	})
-	if err != nil {
-		e.t.Fatalf("testdata: %v", err)
-	}
+	copyTree(e.t, filepath.Join("testdata", strings.ReplaceAll(e.t.Name(), "/", "_")), e.dir)
 }
 
 // pty is a pseudo-terminal the test drives, as a user at a terminal would.
