@@ -247,7 +247,7 @@ func (c *converter) selector(service string) map[string]string {
 // kindOrder is the order kubectl should create objects in: what pods
 // refer to before the pods.
 var kindOrder = []string{"ServiceAccount", "Role", "RoleBinding", "Secret", "ConfigMap",
-	"PersistentVolumeClaim", "Service", "NetworkPolicy", "Job", "StatefulSet", "Deployment"}
+	"PersistentVolumeClaim", "Service", "NetworkPolicy", "Job", "StatefulSet", "Deployment", "DaemonSet"}
 
 func sortObjects(objs []Object) {
 	slices.SortStableFunc(objs, func(a, b Object) int {

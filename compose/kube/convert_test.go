@@ -120,9 +120,18 @@ services:
   migrate:
     image: migrate
     restart: on-failure:2
+  agent:
+    image: agent
+    deploy: {mode: global}
 volumes:
   data: {}
 `)
+	if ds := get[*appsv1.DaemonSet](t, r, "agent"); ds.Spec.Selector.MatchLabels[LabelService] != "agent" || has[*appsv1.Deployment](r, "agent") {
+		t.Errorf("deploy.mode global: %+v", ds.Spec.Selector)
+	}
+	if warned(r, "deploy.mode") {
+		t.Errorf("deploy.mode is warned about: %v", r.Warnings)
+	}
 	if d := get[*appsv1.Deployment](t, r, "web"); *d.Spec.Replicas != 3 {
 		t.Errorf("web replicas = %d, want 3 (deploy.replicas)", *d.Spec.Replicas)
 	}

@@ -18,7 +18,7 @@ var (
 		"extra_hosts", "scale", "links", "security_opt", "tty", "stdin_open", "platform",
 		"pull_policy", "sysctls", "dns_search", "dns_opt")
 	inert        = set("profiles", "attach", "develop", "pull_refresh_after")
-	deployKeys   = set("replicas", "resources", "restart_policy", "labels")
+	deployKeys   = set("mode", "replicas", "resources", "restart_policy", "labels")
 	noEquivalent = map[string]string{
 		"container_name": "pods get generated names; the service's name resolves instead",
 		"dns":            "pods ask the cluster's DNS server; custom servers are not converted",

@@ -61,7 +61,6 @@ func (c *converter) volumes(pd *pod) error {
 			if v.Volume != nil {
 				m.SubPath = v.Volume.Subpath
 			}
-			pd.stateful = true
 			pd.mount(corev1.Volume{Name: label63("vol-", claim), VolumeSource: corev1.VolumeSource{
 				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim},
 			}}, m)

@@ -21,12 +21,11 @@ import (
 
 // pod is one service's pod template while it is being built.
 type pod struct {
-	s        types.ServiceConfig
-	spec     corev1.PodSpec
-	ctr      corev1.Container
-	labels   map[string]string
-	annots   map[string]string
-	stateful bool // mounts a named volume
+	s      types.ServiceConfig
+	spec   corev1.PodSpec
+	ctr    corev1.Container
+	labels map[string]string
+	annots map[string]string
 }
 
 // service converts one service: its workload, its Services and the
@@ -65,6 +64,19 @@ func (c *converter) service(s types.ServiceConfig) error {
 	return nil
 }
 
+// kind is the controller a service becomes.
+func (c *converter) kind(s types.ServiceConfig) string {
+	switch {
+	case c.jobs[s.Name]:
+		return "Job"
+	case s.Deploy != nil && s.Deploy.Mode == "global":
+		return "DaemonSet"
+	case len(namedVolumes(s)) > 0:
+		return "StatefulSet"
+	}
+	return "Deployment"
+}
+
 // workload wraps the pod template in the controller the service needs.
 func (c *converter) workload(pd *pod, tmpl corev1.PodTemplateSpec) {
 	s := pd.s
@@ -75,8 +87,8 @@ func (c *converter) workload(pd *pod, tmpl corev1.PodTemplateSpec) {
 		c.addLabels(svc(s.Name), "deploy.labels", meta.Labels, meta.Annotations, s.Deploy.Labels)
 	}
 	sel := &metav1.LabelSelector{MatchLabels: c.selector(s.Name)}
-	switch {
-	case c.jobs[s.Name]:
+	switch c.kind(s) {
+	case "Job":
 		tmpl.Spec.RestartPolicy = corev1.RestartPolicyOnFailure
 		c.add(&batchv1.Job{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
@@ -88,7 +100,14 @@ func (c *converter) workload(pd *pod, tmpl corev1.PodTemplateSpec) {
 				Template:     tmpl,
 			},
 		})
-	case pd.stateful:
+	case "DaemonSet":
+		// One pod per node, as Swarm's global mode runs one task per node.
+		c.add(&appsv1.DaemonSet{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "DaemonSet"},
+			ObjectMeta: meta,
+			Spec:       appsv1.DaemonSetSpec{Selector: sel, Template: tmpl},
+		})
+	case "StatefulSet":
 		c.add(&appsv1.StatefulSet{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
 			ObjectMeta: meta,
@@ -380,7 +399,7 @@ func (c *converter) restart(pd *pod) error {
 		return nil
 	}
 	if r == types.RestartPolicyNo || strings.HasPrefix(r, types.RestartPolicyOnFailure) {
-		c.warn(svc(pd.s.Name), "restart", "%q: a %s restarts its pods whenever they exit", r, map[bool]string{true: "StatefulSet", false: "Deployment"}[len(namedVolumes(pd.s)) > 0])
+		c.warn(svc(pd.s.Name), "restart", "%q: a %s restarts its pods whenever they exit", r, c.kind(pd.s))
 	}
 	return nil
 }
