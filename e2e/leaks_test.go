@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/google/nftables"
@@ -77,4 +78,15 @@ func findLeaks(stateBase string) []string {
 		}
 	}
 	return leaks
+}
+
+// newLeaks returns what is in after and was not in before.
+func newLeaks(before, after []string) []string {
+	var out []string
+	for _, l := range after {
+		if !slices.Contains(before, l) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
