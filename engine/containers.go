@@ -232,10 +232,9 @@ func (e *Engine) startContainer(ctx context.Context, id string, extra runtime.Co
 		// A shim spawned by a command that was killed while it started the
 		// container, or one holding a container created for run -it. Let
 		// it finish, or end it, before starting afresh.
-		if err := e.settle(ctx, c.ID); err != nil {
-			return nil, err
-		}
-		if info, err = e.info(ctx, c, true); err != nil || info.Running() {
+		// The shim's answer, not the status file, says whether it runs:
+		// the shim answers waiters a moment before the file has it.
+		if running, err := e.settle(ctx, c.ID); err != nil || running {
 			return nil, err
 		}
 	}
@@ -286,19 +285,21 @@ func (e *Engine) startContainer(ctx context.Context, id string, extra runtime.Co
 // settle waits for a live shim of a container that does not run, one
 // still starting it: it answers once the container runs, or goes away
 // when it gives up. A shim that holds the container for a start (run -it)
-// belongs to the command that will start it. Called with the container's
-// lock held.
-func (e *Engine) settle(ctx context.Context, id string) error {
+// belongs to the command that will start it. running reports the shim's
+// answer. Called with the container's lock held.
+func (e *Engine) settle(ctx context.Context, id string) (running bool, err error) {
 	st, err := runtime.Wait(ctx, e.shimSocket(id), runtime.ConditionStarted)
 	switch {
 	case errdefs.IsUnavailable(err), errdefs.IsFailedPrecondition(err):
-		return nil // the shim gave up: start afresh
+		// The shim gave up: start afresh once it has let go of the
+		// container (it answers before its cleanup is done).
+		return false, runtime.AwaitShimExit(ctx, e.runDir(id))
 	case err != nil:
-		return err
+		return false, err
 	case st.State == runtime.StateCreated:
-		return fmt.Errorf("container is being started by another command: %w", errdefs.ErrConflict)
+		return false, fmt.Errorf("container is being started by another command: %w", errdefs.ErrConflict)
 	}
-	return nil
+	return st.Up(), nil
 }
 
 // StopContainer asks the shim to stop the container: its stop signal, then

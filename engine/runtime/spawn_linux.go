@@ -56,8 +56,8 @@ func spawn(ctx context.Context, exe string, cfg Config, logPath string) (*Spawne
 	// The lock passes to the shim with the descriptor and is held until the
 	// shim exits: from this instant on, nobody can mistake a shim that is
 	// still starting for a missing one.
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		return nil, fmt.Errorf("a shim for %s is already running: %w", cfg.ID, errdefs.ErrAlreadyExists)
+	if err := lockShim(lock, cfg.ID); err != nil {
+		return nil, err
 	}
 	confPath := filepath.Join(dir, "shim.json")
 	if err := atomicfile.WriteJSON(confPath, cfg, 0o600); err != nil {
@@ -158,24 +158,6 @@ func lastLine(s string) string {
 		return "no diagnostics"
 	}
 	return s
-}
-
-// lockFile is held (flock) by the live shim of a container.
-const lockFile = "shim.lock"
-
-// ShimActive reports whether a shim holds the lock in dir (the directory of
-// its socket): one that runs or is still starting.
-func ShimActive(dir string) bool {
-	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR, 0)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		return true
-	}
-	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
-	return false
 }
 
 // The descriptors a shim inherits from Spawn.
