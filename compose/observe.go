@@ -92,6 +92,7 @@ func observed(i engine.Info) ObservedContainer {
 // Observed is the project's current state on the host.
 type Observed struct {
 	Containers []ObservedContainer
+	OneOffs    []ObservedContainer // berth run's containers
 	Networks   map[string]bool // existing networks by name (any project)
 	Volumes    map[string]bool // existing volumes by name (any project)
 	// The project's own networks and volumes, by label, sorted.
@@ -104,8 +105,8 @@ type Observed struct {
 	Images map[string]string
 }
 
-// Observe lists what exists of the project, by its labels. One-off
-// containers (berth run) are not part of it.
+// Observe lists what exists of the project, by its labels; one-off
+// containers (berth run) apart.
 func Observe(ctx context.Context, e *engine.Engine, project string) (Observed, error) {
 	obs := Observed{Networks: map[string]bool{}, Volumes: map[string]bool{}, VolumeUsers: map[string][]string{}}
 	infos, err := e.ListContainers(ctx)
@@ -119,8 +120,12 @@ func Observe(ctx context.Context, e *engine.Engine, project string) (Observed, e
 			}
 		}
 	}
-	for _, i := range filterContainers(infos, project, withoutOneOff) {
-		obs.Containers = append(obs.Containers, observed(i))
+	for _, i := range filterContainers(infos, project, withOneOff) {
+		if i.Config.Labels[LabelOneoff] == "True" {
+			obs.OneOffs = append(obs.OneOffs, observed(i))
+		} else {
+			obs.Containers = append(obs.Containers, observed(i))
+		}
 	}
 	nets, err := e.Networks.List(ctx)
 	if err != nil {

@@ -53,6 +53,14 @@ func PlanDown(p *types.Project, obs Observed, o DownOptions) (Plan, error) {
 		}
 	}
 	sortContainers(orphans)
+	if removeOrphans {
+		// As Compose: one-off containers go with --remove-orphans (and
+		// with -v, like orphans).
+		for _, c := range obs.OneOffs {
+			removed = append(removed, plan.stopRemove(c, "one-off (berth run)", o.Timeout, nil, o.Volumes))
+			gone[c.Name] = true
+		}
+	}
 	for _, c := range orphans {
 		if !removeOrphans {
 			continue
