@@ -93,8 +93,8 @@ func observed(i engine.Info) ObservedContainer {
 type Observed struct {
 	Containers []ObservedContainer
 	OneOffs    []ObservedContainer // berth run's containers
-	Networks   map[string]bool // existing networks by name (any project)
-	Volumes    map[string]bool // existing volumes by name (any project)
+	Networks   map[string]bool     // existing networks by name (any project)
+	Volumes    map[string]bool     // existing volumes by name (any project)
 	// The project's own networks and volumes, by label, sorted.
 	ProjectNetworks, ProjectVolumes []string
 	// VolumeUsers maps each volume to the containers (of any project) that
