@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/containerd/errdefs"
@@ -66,21 +68,23 @@ func (f *recreateFlags) options(services []string) (compose.UpOptions, error) {
 
 func newUpCommand(pf *projectFlags) *cobra.Command {
 	var (
-		r         compose.UpRequest
-		rf        recreateFlags
-		t         timeoutFlag
-		noColor   bool
-		noBuild   bool
-		quietPull bool
+		r           compose.UpRequest
+		rf          recreateFlags
+		t           timeoutFlag
+		noColor     bool
+		noBuild     bool
+		quietPull   bool
+		waitTimeout int
 	)
 	cmd := &cobra.Command{
 		Use:   "up [OPTIONS] [SERVICE...]",
 		Short: "Create and start containers",
 		RunE: withProject(pf, true, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
-			if err := notYet(cmd, "wait", "wait-timeout", "abort-on-container-exit", "abort-on-container-failure",
-				"exit-code-from", "attach", "no-attach", "attach-dependencies"); err != nil {
-				return err
+			foreground := r.AbortOnExit || r.AbortOnFailure || r.ExitCodeFrom != "" || len(r.Attach) > 0 || len(r.NoAttach) > 0 || r.AttachDependencies
+			if (r.Detach || r.Wait) && foreground {
+				return fmt.Errorf("-d/--wait cannot be combined with --abort-on-container-exit, --abort-on-container-failure, --exit-code-from or --attach flags: %w", errdefs.ErrInvalidArgument)
 			}
+			r.WaitTimeout = time.Duration(waitTimeout) * time.Second
 			o, err := rf.options(args)
 			if err != nil {
 				return err
@@ -94,7 +98,11 @@ func newUpCommand(pf *projectFlags) *cobra.Command {
 			r.Logs.Color = !noColor && pf.color(cmd.OutOrStdout())
 			r.QuietPull = quietPull
 			r.NoBuild = noBuild
-			return compose.Up(cmd.Context(), e, p, r)
+			err = compose.Up(cmd.Context(), e, p, r)
+			if code := compose.ExitStatus(0); errors.As(err, &code) {
+				return exitError{code: int(code)}
+			}
+			return err
 		}),
 	}
 	fl := cmd.Flags()
@@ -110,9 +118,16 @@ func newUpCommand(pf *projectFlags) *cobra.Command {
 	fl.BoolVarP(&r.Watch, "watch", "w", false, "watch source code and rebuild/refresh containers when files are updated")
 	fl.StringVar(&r.Pull, "pull", "", `pull image before running ("always"|"missing"|"never"; default: each service's pull_policy)`)
 	fl.BoolVar(&quietPull, "quiet-pull", false, "pull without printing progress information")
+	fl.BoolVar(&r.Wait, "wait", false, "wait for services to be running|healthy; implies detached mode")
+	fl.IntVar(&waitTimeout, "wait-timeout", 0, "maximum duration in seconds to wait for the project to be running|healthy")
+	fl.BoolVar(&r.AbortOnExit, "abort-on-container-exit", false, "stops all containers if any container was stopped; incompatible with -d")
+	fl.BoolVar(&r.AbortOnFailure, "abort-on-container-failure", false, "stops all containers if any container exited with failure; incompatible with -d")
+	fl.StringVar(&r.ExitCodeFrom, "exit-code-from", "", "return the exit code of the selected service container; implies --abort-on-container-exit")
+	fl.StringArrayVar(&r.Attach, "attach", nil, "restrict attaching to the specified services")
+	fl.StringArrayVar(&r.NoAttach, "no-attach", nil, "do not attach (stream logs) to the specified services")
+	fl.BoolVar(&r.AttachDependencies, "attach-dependencies", false, "automatically attach to log output of dependent services")
 	rf.add(cmd)
 	t.add(cmd)
-	addNotYet(cmd)
 	return cmd
 }
 
@@ -146,20 +161,6 @@ func newCreateCommand(pf *projectFlags) *cobra.Command {
 	cmd.Flags().BoolVar(&quietPull, "quiet-pull", false, "pull without printing progress information")
 	rf.add(cmd)
 	return cmd
-}
-
-// addNotYet declares up's flags that Berth does not act on yet, so using
-// them is a clear error rather than an unknown flag.
-func addNotYet(cmd *cobra.Command) {
-	fl := cmd.Flags()
-	fl.Bool("wait", false, "wait for services to be running|healthy; implies detached mode (not yet)")
-	fl.Int("wait-timeout", 0, "maximum duration in seconds to wait for the project to be running|healthy (not yet)")
-	fl.Bool("abort-on-container-exit", false, "stops all containers if any container was stopped (not yet)")
-	fl.Bool("abort-on-container-failure", false, "stops all containers if any container exited with failure (not yet)")
-	fl.String("exit-code-from", "", "return the exit code of the selected service container (not yet)")
-	fl.StringArray("attach", nil, "restrict attaching to the specified services (not yet)")
-	fl.StringArray("no-attach", nil, "do not attach (stream logs) to the specified services (not yet)")
-	fl.Bool("attach-dependencies", false, "automatically attach to log output of dependent services (not yet)")
 }
 
 // notYet fails when one of the named flags was given: Berth does not do

@@ -1,0 +1,77 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestForegroundUpMustAbortAndPassTheExitCode: --exit-code-from and
+// --abort-on-container-failure stop the stack when a container exits and
+// make its code berth's; --no-attach hides a service's logs.
+func TestForegroundUpMustAbortAndPassTheExitCode(t *testing.T) {
+	e := newEnv(t)
+	e.writeProject(map[string]string{"compose.yaml": `
+name: fg
+services:
+  srv: {image: busybox, command: [sh, -c, 'echo serving; exec sleep 3600']}
+  noisy: {image: busybox, command: [sh, -c, 'echo chatter; exec sleep 3600']}
+  job: {image: busybox, command: [sh, -c, 'sleep 1; echo done; exit 5'], depends_on: [srv]}
+`})
+	e.downAtEnd("fg")
+	r := e.berth("up", "--exit-code-from", "job", "--no-attach", "noisy", "-t", "1")
+	if r.code != 5 || !strings.Contains(r.stdout, "job-1  | done") || !strings.Contains(r.stdout, "job-1 exited with code 5") ||
+		!strings.Contains(r.stdout, "srv-1  | serving") || strings.Contains(r.stdout, "chatter") {
+		t.Fatalf("up --exit-code-from job: %+v", r)
+	}
+	if !strings.Contains(r.stderr, "Aborting on container exit...") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+	if running := e.must("ps", "-q").stdout; strings.TrimSpace(running) != "" {
+		t.Fatalf("containers still running after the abort: %q", running)
+	}
+	r = e.berth("up", "--abort-on-container-failure", "-t", "1")
+	if r.code != 5 {
+		t.Fatalf("up --abort-on-container-failure: %+v", r)
+	}
+	if r := e.berth("up", "--exit-code-from", "nope"); r.code != 1 || !strings.Contains(r.stderr, "no such service: nope") {
+		t.Fatalf("--exit-code-from an unknown service: %+v", r)
+	}
+	if r := e.berth("up", "-d", "--abort-on-container-exit"); r.code != 1 {
+		t.Fatalf("-d with --abort-on-container-exit: %+v", r)
+	}
+}
+
+// TestUpWaitMustReturnOnceServicesRunAndFailWhenOneExits: --wait returns
+// when every container runs (a job that completes for its dependents
+// counts), and fails naming a container that exited.
+func TestUpWaitMustReturnOnceServicesRunAndFailWhenOneExits(t *testing.T) {
+	e := newEnv(t)
+	e.writeProject(map[string]string{"compose.yaml": `
+name: wt
+services:
+  init: {image: busybox, command: ['true']}
+  app:
+    image: busybox
+    command: [sleep, '3600']
+    depends_on: {init: {condition: service_completed_successfully}}
+`})
+	e.downAtEnd("wt")
+	r := e.must("up", "--wait", "--wait-timeout", "30")
+	if !strings.Contains(r.stderr, "wt-app-1 Running") {
+		t.Fatalf("up --wait:\n%s", r.stderr)
+	}
+	e.writeProject(map[string]string{"compose.yaml": `
+name: wt
+services:
+  init: {image: busybox, command: ['true']}
+  app:
+    image: busybox
+    command: [sleep, '3600']
+    depends_on: {init: {condition: service_completed_successfully}}
+  broken: {image: busybox, command: [sh, -c, 'exit 2']}
+`})
+	r = e.berth("up", "--wait", "-t", "1")
+	if r.code == 0 || !strings.Contains(r.stderr, "container wt-broken-1 exited (2)") {
+		t.Fatalf("up --wait with a failing service: %+v", r)
+	}
+}
