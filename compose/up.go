@@ -35,8 +35,8 @@ type UpRequest struct {
 	// AttachDependencies adds those the named services depend on.
 	Attach, NoAttach   []string
 	AttachDependencies bool
-	Options UpOptions
-	Detach  bool
+	Options            UpOptions
+	Detach             bool
 	// Explain prints the plan, every step with its reason, and then
 	// applies it (a dry run only prints it).
 	Explain bool
