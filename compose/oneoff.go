@@ -100,6 +100,8 @@ func oneOffService(p *types.Project, s types.ServiceConfig, r RunRequest) (types
 	where := func(field string) string { return fmt.Sprintf("service %q: run: %s", s.Name, field) }
 	s.Restart = ""
 	s.ContainerName = ""
+	// No terminal or stdin yet: the output is streamed from the log.
+	s.Tty, s.StdinOpen = false, false
 	if !r.ServicePorts {
 		s.Ports = nil
 	}

@@ -42,8 +42,8 @@ services:
 }
 
 // TestUpWaitMustReturnOnceServicesRunAndFailWhenOneExits: --wait returns
-// when every container runs (a job that completes for its dependents
-// counts), and fails naming a container that exited.
+// when every container runs or is healthy (a job that completes for its
+// dependents counts), and fails naming a container that turns unhealthy.
 func TestUpWaitMustReturnOnceServicesRunAndFailWhenOneExits(t *testing.T) {
 	e := newEnv(t)
 	e.writeProject(map[string]string{"compose.yaml": `
@@ -54,10 +54,14 @@ services:
     image: busybox
     command: [sleep, '3600']
     depends_on: {init: {condition: service_completed_successfully}}
+  slow:
+    image: busybox
+    command: [sh, -c, 'sleep 1; touch /tmp/ok; exec sleep 3600']
+    healthcheck: {test: [CMD-SHELL, test -f /tmp/ok], interval: 300ms}
 `})
 	e.downAtEnd("wt")
 	r := e.must("up", "--wait", "--wait-timeout", "30")
-	if !strings.Contains(r.stderr, "wt-app-1 Running") {
+	if !strings.Contains(r.stderr, "wt-app-1 Running") || !strings.Contains(r.stderr, "wt-slow-1 Healthy") {
 		t.Fatalf("up --wait:\n%s", r.stderr)
 	}
 	e.writeProject(map[string]string{"compose.yaml": `
@@ -68,10 +72,17 @@ services:
     image: busybox
     command: [sleep, '3600']
     depends_on: {init: {condition: service_completed_successfully}}
-  broken: {image: busybox, command: [sh, -c, 'exit 2']}
+  slow:
+    image: busybox
+    command: [sh, -c, 'sleep 1; touch /tmp/ok; exec sleep 3600']
+    healthcheck: {test: [CMD-SHELL, test -f /tmp/ok], interval: 300ms}
+  broken:
+    image: busybox
+    command: [sleep, '3600']
+    healthcheck: {test: [CMD, 'false'], interval: 300ms, retries: 1}
 `})
 	r = e.berth("up", "--wait", "-t", "1")
-	if r.code == 0 || !strings.Contains(r.stderr, "container wt-broken-1 exited (2)") {
+	if r.code == 0 || !strings.Contains(r.stderr, "wt-broken-1") || !strings.Contains(r.stderr, "unhealthy") {
 		t.Fatalf("up --wait with a failing service: %+v", r)
 	}
 }
