@@ -29,6 +29,10 @@ type LoadOptions struct {
 	ProjectDir  string   // --project-directory
 	EnvFiles    []string // --env-file; empty means <project dir>/.env
 	Profiles    []string // --profile; empty means COMPOSE_PROFILES
+	// Services are the services a verb's arguments name: enabled whatever
+	// their profiles (with the rest of those profiles), as Compose does
+	// for `run SERVICE` or `up SERVICE`.
+	Services []string
 
 	// WorkingDir is where discovery starts and relative -f paths are
 	// resolved; empty means the process's working directory. Tests set it
@@ -119,6 +123,11 @@ func Load(ctx context.Context, o LoadOptions) (*types.Project, error) {
 	p, err := po.LoadProject(ctx)
 	if err != nil {
 		return nil, loadError(err, po.ConfigPaths)
+	}
+	if len(o.Services) > 0 {
+		if p, err = p.WithServicesEnabled(o.Services...); err != nil {
+			return nil, loadError(err, p.ComposeFiles)
+		}
 	}
 	if err := checkEnvFiles(p); err != nil {
 		return nil, err

@@ -172,6 +172,17 @@ func TestLoad(t *testing.T) {
 			want: want{name: "profiles", workingDir: "testdata/profiles", services: []string{"tools", "web"}},
 		},
 		{
+			// As in Compose, all of its profiles become active.
+			name: "a service named on the command line is enabled with its profiles",
+			opts: LoadOptions{ConfigPaths: []string{"testdata/profiles/compose.yaml"}, Services: []string{"tools"}},
+			want: want{name: "profiles", workingDir: "testdata/profiles", services: []string{"debug", "tools", "web"}},
+		},
+		{
+			name: "an enabled or unknown service named changes nothing",
+			opts: LoadOptions{ConfigPaths: []string{"testdata/profiles/compose.yaml"}, Services: []string{"web", "nosuch"}},
+			want: want{name: "profiles", workingDir: "testdata/profiles", services: []string{"web"}},
+		},
+		{
 			name: "--profile wins over COMPOSE_PROFILES",
 			env:  map[string]string{"COMPOSE_PROFILES": "tools"},
 			opts: LoadOptions{ConfigPaths: []string{"testdata/profiles/compose.yaml"}, Profiles: []string{"debug"}},

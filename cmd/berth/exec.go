@@ -27,9 +27,10 @@ func newExecCommand(pf *projectFlags) *cobra.Command {
 		fl execFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "exec [OPTIONS] SERVICE COMMAND [ARGS...]",
-		Short: "Execute a command in a running container",
-		Args:  cobra.MinimumNArgs(2),
+		Use:         "exec [OPTIONS] SERVICE COMMAND [ARGS...]",
+		Annotations: map[string]string{targetsAnnotation: "first"},
+		Short:       "Execute a command in a running container",
+		Args:        cobra.MinimumNArgs(2),
 		RunE: withProject(pf, false, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			r.Service, r.Args = args[0], args[1:]
 			session, err := openSession(cmd, !fl.noTTY, fl.interactive && !r.Detach, fl.detachKeys)

@@ -26,9 +26,12 @@ func openEngine(ctx context.Context) (*engine.Engine, error) {
 }
 
 // loadProject loads the project; warn prints its unsupported-key warnings
-// (only the verbs that change the host for it do: up, create, run).
-func loadProject(cmd *cobra.Command, pf *projectFlags, warn bool) (*types.Project, error) {
-	p, err := compose.Load(cmd.Context(), pf.loadOptions())
+// (only the verbs that change the host for it do: up, create, run);
+// services are enabled whatever their profiles (see compose.LoadOptions).
+func loadProject(cmd *cobra.Command, pf *projectFlags, warn bool, services ...string) (*types.Project, error) {
+	o := pf.loadOptions()
+	o.Services = services
+	p, err := compose.Load(cmd.Context(), o)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +70,7 @@ type projectRun func(cmd *cobra.Command, p *types.Project, e *engine.Engine, arg
 // loadProject.
 func withProject(pf *projectFlags, warn bool, fn projectRun) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		p, err := loadProject(cmd, pf, warn)
+		p, err := loadProject(cmd, pf, warn, targets(cmd, args)...)
 		if err != nil {
 			return err
 		}
@@ -77,6 +80,24 @@ func withProject(pf *projectFlags, warn bool, fn projectRun) func(*cobra.Command
 		}
 		return fn(cmd, p, e, args)
 	}
+}
+
+// targetsAnnotation marks the verbs whose arguments name services to
+// enable whatever their profiles, as Compose does: "first" (run, exec:
+// SERVICE then a command) or "all" (up, create).
+const targetsAnnotation = "berth.targets"
+
+// targets are the services cmd's arguments name (see targetsAnnotation).
+func targets(cmd *cobra.Command, args []string) []string {
+	switch cmd.Annotations[targetsAnnotation] {
+	case "first":
+		if len(args) > 0 {
+			return args[:1]
+		}
+	case "all":
+		return args
+	}
+	return nil
 }
 
 // withProjectOrName is withProject for the verbs that can work from the

@@ -17,9 +17,10 @@ func newRunCommand(pf *projectFlags) *cobra.Command {
 		noTTY      bool
 	)
 	cmd := &cobra.Command{
-		Use:   "run [OPTIONS] SERVICE [COMMAND] [ARGS...]",
-		Short: "Run a one-off command on a service",
-		Args:  cobra.MinimumNArgs(1),
+		Use:         "run [OPTIONS] SERVICE [COMMAND] [ARGS...]",
+		Annotations: map[string]string{targetsAnnotation: "first"},
+		Short:       "Run a one-off command on a service",
+		Args:        cobra.MinimumNArgs(1),
 		RunE: withProject(pf, true, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			if err := notYet(cmd, "build", "pull", "quiet-pull", "tty", "interactive"); err != nil {
 				return err

@@ -77,8 +77,9 @@ func newUpCommand(pf *projectFlags) *cobra.Command {
 		waitTimeout int
 	)
 	cmd := &cobra.Command{
-		Use:   "up [OPTIONS] [SERVICE...]",
-		Short: "Create and start containers",
+		Use:         "up [OPTIONS] [SERVICE...]",
+		Annotations: map[string]string{targetsAnnotation: "all"},
+		Short:       "Create and start containers",
 		RunE: withProject(pf, true, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			foreground := r.AbortOnExit || r.AbortOnFailure || r.ExitCodeFrom != "" || len(r.Attach) > 0 || len(r.NoAttach) > 0 || r.AttachDependencies
 			if (r.Detach || r.Wait) && foreground {
@@ -140,8 +141,9 @@ func newCreateCommand(pf *projectFlags) *cobra.Command {
 		quietPull bool
 	)
 	cmd := &cobra.Command{
-		Use:   "create [OPTIONS] [SERVICE...]",
-		Short: "Creates containers for a service",
+		Use:         "create [OPTIONS] [SERVICE...]",
+		Annotations: map[string]string{targetsAnnotation: "all"},
+		Short:       "Creates containers for a service",
 		RunE: withProject(pf, true, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			o, err := rf.options(args)
 			if err != nil {
