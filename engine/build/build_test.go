@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -662,5 +663,54 @@ func TestParallelStages(t *testing.T) {
 	root := f.rootfs(t, img)
 	if readFile(t, filepath.Join(root, "a"))+readFile(t, filepath.Join(root, "b")) != "ab" {
 		t.Error("final stage lacks a stage's file")
+	}
+}
+
+// TestPullOfBaseImages: a present base image is used as it is; Pull (the
+// --pull flag and the pull key) fetches it again, and a missing one is
+// fetched; scratch and stages are never pulled; a failed pull is an error
+// naming the image.
+func TestPullOfBaseImages(t *testing.T) {
+	f := newFixture(t)
+	var pulled []string
+	pullErr := error(nil)
+	f.b.Pull = func(ctx context.Context, ref string) (image.Image, error) {
+		pulled = append(pulled, ref)
+		if pullErr != nil {
+			return image.Image{}, pullErr
+		}
+		return f.images.Get(ctx, "busybox")
+	}
+	dir := writeContext(t, map[string]string{
+		"Dockerfile": "FROM busybox AS base\nCOPY a /a\n\nFROM scratch AS s\nCOPY a /a\n\nFROM base\nCOPY --from=s /a /b\n",
+		"a":          "a",
+	})
+	if _, err := f.build(t, build.Options{Context: dir, Tags: []string{"p"}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(pulled) != 0 {
+		t.Errorf("a present base image was pulled: %q", pulled)
+	}
+	if _, err := f.build(t, build.Options{Context: dir, Tags: []string{"p"}, Pull: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(pulled, []string{"busybox"}) {
+		t.Errorf("with Pull, pulled %q, want busybox once", pulled)
+	}
+
+	pulled, pullErr = nil, errors.New("registry unreachable")
+	if _, err := f.build(t, build.Options{Context: dir, Tags: []string{"p"}, Pull: true}); err == nil || !strings.Contains(err.Error(), "registry unreachable") {
+		t.Errorf("a failed pull with Pull: %v", err)
+	}
+	missing := writeContext(t, map[string]string{"Dockerfile": "FROM example.test/nothing:1\n"})
+	_, err := f.build(t, build.Options{Context: missing, Tags: []string{"m"}})
+	if err == nil || !strings.Contains(err.Error(), `"example.test/nothing:1"`) || !strings.Contains(err.Error(), "registry unreachable") {
+		t.Errorf("a missing base that cannot be pulled: %v", err)
+	}
+	if !slices.Equal(pulled, []string{"busybox", "example.test/nothing:1"}) {
+		t.Errorf("pulled %q", pulled)
+	}
+	if _, err := f.images.Get(t.Context(), "m"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("a failed build tagged m: %v", err)
 	}
 }
