@@ -88,3 +88,13 @@ func exposedOnly(cfg container.Config) []PortPublisher {
 	}
 	return out
 }
+
+// withExposed adds the ports exposed but not published to s.Publishers and
+// to texts, as ps shows them ("8080/tcp").
+func withExposed(s *ContainerSummary, cfg container.Config, texts []string) []string {
+	for _, p := range exposedOnly(cfg) {
+		s.Publishers = append(s.Publishers, p)
+		texts = append(texts, fmt.Sprintf("%d/%s", p.TargetPort, p.Protocol))
+	}
+	return texts
+}

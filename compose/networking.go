@@ -53,6 +53,23 @@ func NetworkSpec(p *types.Project, key string) (network.Spec, error) {
 	if !ok {
 		return network.Spec{}, fmt.Errorf("network %q is not declared: %w", key, errdefs.ErrInvalidArgument)
 	}
+	x, err := projectExtension(p)
+	if err != nil {
+		return network.Spec{}, err
+	}
+	var pools []network.Pool
+	if x.NetworkPool != "" {
+		if pools, err = network.ParsePools(x.NetworkPool); err != nil {
+			return network.Spec{}, fmt.Errorf("x-berth: network_pool: %w", err)
+		}
+	}
+	labels := mergeLabels(n.Labels, map[string]string{LabelProject: p.Name, LabelNetwork: key, LabelVersion: Version})
+	return networkSpec(key, n, labels, pools)
+}
+
+// networkSpec maps a network's keys, as a compose file or berth network
+// create gives them, to a spec; key names the network in errors.
+func networkSpec(key string, n types.NetworkConfig, labels map[string]string, pools []network.Pool) (network.Spec, error) {
 	bad := func(field, format string, args ...any) error {
 		return fmt.Errorf("network %q: %s: %s: %w", key, field, fmt.Sprintf(format, args...), errdefs.ErrInvalidArgument)
 	}
@@ -64,10 +81,14 @@ func NetworkSpec(p *types.Project, key string) (network.Spec, error) {
 	}
 	s := network.Spec{
 		Name:       n.Name,
-		Labels:     mergeLabels(n.Labels, map[string]string{LabelProject: p.Name, LabelNetwork: key, LabelVersion: Version}),
+		Labels:     labels,
 		Internal:   n.Internal,
 		Attachable: n.Attachable,
 		EnableIPv6: n.EnableIPv6 != nil && *n.EnableIPv6,
+		Pools:      pools,
+	}
+	if s.Name == "" {
+		s.Name = key
 	}
 	if len(n.DriverOpts) > 0 {
 		s.Options = maps.Clone(map[string]string(n.DriverOpts))
@@ -102,15 +123,6 @@ func NetworkSpec(p *types.Project, key string) (network.Spec, error) {
 	for i, pool := range n.Ipam.Config {
 		if err := ipamPool(&s, pool); err != nil {
 			return network.Spec{}, fmt.Errorf("network %q: ipam.config[%d]: %v: %w", key, i, err, errdefs.ErrInvalidArgument)
-		}
-	}
-	x, err := projectExtension(p)
-	if err != nil {
-		return network.Spec{}, err
-	}
-	if x.NetworkPool != "" {
-		if s.Pools, err = network.ParsePools(x.NetworkPool); err != nil {
-			return network.Spec{}, fmt.Errorf("x-berth: network_pool: %w", err)
 		}
 	}
 	if err := network.CheckSpec(s); err != nil {

@@ -90,7 +90,7 @@ func Ps(ctx context.Context, e *engine.Engine, p *types.Project, o PsOptions) ([
 		case !o.Orphans && isOrphan(p, i.Config.Labels[LabelService]):
 			continue
 		}
-		out = append(out, summarize(i, p.Name))
+		out = append(out, withPorts(ctx, e, summarize(i, p.Name), i))
 	}
 	return out, nil
 }
@@ -136,11 +136,7 @@ func summarize(i engine.Info, project string) ContainerSummary {
 		r.Publishers = append(r.Publishers, PortPublisher{host, p.ContainerPort, p.HostPort, proto})
 		ports = append(ports, fmt.Sprintf("%s:%d->%d/%s", host, p.HostPort, p.ContainerPort, proto))
 	}
-	for _, p := range exposedOnly(i.Config) {
-		r.Publishers = append(r.Publishers, p)
-		ports = append(ports, fmt.Sprintf("%d/%s", p.TargetPort, p.Protocol))
-	}
-	r.Ports = strings.Join(ports, ", ")
+	r.Ports = strings.Join(withExposed(&r, i.Config, ports), ", ")
 	return r
 }
 

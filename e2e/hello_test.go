@@ -38,7 +38,7 @@ func TestHelloExampleMustServeAndResolveByName(t *testing.T) {
 	}
 
 	eventually(t, 10*time.Second, func() error {
-		body, err := httpGet(fmt.Sprintf("127.0.0.1:%d", port))
+		body, err := e.httpGet(fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			return err
 		}

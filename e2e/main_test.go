@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -100,6 +99,9 @@ type env struct {
 	root string
 	run  string
 	dir  string // project directory
+	// netns, when set, is the network namespace berth runs in (a dirty
+	// host, see dirtyHost), and outside the one beyond its uplink.
+	netns, outside string
 }
 
 // newEnv makes state roots and imports the busybox image as "busybox".
@@ -111,6 +113,9 @@ func newEnv(t testing.TB) *env {
 	}
 	e := &env{t: t, root: filepath.Join(base, "root"), run: filepath.Join(base, "run"), dir: filepath.Join(base, "project")}
 	os.MkdirAll(e.dir, 0o755)
+	if dirtyMode {
+		e.netns, e.outside = dirtyHost(t)
+	}
 	e.must("image", "import", busyboxTar, "busybox")
 	return e
 }
@@ -123,6 +128,9 @@ type result struct {
 
 func (e *env) cmd(ctx context.Context, args ...string) *exec.Cmd {
 	c := exec.CommandContext(ctx, berthBin, args...)
+	if e.netns != "" {
+		c = exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + e.netns, "--", berthBin}, args...)...)
+	}
 	c.Dir = e.dir
 	// BERTH_DNS_UPSTREAMS=none: no query ever leaves the machine. A pull
 	// from a registry off this machine goes to a proxy that is not there
@@ -195,7 +203,16 @@ func (e *env) mustBeGone(project string) {
 	if leaks := envLeaks(e); len(leaks) > 0 {
 		e.t.Fatalf("left behind: %v", leaks)
 	}
+	if e.netns != "" {
+		if leaks := nsLeaks(e.t, e.netns); len(leaks) > 0 {
+			e.t.Fatalf("left behind in the dirty host: %v", leaks)
+		}
+	}
 }
+
+// httpGet fetches http://addr/ from where berth runs (the dirty host when
+// there is one).
+func (e *env) httpGet(addr string) (string, error) { return httpGetIn(e.netns, addr, "/") }
 
 // downAtEnd registers a down -v so a failing test still cleans up.
 func (e *env) downAtEnd(project string) {
@@ -242,18 +259,6 @@ func eventually(t *testing.T, timeout time.Duration, f func() error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("timed out: %v", err)
-}
-
-func httpGet(addr string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(3 * time.Second))
-	fmt.Fprintf(c, "GET / HTTP/1.0\r\nHost: x\r\n\r\n")
-	b, err := io.ReadAll(c)
-	return string(b), err
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -51,25 +51,40 @@ func simulateReboot(t *testing.T, e *env) {
 	for _, m := range mounts {
 		syscall.Unmount(m, syscall.MNT_DETACH)
 	}
-	// Bridges of this env, by its network records.
-	nets, _ := filepath.Glob(filepath.Join(e.root, "network", "networks", "*.json"))
-	for _, p := range nets {
-		var n struct {
-			Network struct{ Bridge string } `json:"network"`
-			Bridge  string                  `json:"bridge"`
-		}
-		if b, err := os.ReadFile(p); err == nil && json.Unmarshal(b, &n) == nil {
-			for _, name := range []string{n.Bridge, n.Network.Bridge} {
-				if l, err := netlink.LinkByName(name); err == nil && name != "" {
+	// Bridges and the table of this env, in its namespace; a dirty host's
+	// own firewall forgets Berth's accepts too.
+	inst := engine.Instance(e.root)
+	wipe := func() error {
+		nets, _ := filepath.Glob(filepath.Join(e.root, "network", "networks", "*.json"))
+		for _, p := range nets {
+			var n struct {
+				Network struct{ Bridge string } `json:"network"`
+			}
+			if b, err := os.ReadFile(p); err == nil && json.Unmarshal(b, &n) == nil && n.Network.Bridge != "" {
+				if l, err := netlink.LinkByName(n.Network.Bridge); err == nil {
 					netlink.LinkDel(l)
 				}
 			}
 		}
-	}
-	inst := engine.Instance(e.root)
-	if c, err := nftables.New(); err == nil {
+		c, err := nftables.New()
+		if err != nil {
+			return err
+		}
 		c.DelTable(&nftables.Table{Name: inst, Family: nftables.TableFamilyINet})
 		c.Flush()
+		return nil
+	}
+	if e.netns != "" {
+		if err := inNetns(e.netns, wipe); err != nil {
+			t.Fatal(err)
+		}
+		inNamespace(t, e.netns, "iptables-nft", "-F", "FORWARD")
+		inNamespace(t, e.netns, "iptables-nft", "-I", "FORWARD", "1", "-j", "DOCKER-USER")
+		inNamespace(t, e.netns, "ip6tables-nft", "-F", "FORWARD")
+		inNamespace(t, e.netns, "iptables-legacy", "-F", "FORWARD")
+		inNamespace(t, e.netns, "nft", "flush chain inet filter forward")
+	} else if err := wipe(); err != nil {
+		t.Fatal(err)
 	}
 	cgs, _ := filepath.Glob("/sys/fs/cgroup/*/" + inst + "/*")
 	cgs2, _ := filepath.Glob("/sys/fs/cgroup/" + inst + "/*")

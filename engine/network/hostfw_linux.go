@@ -177,7 +177,7 @@ func (x xtable) present(ctx context.Context, tag string) bool {
 }
 
 func (x xtable) ensure(ctx context.Context, tag string) error {
-	for _, s := range x.specs(tag) {
+	for i, s := range x.specs(tag) {
 		if x.has(ctx, s) {
 			continue
 		}
@@ -185,7 +185,7 @@ func (x xtable) ensure(ctx context.Context, tag string) error {
 		if err != nil {
 			return err
 		}
-		args := append([]string{"-I", "FORWARD", strconv.Itoa(pos)}, s[1:]...)
+		args := append([]string{"-I", "FORWARD", strconv.Itoa(pos + i)}, s[1:]...)
 		if _, err := x.run(ctx, args...); err != nil {
 			return err
 		}

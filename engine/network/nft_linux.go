@@ -8,6 +8,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
 )
 
 // firewall is this instance's inet table. Callers hold the instance lock, so
@@ -269,6 +270,7 @@ type publishedPort struct {
 	table       string
 	containerID string
 	port        Port
+	v4, v6      bool // the families it has a rule for
 }
 
 // allPublished reads the port rules of every Berth table on the host, not
@@ -291,16 +293,37 @@ func allPublished() ([]publishedPort, error) {
 		if err != nil {
 			continue // a table without a ports chain publishes nothing
 		}
-		seen := map[string]bool{}
+		seen := map[string]int{}
 		for _, r := range rules {
 			s, _ := userdata.GetString(r.UserData, userdata.TypeComment)
-			if id, p, ok := parsePortTag(s); ok && !seen[s] {
-				seen[s] = true // one tag covers the IPv4 and IPv6 rules of a port
+			id, p, ok := parsePortTag(s)
+			if !ok {
+				continue
+			}
+			// One tag covers the IPv4 and IPv6 rules of a port.
+			i, dup := seen[s]
+			if !dup {
+				i, seen[s] = len(out), len(out)
 				out = append(out, publishedPort{table: t.Name, containerID: id, port: p})
+			}
+			if ruleFamily(r) == unix.NFPROTO_IPV6 {
+				out[i].v6 = true
+			} else {
+				out[i].v4 = true
 			}
 		}
 	}
 	return out, nil
+}
+
+// ruleFamily is the family a port rule matches (its first comparison).
+func ruleFamily(r *nftables.Rule) byte {
+	for _, e := range r.Exprs {
+		if c, ok := e.(*expr.Cmp); ok && len(c.Data) == 1 {
+			return c.Data[0]
+		}
+	}
+	return 0
 }
 
 // hasTagged reports whether the table holds a rule tagged tag in chain.

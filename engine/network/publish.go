@@ -270,19 +270,26 @@ func (m *Manager) Unpublish(ctx context.Context, containerID string) error {
 	return nil
 }
 
+// Published is a port as it is published now: the host port taken, and
+// the families that reach the container through it.
+type Published struct {
+	Port
+	IPv4, IPv6 bool
+}
+
 // Published lists the ports the container publishes now, as its rules say.
-func (m *Manager) Published(ctx context.Context, containerID string) ([]Port, error) {
+func (m *Manager) Published(ctx context.Context, containerID string) ([]Published, error) {
 	all, err := allPublished()
 	if err != nil {
 		return nil, err
 	}
-	var out []Port
+	var out []Published
 	for _, p := range all {
 		if p.table == m.cfg.Table && p.containerID == containerID {
-			out = append(out, p.port)
+			out = append(out, Published{Port: p.port, IPv4: p.v4, IPv6: p.v6})
 		}
 	}
-	slices.SortFunc(out, func(a, b Port) int {
+	slices.SortFunc(out, func(a, b Published) int {
 		if a.ContainerPort != b.ContainerPort {
 			return int(a.ContainerPort) - int(b.ContainerPort)
 		}

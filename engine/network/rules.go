@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 )
@@ -346,11 +347,13 @@ func chains(t *nftables.Table) (base, regular []*nftables.Chain) {
 	return base, regular
 }
 
-// sets returns the set and maps of table t.
+// sets returns the set and maps of table t. Interface names are strings in
+// host order, which nft needs to be told to print them.
 func sets(t *nftables.Table) []*nftables.Set {
+	host := binaryutil.NativeEndian
 	return []*nftables.Set{
-		{Name: setBridges, Table: t, KeyType: nftables.TypeIFName},
-		{Name: mapInto, Table: t, IsMap: true, KeyType: nftables.TypeIFName, DataType: nftables.TypeVerdict},
-		{Name: mapOutOf, Table: t, IsMap: true, KeyType: nftables.TypeIFName, DataType: nftables.TypeVerdict},
+		{Name: setBridges, Table: t, KeyType: nftables.TypeIFName, KeyByteOrder: host},
+		{Name: mapInto, Table: t, IsMap: true, KeyType: nftables.TypeIFName, KeyByteOrder: host, DataType: nftables.TypeVerdict},
+		{Name: mapOutOf, Table: t, IsMap: true, KeyType: nftables.TypeIFName, KeyByteOrder: host, DataType: nftables.TypeVerdict},
 	}
 }
