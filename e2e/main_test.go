@@ -52,15 +52,16 @@ func TestMain(m *testing.M) {
 		}
 		// The prober runs inside containers for the security tests;
 		// compose files find it through ${BERTH_PROBER}.
-		prober := filepath.Join(workDir, "prober")
-		build := exec.Command("go", "build", "-o", prober, "./prober")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		build.Stdout, build.Stderr = os.Stdout, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Println("e2e: build prober:", err)
+		prober, err := buildProbe(workDir, "./prober")
+		if err != nil {
+			fmt.Println("e2e:", err)
 			return 1
 		}
 		os.Setenv("BERTH_PROBER", prober)
+		if netprobeBin, err = buildProbe(workDir, "./testdata/netprobe"); err != nil {
+			fmt.Println("e2e:", err)
+			return 1
+		}
 		busyboxTar = filepath.Join(workDir, "busybox.tar")
 		if err := busybox.WriteTar(busyboxTar); err != nil {
 			fmt.Println("e2e: busybox image:", err)

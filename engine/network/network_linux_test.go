@@ -6,7 +6,9 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/google/nftables"
@@ -323,4 +325,49 @@ func TestConcurrentInstances(t *testing.T) {
 			t.Errorf("table %s forward chain has %d rules (%v), want 4", m.cfg.Table, len(rules), err)
 		}
 	}
+}
+
+// Five hundred networks exist at once: each gets its own subnet from the
+// pools, bridge and rules, and they all go again.
+func TestFiveHundredNetworks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("creates 500 bridges")
+	}
+	m := newTestManager(t)
+	ctx := t.Context()
+	const n = 500
+	m.cfg.Pools = []Pool{{Base: netip.MustParsePrefix("10.232.0.0/15"), Size: 24}}
+	start := time.Now()
+	seen := map[netip.Prefix]bool{}
+	for i := range n {
+		nw, err := m.Create(ctx, Spec{Name: fmt.Sprintf("n%03d", i)})
+		if err != nil {
+			t.Fatalf("network %d: %v", i, err)
+		}
+		if seen[nw.Subnet] {
+			t.Fatalf("subnet %s handed out twice", nw.Subnet)
+		}
+		seen[nw.Subnet] = true
+	}
+	t.Logf("created %d networks in %v", n, time.Since(start).Round(time.Millisecond))
+	links, err := netlink.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bridges := 0
+	for _, l := range links {
+		if _, ok := l.(*netlink.Bridge); ok && strings.HasPrefix(l.Attrs().Name, bridgePrefix) {
+			bridges++
+		}
+	}
+	if bridges < n {
+		t.Fatalf("%d bridges on the host, want at least %d", bridges, n)
+	}
+	start = time.Now()
+	for i := range n {
+		if err := m.Remove(ctx, fmt.Sprintf("n%03d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("removed them in %v", time.Since(start).Round(time.Millisecond))
 }

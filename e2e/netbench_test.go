@@ -1,0 +1,270 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+)
+
+// needTools skips a benchmark when a tool it drives is missing.
+func needTools(b *testing.B, tools ...string) {
+	b.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			b.Skipf("needs %s (apt-get install dnsperf iperf3)", tool)
+		}
+	}
+}
+
+// sandboxOf is the network namespace of the service's first container.
+func (e *env) sandboxOf(service string) string {
+	e.t.Helper()
+	var rows []struct{ ID string }
+	for _, l := range strings.Split(strings.TrimSpace(e.must("ps", "--format", "json", service).stdout), "\n") {
+		var r struct{ ID string }
+		if json.Unmarshal([]byte(l), &r) == nil && r.ID != "" {
+			rows = append(rows, r)
+		}
+	}
+	if len(rows) == 0 {
+		e.t.Fatalf("no container of %s", service)
+	}
+	return filepath.Join(e.run, "network", "netns", rows[0].ID)
+}
+
+// inSandbox runs a host binary in the sandbox's network namespace, as a
+// process of the container would reach the network.
+func inSandbox(sandbox string, args ...string) *exec.Cmd {
+	return exec.Command("nsenter", append([]string{"--net=" + sandbox, "--"}, args...)...)
+}
+
+var (
+	reQPS     = regexp.MustCompile(`Queries per second:\s+([0-9.]+)`)
+	reLatency = regexp.MustCompile(`Average Latency \(s\):\s+([0-9.]+)`)
+	reLost    = regexp.MustCompile(`Queries lost:\s+([0-9]+)`)
+)
+
+// BenchmarkDNS runs dnsperf from inside a container's namespace against
+// 127.0.0.11: the most queries per second it gets answered, and the mean
+// latency at a steady 20,000 queries per second (the issue's goals: 1.5x
+// Docker's embedded DNS, 86k q/s on this machine kind; at most 0.1 ms).
+func BenchmarkDNS(b *testing.B) {
+	needTools(b, "dnsperf", "nsenter")
+	e := newEnv(b)
+	e.writeProject(map[string]string{"compose.yaml": `
+name: dnsbench
+services:
+  web:
+    image: busybox
+    command: ["sleep", "3600"]
+    deploy: {replicas: 3}
+  client:
+    image: busybox
+    command: ["sleep", "3600"]
+`})
+	e.must("up", "-d")
+	b.Cleanup(func() { e.berth("down", "-t", "1") })
+	sb := e.sandboxOf("client")
+	queries := filepath.Join(e.dir, "queries")
+	var q bytes.Buffer
+	for _, name := range []string{"web", "client", "dnsbench-web-1", "dnsbench-web-2", "dnsbench-web-3", "dnsbench-client-1"} {
+		fmt.Fprintf(&q, "%s A\n", name)
+	}
+	if err := os.WriteFile(queries, q.Bytes(), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	run := func(extra ...string) string {
+		b.Helper()
+		args := append([]string{"dnsperf", "-s", "127.0.0.11", "-d", queries, "-l", "5"}, extra...)
+		out, err := inSandbox(sb, args...).CombinedOutput()
+		if err != nil {
+			b.Fatalf("dnsperf: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	var qps, lat []float64
+	for b.Loop() {
+		out := run("-c", "8", "-T", "2", "-q", "500")
+		if m := reQPS.FindStringSubmatch(out); m != nil {
+			v, _ := strconv.ParseFloat(m[1], 64)
+			qps = append(qps, v)
+		}
+		out = run("-Q", "20000", "-c", "4", "-T", "1")
+		if m := reLatency.FindStringSubmatch(out); m != nil {
+			v, _ := strconv.ParseFloat(m[1], 64)
+			lat = append(lat, v*1000)
+		}
+		if m := reLost.FindStringSubmatch(out); m != nil && m[1] != "0" {
+			b.Logf("queries lost at 20k q/s: %s", m[1])
+		}
+	}
+	b.ReportMetric(medianF(qps), "qps")
+	b.ReportMetric(spreadF(qps), "qps-spread")
+	b.ReportMetric(medianF(lat), "ms-at-20k")
+	b.ReportMetric(spreadF(lat), "ms-spread")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkPublishedPort measures TCP and UDP throughput (iperf3) to a
+// container through a published port on the host's address, and to the
+// container's own address, IPv4 and IPv6 (goal: published at least 0.95x
+// direct).
+func BenchmarkPublishedPort(b *testing.B) {
+	needTools(b, "iperf3", "nsenter")
+	v4, ok4 := hostIPv4()
+	if !ok4 {
+		b.Skip("the host has no IPv4 address outside loopback")
+	}
+	v6, ok6 := hostIPv6()
+	e := newEnv(b)
+	port := itoa(freePort(b))
+	e.writeProject(map[string]string{"compose.yaml": `
+name: portbench
+services:
+  srv:
+    image: busybox
+    command: ["sleep", "3600"]
+    ports: ["` + port + `:5201", "` + port + `:5201/udp"]
+    networks: [v6]
+networks:
+  v6: {enable_ipv6: true}
+`})
+	e.must("up", "-d")
+	b.Cleanup(func() { e.berth("down", "-t", "1") })
+	sb := e.sandboxOf("srv")
+	srv := inSandbox(sb, "iperf3", "-s", "-p", "5201")
+	if err := srv.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	time.Sleep(300 * time.Millisecond)
+	addrs := e.sh("srv", "ip -o addr show eth0")
+	c4 := regexp.MustCompile(`inet ([0-9.]+)/`).FindStringSubmatch(addrs)
+	c6 := regexp.MustCompile(`inet6 (fd[0-9a-f:]+)/`).FindStringSubmatch(addrs)
+	if c4 == nil || c6 == nil {
+		b.Fatalf("container addresses: %q", addrs)
+	}
+	type path struct{ name, host, port string }
+	paths := []path{{"v4-direct", c4[1], "5201"}, {"v4-published", v4, port}, {"v6-direct", c6[1], "5201"}}
+	if ok6 {
+		paths = append(paths, path{"v6-published", v6, port})
+	}
+	results := map[string][]float64{}
+	iperf := func(host, port string, udp bool) float64 {
+		args := []string{"-c", strings.Trim(host, "[]"), "-p", port, "-t", "3", "-J"}
+		if udp {
+			args = append(args, "-u", "-b", "0", "-l", "1400")
+		}
+		out, err := exec.Command("iperf3", args...).Output()
+		if err != nil {
+			b.Fatalf("iperf3 %v: %v\n%s", args, err, out)
+		}
+		var r struct {
+			End struct {
+				SumReceived struct{ BitsPerSecond float64 } `json:"sum_received"`
+				Sum         struct{ BitsPerSecond float64 } `json:"sum"`
+			} `json:"end"`
+		}
+		if err := json.Unmarshal(out, &r); err != nil {
+			b.Fatal(err)
+		}
+		if udp {
+			return r.End.Sum.BitsPerSecond / 1e9
+		}
+		return r.End.SumReceived.BitsPerSecond / 1e9
+	}
+	for b.Loop() {
+		for _, p := range paths {
+			results[p.name+"-tcp"] = append(results[p.name+"-tcp"], iperf(p.host, p.port, false))
+			results[p.name+"-udp"] = append(results[p.name+"-udp"], iperf(p.host, p.port, true))
+		}
+	}
+	for name, v := range results {
+		b.ReportMetric(medianF(v), name+"-Gbps")
+	}
+	for _, fam := range []string{"v4", "v6"} {
+		for _, proto := range []string{"tcp", "udp"} {
+			d, p := results[fam+"-direct-"+proto], results[fam+"-published-"+proto]
+			if len(d) > 0 && len(p) > 0 {
+				b.ReportMetric(medianF(p)/medianF(d), fam+"-"+proto+"-ratio")
+			}
+		}
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkNetworkCreateRemove times berth network create and rm of 100
+// networks.
+func BenchmarkNetworkCreateRemove(b *testing.B) {
+	e := newEnv(b)
+	var creates, removes []float64
+	for b.Loop() {
+		t0 := time.Now()
+		for i := range 100 {
+			e.must("network", "create", fmt.Sprintf("bench%03d", i))
+		}
+		t1 := time.Now()
+		names := []string{"network", "rm"}
+		for i := range 100 {
+			names = append(names, fmt.Sprintf("bench%03d", i))
+		}
+		e.must(names...)
+		creates = append(creates, t1.Sub(t0).Seconds())
+		removes = append(removes, time.Since(t1).Seconds())
+	}
+	b.ReportMetric(medianF(creates), "create100-s")
+	b.ReportMetric(medianF(removes), "rm100-s")
+	b.ReportMetric(0, "ns/op")
+}
+
+func medianF(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// spreadF is max - min.
+func spreadF(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	slices.Sort(s)
+	return s[len(s)-1] - s[0]
+}
+
+// hostIPv6 is a global IPv6 address of this host outside Berth's bridges,
+// if it has one.
+func hostIPv6() (string, bool) {
+	links, _ := netlink.LinkList()
+	for _, l := range links {
+		n := l.Attrs().Name
+		if n == "lo" || strings.HasPrefix(n, "berth") || strings.HasPrefix(n, "vberth") {
+			continue
+		}
+		addrs, _ := netlink.AddrList(l, netlink.FAMILY_V6)
+		for _, a := range addrs {
+			if a.IP.IsGlobalUnicast() {
+				return a.IP.String(), true
+			}
+		}
+	}
+	return "", false
+}
