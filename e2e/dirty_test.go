@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,10 +95,12 @@ func dirtyHost(t testing.TB) (string, string) {
 		inNamespace(t, host, cmd...)
 	}
 	// A local DNS server on the host's port 53, all addresses, both
-	// protocols, as dnsmasq or a development DNS would hold it.
+	// protocols, as dnsmasq or a development DNS would hold it. (With
+	// SO_REUSEADDR, as dnsmasq's, so a test's fake upstream can still take
+	// one loopback address.)
 	if err := inNetns(host, func() error {
 		for _, l := range []struct{ net, addr string }{{"udp4", "0.0.0.0:53"}, {"udp6", "[::]:53"}} {
-			pc, err := net.ListenPacket(l.net, l.addr)
+			pc, err := reuseAddr.ListenPacket(context.Background(), l.net, l.addr)
 			if err != nil {
 				return err
 			}
@@ -115,6 +119,13 @@ func dirtyHost(t testing.TB) (string, string) {
 	}
 	return host, outside
 }
+
+// reuseAddr listens with SO_REUSEADDR.
+var reuseAddr = net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1) })
+	return errors.Join(err, serr)
+}}
 
 // newNetns makes a network namespace with loopback up, bind-mounted at path;
 // cleanup unmounts it, and with it everything left in it goes.

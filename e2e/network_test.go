@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -72,7 +73,7 @@ func (e *env) fakeUpstream(addr string) {
 	})
 	var pc net.PacketConn
 	if err := e.inHost(func() (err error) {
-		pc, err = net.ListenPacket("udp4", net.JoinHostPort(addr, "53"))
+		pc, err = reuseAddr.ListenPacket(context.Background(), "udp4", net.JoinHostPort(addr, "53"))
 		return err
 	}); err != nil {
 		e.t.Fatalf("fake upstream: %v", err)
