@@ -109,10 +109,8 @@ services:
 			b.Logf("queries lost at 20k q/s: %s", m[1])
 		}
 	}
-	b.ReportMetric(medianF(qps), "qps")
-	b.ReportMetric(spreadF(qps), "qps-spread")
-	b.ReportMetric(medianF(lat), "ms-at-20k")
-	b.ReportMetric(spreadF(lat), "ms-spread")
+	reportRange(b, qps, "dns-qps")
+	reportRange(b, lat, "at20k-ms")
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -191,13 +189,13 @@ networks:
 		}
 	}
 	for name, v := range results {
-		b.ReportMetric(medianF(v), name+"-Gbps")
+		reportRange(b, v, name+"-Gbps")
 	}
 	for _, fam := range []string{"v4", "v6"} {
 		for _, proto := range []string{"tcp", "udp"} {
 			d, p := results[fam+"-direct-"+proto], results[fam+"-published-"+proto]
 			if len(d) > 0 && len(p) > 0 {
-				b.ReportMetric(medianF(p)/medianF(d), fam+"-"+proto+"-ratio")
+				b.ReportMetric(median(p)/median(d), fam+"-"+proto+"-ratio")
 			}
 		}
 	}
@@ -223,31 +221,25 @@ func BenchmarkNetworkCreateRemove(b *testing.B) {
 		creates = append(creates, t1.Sub(t0).Seconds())
 		removes = append(removes, time.Since(t1).Seconds())
 	}
-	b.ReportMetric(medianF(creates), "create100-s")
-	b.ReportMetric(medianF(removes), "rm100-s")
+	reportRange(b, creates, "create100-s")
+	reportRange(b, removes, "rm100-s")
 	b.ReportMetric(0, "ns/op")
 }
 
-func medianF(v []float64) float64 {
+// reportRange reports the median of v as unit, and its least and greatest
+// as unit with "-min" and "-max" before the last dash-separated part (as
+// the pull benchmark does: cold-s, cold-min-s, cold-max-s).
+func reportRange(b *testing.B, v []float64, unit string) {
 	if len(v) == 0 {
-		return 0
+		return
 	}
-	s := append([]float64(nil), v...)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
+	name, last := "", unit
+	if i := strings.LastIndex(unit, "-"); i >= 0 {
+		name, last = unit[:i+1], unit[i+1:]
 	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-// spreadF is max - min.
-func spreadF(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), v...)
-	slices.Sort(s)
-	return s[len(s)-1] - s[0]
+	b.ReportMetric(median(v), unit)
+	b.ReportMetric(slices.Min(v), name+"min-"+last)
+	b.ReportMetric(slices.Max(v), name+"max-"+last)
 }
 
 // hostIPv6 is a global IPv6 address of this host outside Berth's bridges,

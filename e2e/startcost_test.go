@@ -84,9 +84,9 @@ func BenchmarkStartCost(b *testing.B) {
 	b.Logf("  DNS server          %s", ms(dns))
 	b.Logf("up -d wall, s: %s", spread(wall, 1))
 	b.Logf("shim Private_Dirty, MiB (median [min-max] over %d shims): %s", len(shimMem), spread(shimMem, 1))
-	b.ReportMetric(median64(total)/1e6, "cpu-ms/start")
-	b.ReportMetric(median64(shimMem), "shim-MiB")
-	b.ReportMetric(median64(wall), "up-s")
+	b.ReportMetric(median(total)/1e6, "cpu-ms/start")
+	b.ReportMetric(median(shimMem), "shim-MiB")
+	b.ReportMetric(median(wall), "up-s")
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -158,22 +158,10 @@ func removeCgroup(b *testing.B, cg string) {
 	b.Fatalf("benchmark cgroup %s still has processes: %s", cg, procs)
 }
 
-func median64(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 // spread renders median [min-max] of v divided by unit.
 func spread(v []float64, unit float64) string {
 	if len(v) == 0 {
 		return "n/a"
 	}
-	return fmt.Sprintf("%.2f [%.2f-%.2f]", median64(v)/unit, slices.Min(v)/unit, slices.Max(v)/unit)
+	return fmt.Sprintf("%.2f [%.2f-%.2f]", median(v)/unit, slices.Min(v)/unit, slices.Max(v)/unit)
 }
