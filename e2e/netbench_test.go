@@ -170,17 +170,25 @@ networks:
 		}
 		var r struct {
 			End struct {
-				SumReceived struct{ BitsPerSecond float64 } `json:"sum_received"`
-				Sum         struct{ BitsPerSecond float64 } `json:"sum"`
+				SumReceived struct {
+					BitsPerSecond float64 `json:"bits_per_second"`
+				} `json:"sum_received"`
+				Sum struct {
+					BitsPerSecond float64 `json:"bits_per_second"`
+				} `json:"sum"`
 			} `json:"end"`
 		}
 		if err := json.Unmarshal(out, &r); err != nil {
 			b.Fatal(err)
 		}
+		bps := r.End.SumReceived.BitsPerSecond
 		if udp {
-			return r.End.Sum.BitsPerSecond / 1e9
+			bps = r.End.Sum.BitsPerSecond
 		}
-		return r.End.SumReceived.BitsPerSecond / 1e9
+		if bps == 0 {
+			b.Fatalf("iperf3 %v measured nothing:\n%s", args, out)
+		}
+		return bps / 1e9
 	}
 	for b.Loop() {
 		for _, p := range paths {

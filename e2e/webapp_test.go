@@ -3,8 +3,6 @@ package e2e
 import (
 	"bufio"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,7 +89,7 @@ func TestWebappExampleMustComeUpFromPulledImages(t *testing.T) {
 		var body string
 		eventually(t, 30*time.Second, func() error {
 			var err error
-			body, err = httpGetPath(fmt.Sprintf("127.0.0.1:%d", port), "/cgi-bin/visits")
+			body, err = httpGetIn(e.netns, fmt.Sprintf("127.0.0.1:%d", port), "/cgi-bin/visits")
 			if err == nil && !strings.Contains(body, "visits: ") || strings.Contains(body, "unreachable") {
 				err = fmt.Errorf("page %q", body)
 			}
@@ -124,17 +122,4 @@ func TestWebappExampleMustComeUpFromPulledImages(t *testing.T) {
 	if got := psql("select string_agg(name, ',' order by name) from guests"); got != "ada,grace,linus" {
 		t.Errorf("guests after down and up: %q (the named volume must keep them)", got)
 	}
-}
-
-// httpGetPath fetches path from addr with HTTP/1.0.
-func httpGetPath(addr, path string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(c, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path)
-	b, err := io.ReadAll(c)
-	return string(b), err
 }
