@@ -176,7 +176,7 @@ func TestGoappExampleMustBuildAndWatch(t *testing.T) {
 	}
 	page := func(want ...string) func() error {
 		return func() error {
-			body, err := e.httpGet(fmt.Sprintf("127.0.0.1:%d", port))
+			body, err := httpGet(fmt.Sprintf("127.0.0.1:%d", port))
 			if err != nil {
 				return err
 			}

@@ -215,6 +215,9 @@ func (e *env) mustBeGone(project string) {
 // there is one).
 func (e *env) httpGet(addr string) (string, error) { return httpGetIn(e.netns, addr, "/") }
 
+// httpGet fetches http://addr/ from the test's own namespace.
+func httpGet(addr string) (string, error) { return httpGetIn("", addr, "/") }
+
 // downAtEnd registers a down -v so a failing test still cleans up.
 func (e *env) downAtEnd(project string) {
 	e.t.Cleanup(func() {
