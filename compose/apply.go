@@ -190,6 +190,7 @@ var doing = map[Action][2]string{
 	ActCreateVolume: {"Creating", "Created"}, ActRemoveVolume: {"Removing", "Removed"},
 	ActCreate: {"Creating", "Created"}, ActStart: {"Starting", "Started"}, ActStop: {"Stopping", "Stopped"},
 	ActKill: {"Killing", "Killed"}, ActRemove: {"Removing", "Removed"}, ActRename: {"Recreate", "Recreated"},
+	ActPause: {"Pausing", "Paused"}, ActUnpause: {"Unpausing", "Unpaused"},
 	ActAwait: {"Waiting", ""},
 }
 
@@ -239,6 +240,10 @@ func (a *Applier) do(ctx, waitCtx context.Context, s Step, id string) (string, e
 		err = ignore(e.StopContainer(ctx, id, s.Timeout), errdefs.ErrNotFound)
 	case ActKill:
 		err = e.KillContainer(ctx, id, s.Signal)
+	case ActPause:
+		err = e.PauseContainer(ctx, id)
+	case ActUnpause:
+		err = e.UnpauseContainer(ctx, id)
 	case ActRemove:
 		err = ignore(a.remove(ctx, id, s.RemoveVolumes), errdefs.ErrNotFound)
 	case ActRename:

@@ -27,6 +27,8 @@ const (
 	ActStart         Action = "start"
 	ActStop          Action = "stop"
 	ActKill          Action = "kill"
+	ActPause         Action = "pause"
+	ActUnpause       Action = "unpause"
 	ActRemove        Action = "remove"
 	ActRename        Action = "rename"
 	// Await waits for a container to reach Condition before its dependents

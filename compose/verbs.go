@@ -176,17 +176,26 @@ type ExecRequest struct {
 
 // Exec runs a command in a service's container and returns its exit code.
 func Exec(ctx context.Context, e *engine.Engine, p *types.Project, r ExecRequest) (int, error) {
-	if _, ok := p.Services[r.Service]; !ok {
-		return -1, fmt.Errorf("no such service: %s: %w", r.Service, errdefs.ErrNotFound)
-	}
-	infos, err := projectContainers(ctx, e, p.Name, withoutOneOff, r.Service)
+	c, err := serviceContainer(ctx, e, p, r.Service, r.Index)
 	if err != nil {
 		return -1, err
 	}
-	idx := max(r.Index, 1)
+	return e.Exec(ctx, c.ID, r.ExecOptions)
+}
+
+// serviceContainer is replica index (0: 1) of a service, which must run.
+func serviceContainer(ctx context.Context, e *engine.Engine, p *types.Project, service string, index int) (engine.Info, error) {
+	if _, ok := p.Services[service]; !ok {
+		return engine.Info{}, fmt.Errorf("no such service: %s: %w", service, errdefs.ErrNotFound)
+	}
+	infos, err := projectContainers(ctx, e, p.Name, withoutOneOff, service)
+	if err != nil {
+		return engine.Info{}, err
+	}
+	idx := max(index, 1)
 	i := slices.IndexFunc(infos, func(i engine.Info) bool { return observed(i).Number == idx && i.Running() })
 	if i < 0 {
-		return -1, fmt.Errorf("service %q is not running: %w", r.Service, errdefs.ErrFailedPrecondition)
+		return engine.Info{}, fmt.Errorf("service %q is not running: %w", service, errdefs.ErrFailedPrecondition)
 	}
-	return e.Exec(ctx, infos[i].ID, r.ExecOptions)
+	return infos[i], nil
 }

@@ -21,6 +21,9 @@ var headers = map[string]string{
 	"ConfigFiles": "CONFIG FILES", "Repository": "REPOSITORY", "Tag": "TAG", "Driver": "DRIVER",
 	"Mountpoint": "MOUNTPOINT", "Scope": "SCOPE", "ContainerName": "CONTAINER", "Platform": "PLATFORM",
 	"Created": "CREATED",
+	// stats
+	"Container": "CONTAINER", "CPUPerc": "CPU %", "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %",
+	"NetIO": "NET I/O", "BlockIO": "BLOCK I/O", "PIDs": "PIDS",
 }
 
 var templateFuncs = template.FuncMap{

@@ -1,0 +1,157 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/engine"
+)
+
+// containerID is the full ID of a service's first container.
+func containerID(t *testing.T, e *env, service string) string {
+	t.Helper()
+	id := strings.TrimSpace(e.must("ps", "-a", "-q", "--no-trunc", service).stdout)
+	if len(id) != 64 {
+		t.Fatalf("ps -q %s: %q", service, id)
+	}
+	return id
+}
+
+// TestContainerVerbsMustActThroughTheShim: kill -s, pause/unpause (the
+// freezer), top, stats, restart, attach (with a terminal, with input and
+// signals proxied), and wait do what docker compose's do.
+func TestContainerVerbsMustActThroughTheShim(t *testing.T) {
+	e := newEnv(t)
+	e.useTestdata()
+	e.downAtEnd("verbs")
+	e.must("up", "-d")
+
+	// kill -s delivers the signal; the container goes on.
+	e.must("kill", "-s", "USR1", "db")
+	eventually(t, 10*time.Second, func() error {
+		if r := e.must("logs", "db"); !strings.Contains(r.stdout, "got USR1") {
+			return fmt.Errorf("db log %q", r.stdout)
+		}
+		return nil
+	})
+	if rows := psRows(t, e); rows["db"].State != "running" {
+		t.Fatalf("db after kill -s USR1: %+v", rows["db"])
+	}
+	if r := e.berth("kill", "-s", "SIGBOGUS", "db"); r.code != 1 || !strings.Contains(r.stderr, `unknown signal "SIGBOGUS"`) {
+		t.Fatalf("kill -s SIGBOGUS: %+v", r)
+	}
+
+	// pause freezes every process (the heartbeat stops), unpause thaws.
+	webID := containerID(t, e, "web")
+	beat := func() string {
+		b, _ := os.ReadFile(filepath.Join(e.run, "containers", webID, "rootfs", "tmp", "beat"))
+		return string(b)
+	}
+	e.must("pause", "web")
+	rows := psRows(t, e)
+	if rows["web"].State != "paused" || !strings.HasSuffix(rows["web"].Status, "(Paused)") {
+		t.Fatalf("web after pause: %+v", rows["web"])
+	}
+	if st, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/freezer", engine.Instance(e.root), webID, "freezer.state")); err == nil && strings.TrimSpace(string(st)) != "FROZEN" {
+		t.Errorf("freezer.state %q", st)
+	}
+	frozen := beat()
+	time.Sleep(300 * time.Millisecond)
+	if beat() != frozen {
+		t.Fatalf("a paused container kept running")
+	}
+	if r := e.berth("exec", "-T", "web", "true"); r.code != 1 || !strings.Contains(r.stderr, "paused") {
+		t.Fatalf("exec in a paused container: %+v", r)
+	}
+	e.must("unpause", "web")
+	eventually(t, 5*time.Second, func() error {
+		if beat() == frozen {
+			return fmt.Errorf("no heartbeat after unpause")
+		}
+		return nil
+	})
+
+	// top lists the container's processes as ps -ef does.
+	top := e.must("top", "web").stdout
+	if !strings.HasPrefix(top, "verbs-web-1\n") || !strings.Contains(top, "UID") || !strings.Contains(top, "sh -c echo web start") {
+		t.Fatalf("top:\n%s", top)
+	}
+
+	// stats --no-stream: one table; --format json: one object a container.
+	if out := e.must("stats", "--no-stream").stdout; !strings.Contains(out, "CPU %") || !strings.Contains(out, "verbs-db-1") {
+		t.Fatalf("stats table:\n%s", out)
+	}
+	out := e.must("stats", "--no-stream", "--format", "json", "web").stdout
+	var row struct{ Name, CPUPerc, MemUsage, PIDs, NetIO string }
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &row); err != nil {
+		t.Fatalf("stats json %q: %v", out, err)
+	}
+	if row.Name != "verbs-web-1" || !strings.HasSuffix(row.CPUPerc, "%") || !strings.Contains(row.MemUsage, " / ") || row.PIDs == "0" || !strings.Contains(row.NetIO, " / ") {
+		t.Fatalf("stats row %+v", row)
+	}
+
+	// restart restarts the service and its dependents; --no-deps only it.
+	starts := func(service string) int { return strings.Count(e.must("logs", service).stdout, service+" start") }
+	e.must("restart", "-t", "5", "db")
+	if starts("db") != 2 || starts("web") != 2 {
+		t.Fatalf("after restart db: db started %d times, web %d", starts("db"), starts("web"))
+	}
+	if !strings.Contains(e.must("logs", "db").stdout, "bye") {
+		t.Fatalf("restart did not stop db with its stop signal")
+	}
+	e.must("restart", "--no-deps", "db")
+	if starts("db") != 3 || starts("web") != 2 {
+		t.Fatalf("after restart --no-deps db: db started %d times, web %d", starts("db"), starts("web"))
+	}
+
+	// attach with a terminal: keys in, output out, detach keys leave it.
+	p := openPty(t, 24, 80)
+	c := p.run(e, "attach", "term")
+	p.typeText(t, "echo hi-from-attach\n")
+	p.waitOutput(t, "hi-from-attach")
+	p.typeText(t, "\x10\x11")
+	if code := exitCodeOf(t, c); code != 0 {
+		t.Fatalf("detach from attach: exit %d; terminal:\n%s", code, p.out.String())
+	}
+	if rows := psRows(t, e); rows["term"].State != "running" {
+		t.Fatalf("term after detach: %+v", rows["term"])
+	}
+
+	// attach without a terminal: input reaches the process; its exit code
+	// is berth's.
+	a := e.cmd(t.Context(), "attach", "reader")
+	a.Stdin = strings.NewReader("line\n")
+	var aout lockedBuffer
+	a.Stdout = &aout
+	a.Start()
+	if code := exitCodeOf(t, a); code != 4 || !strings.Contains(aout.String(), "read line") {
+		t.Fatalf("attach reader: exit %d, output %q", code, aout.String())
+	}
+	if r := e.berth("attach", "reader"); r.code != 1 || !strings.Contains(r.stderr, `service "reader" is not running`) {
+		t.Fatalf("attach to a stopped service: %+v", r)
+	}
+
+	// wait returns the exit code of the container.
+	if r := e.berth("wait", "job"); r.code != 5 {
+		t.Fatalf("wait job: %+v", r)
+	}
+
+	// --sig-proxy: a SIGTERM to berth attach goes to the container.
+	sp := e.cmd(t.Context(), "attach", "--no-stdin", "db")
+	var spOut lockedBuffer
+	sp.Stdout = &spOut
+	sp.Start()
+	time.Sleep(500 * time.Millisecond)
+	sp.Process.Signal(syscall.SIGTERM)
+	if code := exitCodeOf(t, sp); code != 0 || !strings.Contains(spOut.String(), "bye") {
+		t.Fatalf("attach db after SIGTERM: exit %d, output %q", code, spOut.String())
+	}
+	e.must("down", "-t", "1")
+	e.mustBeGone("verbs")
+}
