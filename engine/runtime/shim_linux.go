@@ -373,18 +373,18 @@ func (s *shim) cleanupFailedStart() {
 // policy says, and finishes with the final exit: teardown, status, cleanup.
 func (s *shim) supervise(ctx context.Context, onExit ExitFunc) {
 	var backoff restartBackoff
+	var code int
 	for {
 		s.mu.Lock()
 		r := s.run
 		s.mu.Unlock()
 		ps, err := r.init.Wait()
-		code := exitCode(ps, err)
+		code = exitCode(ps, err)
 		close(r.ended)
 		r.monitors.Wait()
 		// A log line written just before exit must land before "exited" does.
 		r.copiers.Wait()
 		r.io.close()
-		s.endAttachments(code)
 		oom := oomKilled(r.container)
 		destroyErr := r.container.Destroy()
 
@@ -412,6 +412,7 @@ func (s *shim) supervise(ctx context.Context, onExit ExitFunc) {
 		if !again {
 			break
 		}
+		s.endAttachments(code)
 		select {
 		case <-time.After(backoff.next(st.FinishedAt.Sub(st.StartedAt))):
 		case <-s.stopReq:
@@ -436,6 +437,9 @@ func (s *shim) supervise(ctx context.Context, onExit ExitFunc) {
 		}
 	}
 	s.update(func(cur *Status) { *cur = st })
+	// The attached clients hear of the last exit with the final status,
+	// so a command after theirs sees the container exited.
+	s.endAttachments(code)
 	// No new requests: whoever comes now reads the final status from the
 	// record. Then the waiting requests get their answer, and the shim goes.
 	s.listener.Close()
