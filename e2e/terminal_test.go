@@ -69,8 +69,21 @@ func (p *pty) run(e *env, args ...string) *exec.Cmd {
 	return c
 }
 
+// typeText types s once berth has put the terminal in raw mode: typed
+// earlier, the terminal itself would echo it (and a waitOutput would find
+// the echo) and eat Ctrl-Q as flow control.
 func (p *pty) typeText(t *testing.T, s string) {
 	t.Helper()
+	eventually(t, 20*time.Second, func() error {
+		tio, err := unix.IoctlGetTermios(int(p.slave.Fd()), unix.TCGETS)
+		if err != nil {
+			return err
+		}
+		if tio.Lflag&(unix.ICANON|unix.ECHO) != 0 {
+			return fmt.Errorf("the terminal is not raw yet")
+		}
+		return nil
+	})
 	if _, err := p.master.Write([]byte(s)); err != nil {
 		t.Fatal(err)
 	}

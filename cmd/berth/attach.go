@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"os"
 	"os/signal"
 	"syscall"
@@ -47,16 +46,7 @@ func newAttachCommand(pf *projectFlags) *cobra.Command {
 				}
 				return as, nil
 			}
-			code, err := compose.Attach(cmd.Context(), e, p, r)
-			switch {
-			case errors.Is(err, runtime.ErrDetached):
-				return nil
-			case err != nil:
-				return err
-			case code != 0:
-				return exitError{code: code}
-			}
-			return nil
+			return sessionExit(compose.Attach(cmd.Context(), e, p, r))
 		}),
 	}
 	f := cmd.Flags()

@@ -44,18 +44,7 @@ func newExecCommand(pf *projectFlags) *cobra.Command {
 				r.Stdin = session.stdin
 			}
 			r.ConsoleSize, r.Resize, r.DetachKeys = session.size, session.resizes, session.keys
-			code, err := compose.Exec(cmd.Context(), e, p, r)
-			switch {
-			case errors.Is(err, runtime.ErrDetached):
-				return nil
-			case err != nil && code > 0:
-				return exitError{code: code, err: err}
-			case err != nil:
-				return err
-			case code != 0:
-				return exitError{code: code}
-			}
-			return nil
+			return sessionExit(compose.Exec(cmd.Context(), e, p, r))
 		}),
 	}
 	f := cmd.Flags()
@@ -119,4 +108,20 @@ func (s *session) close() {
 	if s.term != nil {
 		s.term.Restore()
 	}
+}
+
+// sessionExit turns how a session (exec, attach) ended into berth's exit:
+// the process's code, nothing when the user detached.
+func sessionExit(code int, err error) error {
+	switch {
+	case errors.Is(err, runtime.ErrDetached):
+		return nil
+	case err != nil && code > 0:
+		return exitError{code: code, err: err}
+	case err != nil:
+		return err
+	case code != 0:
+		return exitError{code: code}
+	}
+	return nil
 }
