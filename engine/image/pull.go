@@ -236,10 +236,16 @@ func choosePlatform(idx v1.ImageIndex, p v1.Platform) (v1.Hash, error) {
 	return v1.Hash{}, fmt.Errorf("no manifest for platform %s in the image index (it has %s): %w", p.String(), strings.Join(seen, ", "), errdefs.ErrNotFound)
 }
 
+// fetchFunc opens blob d from byte from on; it returns where the body
+// starts: from, or 0 when the source sends the whole blob instead.
+type fetchFunc func(d v1.Descriptor, from int64) (io.ReadCloser, int64, error)
+
 // blobFetcher opens blobs of repo straight from its registry, unverified:
-// writeBlob checks digest and size itself, so a corrupted blob is refused
-// as DataLoss, whoever sent it.
-func (o *options) blobFetcher(ctx context.Context, repo name.Repository) (func(v1.Hash) (io.ReadCloser, error), error) {
+// fetchBlob checks digest and size itself, so a corrupted blob is refused
+// as DataLoss, whoever sent it. From a byte past 0 it asks for the rest
+// only (a Range request); a registry that answers with the whole blob
+// starts it over.
+func (o *options) blobFetcher(ctx context.Context, repo name.Repository) (fetchFunc, error) {
 	base, err := o.registries.transport(repo.RegistryStr())
 	if err != nil {
 		return nil, err
@@ -253,39 +259,51 @@ func (o *options) blobFetcher(ctx context.Context, repo name.Repository) (func(v
 		return nil, err
 	}
 	client := &http.Client{Transport: t}
-	return func(h v1.Hash) (io.ReadCloser, error) {
-		u := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", repo.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), h)
+	return func(d v1.Descriptor, from int64) (io.ReadCloser, int64, error) {
+		u := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", repo.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), d.Digest)
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
+		}
+		if from > 0 {
+			req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", from, d.Size-1))
 		}
 		resp, err := client.Do(req)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		if err := transport.CheckError(resp, http.StatusOK, http.StatusPartialContent); err != nil {
 			resp.Body.Close()
-			return nil, err
+			return nil, 0, err
 		}
-		return resp.Body, nil
+		if resp.StatusCode == http.StatusPartialContent {
+			if !strings.HasPrefix(resp.Header.Get("Content-Range"), fmt.Sprintf("bytes %d-", from)) {
+				resp.Body.Close()
+				return nil, 0, fmt.Errorf("blob %s: asked for bytes from %d, the registry sent %q: %w", d.Digest, from, resp.Header.Get("Content-Range"), errdefs.ErrUnavailable)
+			}
+			return resp.Body, from, nil
+		}
+		return resp.Body, 0, nil
 	}, nil
 }
 
-// layoutBlobs opens the layers of an image read from an OCI layout.
-func layoutBlobs(img v1.Image) func(v1.Hash) (io.ReadCloser, error) {
-	return func(h v1.Hash) (io.ReadCloser, error) {
-		l, err := img.LayerByDigest(h)
+// layoutBlobs opens the layers of an image read from an OCI layout, each
+// from its start.
+func layoutBlobs(img v1.Image) fetchFunc {
+	return func(d v1.Descriptor, _ int64) (io.ReadCloser, int64, error) {
+		l, err := img.LayerByDigest(d.Digest)
 		if err != nil {
-			return nil, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+			return nil, 0, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
 		}
-		return l.Compressed()
+		rc, err := l.Compressed()
+		return rc, 0, err
 	}
 }
 
 // storeOriginal stores img's blobs as they are: config first (a bad one is
 // refused before any layer moves), layers (those missing, a few at a time,
 // opened by fetch), then the manifest.
-func (s *Store) storeOriginal(ctx context.Context, img v1.Image, fam string, o *options, fetch func(v1.Hash) (io.ReadCloser, error)) (record, error) {
+func (s *Store) storeOriginal(ctx context.Context, img v1.Image, fam string, o *options, fetch fetchFunc) (record, error) {
 	if o == nil {
 		o, _ = makeOptions(nil)
 	}
@@ -321,22 +339,13 @@ func (s *Store) storeOriginal(ctx context.Context, img v1.Image, fam string, o *
 	g.SetLimit(o.jobs)
 	for _, d := range todo {
 		g.Go(func() error {
-			rc, err := fetch(d.Digest)
-			if err != nil {
-				return fmt.Errorf("layer %s: %w", d.Digest, err)
-			}
-			defer rc.Close()
-			cr := &counter{r: rc, report: func(n int64) {
+			err := s.fetchBlob(gctx, d, fetch, func(n int64) {
 				o.progress(Event{Ref: fam, Layer: short(d.Digest.String()), Phase: Downloading, Current: n, Total: d.Size})
-			}}
-			_, size, err := s.writeBlob(gctx, cr, d.Digest.String())
+			})
 			if err != nil {
 				return fmt.Errorf("layer %s: %w", d.Digest, err)
 			}
-			if size != d.Size {
-				return fmt.Errorf("layer %s: %d bytes, manifest says %d: %w", d.Digest, size, d.Size, errdefs.ErrDataLoss)
-			}
-			o.progress(Event{Ref: fam, Layer: short(d.Digest.String()), Phase: Complete, Current: size, Total: d.Size})
+			o.progress(Event{Ref: fam, Layer: short(d.Digest.String()), Phase: Complete, Current: d.Size, Total: d.Size})
 			return nil
 		})
 	}

@@ -3,6 +3,7 @@ package image_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -190,8 +191,13 @@ func TestPullResumesAfterFailure(t *testing.T) {
 	if list, _ := s.List(t.Context()); len(list) != 0 {
 		t.Errorf("a failed pull left an image: %+v", list)
 	}
-	if n := countFiles(t, filepath.Join(root, "tmp")); n != 0 {
-		t.Errorf("a failed pull left %d temporary files", n)
+	// Nothing partial is visible: what layers in flight got so far stays
+	// apart, for the next pull to go on from.
+	tmps, _ := os.ReadDir(filepath.Join(root, "tmp"))
+	for _, e := range tmps {
+		if !strings.HasPrefix(e.Name(), "partial-") {
+			t.Errorf("a failed pull left the temporary file %s", e.Name())
+		}
 	}
 	// Layers that arrived whole before the failure stayed (those in
 	// flight were cancelled with it).
@@ -219,6 +225,90 @@ func TestPullResumesAfterFailure(t *testing.T) {
 	}
 	if ev.count(image.Exists) != kept || ev.count(image.Complete) != 4-kept {
 		t.Errorf("resumed pull: %d layers existed, %d fetched; %d were kept", ev.count(image.Exists), ev.count(image.Complete), kept)
+	}
+}
+
+// TestPullResumesAPartialBlob: a layer whose connection drops halfway is
+// kept as far as it came, out of sight; the next pull asks the registry
+// for the rest only (a Range request), and the blob is whole and verified.
+// A registry that refuses the range gets asked for the whole blob.
+func TestPullResumesAPartialBlob(t *testing.T) {
+	t.Parallel()
+	for _, refuse := range []bool{false, true} {
+		t.Run(fmt.Sprint("range refused=", refuse), func(t *testing.T) {
+			t.Parallel()
+			src := randomImageOf(t, 256<<10, 1)
+			layers, _ := src.Layers()
+			digest, _ := layers[0].Digest()
+			size, _ := layers[0].Size()
+			var (
+				cut    atomic.Bool
+				served atomic.Int64
+				mu     sync.Mutex
+				ranges []string
+			)
+			reg := newRegistry(t, func(h http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+					if req.Method != http.MethodGet || !strings.HasSuffix(req.URL.Path, digest.String()) {
+						h.ServeHTTP(w, req)
+						return
+					}
+					mu.Lock()
+					ranges = append(ranges, req.Header.Get("Range"))
+					mu.Unlock()
+					if refuse && req.Header.Get("Range") != "" {
+						w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+						return
+					}
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, req)
+					for k, v := range rec.Header() {
+						w.Header()[k] = v
+					}
+					w.WriteHeader(rec.Code)
+					body := rec.Body.Bytes()
+					if cut.Swap(false) {
+						w.Write(body[:len(body)/2])
+						w.(http.Flusher).Flush()
+						panic(http.ErrAbortHandler) // the connection drops
+					}
+					served.Add(int64(len(body)))
+					w.Write(body)
+				})
+			})
+			upload(t, reg.ref("app:1"), src)
+			s, root := openStore(t)
+			cut.Store(true)
+			if _, err := s.Pull(t.Context(), reg.ref("app:1")); err == nil {
+				t.Fatal("a pull whose connection dropped succeeded")
+			}
+			if list, _ := s.List(t.Context()); len(list) != 0 {
+				t.Errorf("a failed pull left an image: %+v", list)
+			}
+			fi, err := os.Stat(filepath.Join(root, "tmp", "partial-"+digest.Hex))
+			if err != nil || fi.Size() == 0 || fi.Size() >= size {
+				t.Fatalf("partial blob after a dropped connection: %v (%d of %d bytes)", err, fi.Size(), size)
+			}
+
+			got, err := s.Pull(t.Context(), reg.ref("app:1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkImage(t, s, got, src)
+			want, wantBytes := []string{"", fmt.Sprintf("bytes=%d-%d", fi.Size(), size-1)}, size-fi.Size()
+			if refuse {
+				want, wantBytes = append(want, ""), size
+			}
+			if fmt.Sprint(ranges) != fmt.Sprint(want) {
+				t.Errorf("requests for the layer had Range %q, want %q", ranges, want)
+			}
+			if n := served.Load(); n != wantBytes {
+				t.Errorf("the second pull moved %d bytes of the layer, want %d", n, wantBytes)
+			}
+			if n := countFiles(t, filepath.Join(root, "tmp")); n != 0 {
+				t.Errorf("%d temporary files after the second pull", n)
+			}
+		})
 	}
 }
 

@@ -29,7 +29,13 @@ import (
 
 func randomImage(t *testing.T, layers int64) v1.Image {
 	t.Helper()
-	img, err := random.Image(512, layers)
+	return randomImageOf(t, 512, layers)
+}
+
+// randomImageOf is randomImage with layers of about size bytes.
+func randomImageOf(t *testing.T, size, layers int64) v1.Image {
+	t.Helper()
+	img, err := random.Image(size, layers)
 	if err != nil {
 		t.Fatal(err)
 	}
