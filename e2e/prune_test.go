@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -72,4 +73,58 @@ services:
 		t.Errorf("images left: %q, want only the one a running container uses", got)
 	}
 	e.must("-f", "live.yaml", "exec", "-T", "up", "true")
+}
+
+// TestDownRmiMustRemoveTheServicesImages: down --rmi all removes the
+// images of the project's services once their containers are gone, and
+// keeps one another project still runs from, with Compose's warning;
+// --rmi local keeps images that image: names; a bad value changes nothing.
+func TestDownRmiMustRemoveTheServicesImages(t *testing.T) {
+	e := newEnv(t)
+	e.must("image", "import", "--change", "LABEL rmi=1", busyboxTar, "rmitest:1")
+	e.writeProject(map[string]string{
+		"a.yaml": `name: rmi-a
+services:
+  own:
+    image: rmitest:1
+    command: ["sleep", "600"]
+  shared:
+    image: busybox
+    command: ["sleep", "600"]
+`,
+		"b.yaml": `name: rmi-b
+services:
+  s:
+    image: busybox
+    command: ["sleep", "600"]
+`})
+	e.downAtEnd("rmi-a")
+	e.downAtEnd("rmi-b")
+	e.must("-f", "a.yaml", "up", "-d")
+	e.must("-f", "b.yaml", "up", "-d")
+	images := func() string {
+		return strings.Join(slices.Sorted(slices.Values(strings.Fields(e.must("image", "ls", "--format", "{{.Repository}}:{{.Tag}}").stdout))), " ")
+	}
+
+	if r := e.berth("-f", "a.yaml", "down", "--rmi", "some"); r.code == 0 || !strings.Contains(r.stderr, `--rmi "some": want local or all`) {
+		t.Errorf("down --rmi some: exit %d\n%s", r.code, r.stderr)
+	}
+	if n := len(strings.Fields(e.must("-p", "rmi-a", "ps", "-q").stdout)); n != 2 {
+		t.Fatalf("a refused down changed the project: %d containers run", n)
+	}
+	e.must("-f", "a.yaml", "down", "-t", "1", "--rmi", "local")
+	if got := images(); got != "busybox:latest rmitest:1" {
+		t.Errorf("images after down --rmi local: %q", got)
+	}
+
+	e.must("-f", "a.yaml", "up", "-d")
+	r := e.must("--progress", "plain", "-f", "a.yaml", "down", "-t", "1", "--rmi", "all")
+	for _, want := range []string{"Image rmitest:1 Removed", "Image busybox Resource is still in use"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("down --rmi all lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	if got := images(); got != "busybox:latest" {
+		t.Errorf("images after down --rmi all: %q, want the one rmi-b runs from", got)
+	}
 }
