@@ -87,15 +87,15 @@ func AwaitShimExit(ctx context.Context, dir string) error {
 	}
 	done := make(chan error, 1)
 	go func() {
-		defer f.Close() // closing drops the read lock we get
 		lk := wholeFile(unix.F_RDLCK)
-		for {
-			err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLKW, &lk)
-			if !errors.Is(err, unix.EINTR) {
-				done <- err
-				return
-			}
+		err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLKW, &lk)
+		for errors.Is(err, unix.EINTR) {
+			err = unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLKW, &lk)
 		}
+		// Let go of the read lock before answering: a Spawn that follows
+		// must find the lock free.
+		f.Close()
+		done <- err
 	}()
 	select {
 	case err := <-done:
