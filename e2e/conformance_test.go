@@ -84,6 +84,23 @@ func TestContainersMustBeConfinedAsDockerConfinesThem(t *testing.T) {
 		if got := statusField(t, e, "init", "Seccomp"); got != "2" {
 			t.Errorf("init: Seccomp %s", got)
 		}
+		// Mode 2 with a filter that allows everything would pass the
+		// checks above: keyctl, which only Docker's profile forbids here,
+		// proves the filter is Docker's, in every way a process starts.
+		if got := inside(t, e, "first", "cat /tmp/keyctl"); got != "EPERM" {
+			t.Errorf("keyctl in the first process: %s, want EPERM", got)
+		}
+		if got := inside(t, e, "first", "for i in $(seq 100); do [ -s /tmp/health ] && break; sleep 0.1; done; cat /tmp/health"); got != "EPERM" {
+			t.Errorf("keyctl in a healthcheck: %q, want EPERM", got)
+		}
+		for _, svc := range []string{"plain", "init", "nnp", "suid"} {
+			if got := inside(t, e, svc, "/prober keyctl"); got != "EPERM" {
+				t.Errorf("keyctl in an exec'd process of %s: %s, want EPERM", svc, got)
+			}
+		}
+		if got := inside(t, e, "unconfined", "/prober keyctl"); got != "allowed" {
+			t.Errorf("control: keyctl without seccomp: %s, so the checks above prove nothing", got)
+		}
 	})
 	t.Run("no signal is ignored at start", func(t *testing.T) {
 		if got := statusField(t, e, "plain", "SigIgn"); got != "0000000000000000" {

@@ -189,7 +189,7 @@ func TestSecurityKeysMustShowInsideTheContainer(t *testing.T) {
 		}
 	})
 	t.Run("init", func(t *testing.T) {
-		if got := inside(t, e, "init", "cat /proc/1/cmdline | tr '\\0' ' '"); !strings.Contains(got, "container-init -- sh -c") {
+		if got := inside(t, e, "init", "cat /proc/1/cmdline | tr '\\0' ' '"); !strings.HasPrefix(got, "/proc/self/exe container-entry ") || !strings.Contains(got, " 1 -- sh -c") {
 			t.Errorf("PID 1 is %q", got)
 		}
 		// The orphaned "sleep 1" ends after a second: an init reaps it,

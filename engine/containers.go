@@ -271,6 +271,7 @@ func (e *Engine) startContainer(ctx context.Context, id string, extra runtime.Co
 	cfg.Socket = e.shimSocket(c.ID)
 	cfg.PidFile = filepath.Join(runDir, "shim.pid")
 	cfg.Restart = c.Config.Restart
+	cfg.SeccompCache = filepath.Join(e.opts.Run, "seccomp")
 	cfg.StopSignal = c.Config.StopSignal
 	cfg.Health = c.Config.Run.Healthcheck
 	cfg.OpenStdin = cfg.OpenStdin || c.Config.Run.OpenStdin

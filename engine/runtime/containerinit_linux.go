@@ -12,18 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// initCommand is the argument that makes this binary the minimal init of
-// a container with init: true.
-const initCommand = "container-init"
-
-// InitArgs wraps a container's command so a minimal init runs it: the
-// binary itself, which libcontainer's init reaches through /proc/self/exe
-// inside the container (a sealed, read-only copy: nothing is bound in from
-// the host, and the container cannot write to it).
-func InitArgs(args []string) []string {
-	return append([]string{"/proc/self/exe", initCommand, "--"}, args...)
-}
-
 // containerInit is PID 1 of a container with init: true, in the manner of
 // tini: it runs the command as its child, forwards every signal it gets to
 // it, reaps every process that ends up its child, and exits with the

@@ -120,7 +120,7 @@ func (s *shim) startExec(req Request) (*libcontainer.Process, *procIO, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := r.container.Run(p); err != nil {
+	if err := s.runIn(r, p); err != nil {
 		pio.close()
 		return nil, nil, execError(err)
 	}

@@ -72,7 +72,7 @@ func (s *shim) probe(r *run, cfg HealthConfig, stop <-chan struct{}) HealthProbe
 		return finish(-1, err.Error())
 	}
 	defer pio.close()
-	if err := r.container.Run(p); err != nil {
+	if err := s.runIn(r, p); err != nil {
 		return finish(-1, execError(err).Error())
 	}
 	if err := pio.started(false); err != nil {

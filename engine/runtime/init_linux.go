@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"fmt"
 	"os"
 
 	"github.com/opencontainers/runc/libcontainer"
@@ -13,8 +14,9 @@ import (
 )
 
 // MaybeInit turns this process into a container's init when libcontainer
-// re-executed the binary as "berth init", or into the minimal init of a
-// container with init: true. It never returns in those cases.
+// re-executed the binary as "berth init", into the minimal init of a
+// container with init: true, or into the seccomp compile helper. It never
+// returns in those cases.
 // Call it first thing, from an init function of package main.
 func MaybeInit() {
 	if len(os.Args) < 2 {
@@ -23,8 +25,17 @@ func MaybeInit() {
 	switch os.Args[1] {
 	case "init":
 		libcontainer.Init()
-	case initCommand:
-		// os.Args[2] is "--".
-		os.Exit(containerInit(os.Args[3:]))
+	case entryCommand:
+		// The C half of the entry (entry_linux.c) has installed the
+		// seccomp program and set the capabilities; it returns to Go only
+		// for the minimal init.
+		e, ok := parseEntry(os.Args)
+		if !ok || !e.init {
+			fmt.Fprintln(os.Stderr, "berth: container entry: bad command line")
+			os.Exit(127)
+		}
+		os.Exit(containerInit(e.args))
+	case compileCommand:
+		os.Exit(compileMain())
 	}
 }

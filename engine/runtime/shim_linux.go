@@ -48,6 +48,10 @@ type Config struct {
 	StopSignal string `json:"stop_signal,omitempty"`
 	// Health is the healthcheck the shim runs; nil or disabled: none.
 	Health *HealthConfig `json:"health,omitempty"`
+	// SeccompCache is where compiled seccomp programs are kept (one per
+	// profile, see entry_linux.go); empty leaves the compiling to
+	// libcontainer at every start.
+	SeccompCache string `json:"seccomp_cache,omitempty"`
 }
 
 // ReadConfig loads a shim configuration file.
@@ -141,6 +145,7 @@ type shim struct {
 	cfg      Config
 	spec     *specs.Spec
 	lcfg     *configs.Config
+	program  *program // the precompiled seccomp program, if any (entry_linux.go)
 	policy   restartPolicy
 	listener net.Listener
 	log      *jsonlog.Writer
@@ -196,6 +201,7 @@ func (s *shim) setup() error {
 	if s.lcfg, err = libcontainerConfig(cfg.ID, spec); err != nil {
 		return err
 	}
+	s.precompile()
 	// A crash may have left libcontainer state for this ID behind.
 	if old, err := libcontainer.Load(cfg.StateRoot, cfg.ID); err == nil {
 		_ = old.Signal(unix.SIGKILL)
@@ -280,6 +286,12 @@ func (s *shim) create() (*run, error) {
 	if p.ConsoleSize != nil {
 		size = &WindowSize{Rows: uint16(p.ConsoleSize.Height), Cols: uint16(p.ConsoleSize.Width)}
 	}
+	entered, err := s.viaEntry(proc, s.spec.Root.Path, s.spec.Mounts)
+	if err != nil {
+		_ = c.Destroy()
+		return nil, fmt.Errorf("start container: %w", err)
+	}
+	defer entered()
 	pio, err := newProcIO(proc, p.Terminal, s.cfg.OpenStdin, false, size)
 	if err != nil {
 		_ = c.Destroy()
