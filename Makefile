@@ -37,6 +37,9 @@ bench: build ## up/down timings for 3 and 20 services; pull and unpack of a 100 
 	BERTH=$(CURDIR)/$(BIN) $(GO) test -count=1 -run '^$$' -bench '$(BENCH)' -benchtime 5x -timeout 30m ./e2e/ | tee bench.out
 	@echo; echo "services   up -d (median s)   down -t 1 (median s)"; \
 	awk '/^BenchmarkUpDown/ {split($$1,a,"="); sub(/-[0-9]+$$/,"",a[2]); for(i=1;i<=NF;i++){if($$i=="up-s")u=$$(i-1); if($$i=="down-s")d=$$(i-1)}; printf "%-10s %-18s %s\n", a[2], u, d}' bench.out
+	@echo; echo "start cost, 20 services (median)"; \
+	awk '/^BenchmarkStartCost/ {for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
+	  printf "CPU per start %s ms, shim Private_Dirty %s MiB, up -d %s s\n", m["cpu-ms/start"], m["shim-MiB"], m["up-s"]}' bench.out
 	@echo; echo "pull of 5 layers, 100 MB (median s, min-max)"; \
 	awk '/^BenchmarkPull/ {for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
 	  printf "berth cold   %s (%s-%s)\nberth warm   %s (%s-%s)\nskopeo copy  %s (%s-%s)\nunpack       %s MB/s, tar -xzf %s MB/s\n", \
