@@ -35,30 +35,25 @@ test-e2e: build ## end-to-end tests against bin/berth
 
 bench: build ## up/down timings for 3 and 20 services; pull and unpack of a 100 MB image; builds; DNS, published ports, 100 networks (BENCH=regexp picks some)
 	BERTH=$(CURDIR)/$(BIN) $(GO) test -count=1 -run '^$$' -bench '$(BENCH)' -benchtime 5x -timeout 30m ./e2e/ | tee bench.out
-	@echo; echo "services   up -d (median s)   down -t 1 (median s)"; \
-	awk '/^BenchmarkUpDown/ {split($$1,a,"="); sub(/-[0-9]+$$/,"",a[2]); for(i=1;i<=NF;i++){if($$i=="up-s")u=$$(i-1); if($$i=="down-s")d=$$(i-1)}; printf "%-10s %-18s %s\n", a[2], u, d}' bench.out
-	@echo; echo "start cost, 20 services (median)"; \
-	awk '/^BenchmarkStartCost/ {for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
+	@awk -v h="services   up -d (median s)   down -t 1 (median s)" 'function head(){if(!shown++)printf "\n%s\n", h} /^BenchmarkUpDown/ {head(); split($$1,a,"="); sub(/-[0-9]+$$/,"",a[2]); for(i=1;i<=NF;i++){if($$i=="up-s")u=$$(i-1); if($$i=="down-s")d=$$(i-1)}; printf "%-10s %-18s %s\n", a[2], u, d}' bench.out
+	@awk -v h="start cost, 20 services (median)" 'function head(){if(!shown++)printf "\n%s\n", h} /^BenchmarkStartCost/ {head(); for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
 	  printf "CPU per start %s ms, shim Private_Dirty %s MiB, up -d %s s\n", m["cpu-ms/start"], m["shim-MiB"], m["up-s"]}' bench.out
-	@echo; echo "pull of 5 layers, 100 MB (median s, min-max)"; \
-	awk '/^BenchmarkPull/ {for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
+	@awk -v h="pull of 5 layers, 100 MB (median s, min-max)" 'function head(){if(!shown++)printf "\n%s\n", h} /^BenchmarkPull/ {head(); for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
 	  printf "berth cold   %s (%s-%s)\nberth warm   %s (%s-%s)\nskopeo copy  %s (%s-%s)\nunpack       %s MB/s, tar -xzf %s MB/s\n", \
 	  m["cold-s"], m["cold-min-s"], m["cold-max-s"], m["warm-s"], m["warm-min-s"], m["warm-max-s"], \
 	  m["skopeo-s"], m["skopeo-min-s"], m["skopeo-max-s"], m["unpack-MB/s"], m["tar-MB/s"]}' bench.out
-	@echo; echo "build (median s, min-max): cold (cache pruned), fully cached rebuild"; \
-	awk '/^BenchmarkBuild\// {split($$1,a,"/"); sub(/-[0-9]+$$/,"",a[2]); for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
+	@awk -v h="build (median s, min-max): cold (cache pruned), fully cached rebuild" 'function head(){if(!shown++)printf "\n%s\n", h} /^BenchmarkBuild\// {head(); split($$1,a,"/"); sub(/-[0-9]+$$/,"",a[2]); for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
 	  printf "%-18s cold %s (%s-%s)   cached %s (%s-%s)\n", a[2], m["cold-s"], m["cold-min-s"], m["cold-max-s"], \
 	  m["cached-s"], m["cached-min-s"], m["cached-max-s"]}' bench.out
-	@echo; echo "networking (median, min-max)"; \
-	awk '/^BenchmarkDNS/ {for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
+	@awk -v h="networking (median, min-max)" 'function head(){if(!shown++)printf "\n%s\n", h} /^BenchmarkDNS/ {head(); for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
 	  printf "DNS from a container    %s q/s (%s-%s); mean latency at 20k q/s %s ms (%s-%s)\n", \
 	  m["dns-qps"], m["dns-min-qps"], m["dns-max-qps"], m["at20k-ms"], m["at20k-min-ms"], m["at20k-max-ms"]} \
-	/^BenchmarkPublishedPort/ {for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
+	/^BenchmarkPublishedPort/ {head(); for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
 	  split("v4-tcp v4-udp v6-tcp v6-udp", k, " "); for(j=1;j<=4;j++){f=substr(k[j],1,2); p=substr(k[j],4); \
 	  printf "%s published/direct  %s Gbps (%s-%s) / %s Gbps (%s-%s) = %s\n", k[j], \
 	  m[f"-published-"p"-Gbps"], m[f"-published-"p"-min-Gbps"], m[f"-published-"p"-max-Gbps"], \
 	  m[f"-direct-"p"-Gbps"], m[f"-direct-"p"-min-Gbps"], m[f"-direct-"p"-max-Gbps"], m[k[j]"-ratio"]}} \
-	/^BenchmarkNetworkCreateRemove/ {for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
+	/^BenchmarkNetworkCreateRemove/ {head(); for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
 	  printf "100 networks            create %s s (%s-%s), rm %s s (%s-%s)\n", \
 	  m["create100-s"], m["create100-min-s"], m["create100-max-s"], m["rm100-s"], m["rm100-min-s"], m["rm100-max-s"]}' bench.out
 

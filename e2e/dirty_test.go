@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,6 +20,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/netnstest"
 )
 
 // dirtyMode: with BERTH_E2E_DIRTY set, every env runs in a dirty host of its
@@ -58,11 +59,11 @@ func dirtyHost(t testing.TB) (string, string) {
 		}
 	}
 	dir := t.TempDir()
-	host := newNetns(t, filepath.Join(dir, "host"))
-	outside := newNetns(t, filepath.Join(dir, "outside"))
+	host := netnstest.New(t, filepath.Join(dir, "host"))
+	outside := netnstest.New(t, filepath.Join(dir, "outside"))
 
 	// The uplink: veth pair, host end in host, peer in outside.
-	err := inNetns(host, func() error {
+	err := netnstest.Run(host, func() error {
 		o, err := netns.GetFromPath(outside)
 		if err != nil {
 			return err
@@ -77,7 +78,7 @@ func dirtyHost(t testing.TB) (string, string) {
 	if err != nil {
 		t.Fatalf("dirty host uplink: %v", err)
 	}
-	if err := inNetns(outside, func() error { return configureLink("world", outsideIP+"/24", outsideIP6+"/64", "", "") }); err != nil {
+	if err := netnstest.Run(outside, func() error { return configureLink("world", outsideIP+"/24", outsideIP6+"/64", "", "") }); err != nil {
 		t.Fatalf("dirty host outside: %v", err)
 	}
 	serveOutside(t, outside)
@@ -98,7 +99,7 @@ func dirtyHost(t testing.TB) (string, string) {
 	// protocols, as dnsmasq or a development DNS would hold it. (With
 	// SO_REUSEADDR, as dnsmasq's, so a test's fake upstream can still take
 	// one loopback address.)
-	if err := inNetns(host, func() error {
+	if err := netnstest.Run(host, func() error {
 		for _, l := range []struct{ net, addr string }{{"udp4", "0.0.0.0:53"}, {"udp6", "[::]:53"}} {
 			pc, err := reuseAddr.ListenPacket(context.Background(), l.net, l.addr)
 			if err != nil {
@@ -126,59 +127,6 @@ var reuseAddr = net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) e
 	err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1) })
 	return errors.Join(err, serr)
 }}
-
-// newNetns makes a network namespace with loopback up, bind-mounted at path;
-// cleanup unmounts it, and with it everything left in it goes.
-func newNetns(t testing.TB, path string) string {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: Go discards the thread
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			errc <- err
-			return
-		}
-		if err := unix.Mount(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), path, "", unix.MS_BIND, ""); err != nil {
-			errc <- err
-			return
-		}
-		lo, err := netlink.LinkByName("lo")
-		if err == nil {
-			err = netlink.LinkSetUp(lo)
-		}
-		errc <- err
-	}()
-	if err := <-errc; err != nil {
-		t.Fatalf("netns: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(path, unix.MNT_DETACH) })
-	return path
-}
-
-// inNetns runs fn on a thread switched into the namespace at path.
-func inNetns(path string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		ns, err := netns.GetFromPath(path)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer ns.Close()
-		if err := netns.Set(ns); err != nil {
-			errc <- err
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
 
 // inNamespace runs a command in the namespace and fails the test if it does.
 func inNamespace(t testing.TB, ns string, args ...string) string {
@@ -226,7 +174,7 @@ func configureLink(name, v4, v6, gw4, gw6 string) error {
 // families, with "outside".
 func serveOutside(t testing.TB, outside string) {
 	t.Helper()
-	if err := inNetns(outside, func() error {
+	if err := netnstest.Run(outside, func() error {
 		for _, addr := range []string{net.JoinHostPort(outsideIP, outsideHTTP), net.JoinHostPort(outsideIP6, outsideHTTP)} {
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
@@ -267,7 +215,7 @@ func foreignRules(t testing.TB, ns string) []string {
 			}
 		}
 	}
-	err := inNetns(ns, func() error {
+	err := netnstest.Run(ns, func() error {
 		c, err := nftables.New()
 		if err != nil {
 			return err
@@ -300,7 +248,7 @@ func foreignRules(t testing.TB, ns string) []string {
 func nsLeaks(t testing.TB, ns string) []string {
 	t.Helper()
 	leaks := foreignRules(t, ns)
-	err := inNetns(ns, func() error {
+	err := netnstest.Run(ns, func() error {
 		links, err := netlink.LinkList()
 		if err != nil {
 			return err
@@ -337,7 +285,7 @@ func dialIn(ns, network, addr string) (net.Conn, error) {
 		return net.DialTimeout(network, addr, 2*time.Second)
 	}
 	var c net.Conn
-	err := inNetns(ns, func() (err error) {
+	err := netnstest.Run(ns, func() (err error) {
 		c, err = net.DialTimeout(network, addr, 2*time.Second)
 		return err
 	})

@@ -9,8 +9,9 @@ import (
 
 	"github.com/google/nftables"
 
-	"github.com/berth-dev/berth/engine"
 	"github.com/vishvananda/netlink"
+
+	"github.com/berth-dev/berth/engine"
 )
 
 // envLeaks is findLeaks limited to one env: its mounts, processes, and the

@@ -16,6 +16,8 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/vishvananda/netlink"
+
+	"github.com/berth-dev/berth/internal/netnstest"
 )
 
 // netprobeBin is a static UDP echo server and client that tests mount into
@@ -54,7 +56,7 @@ func (e *env) inHost(fn func() error) error {
 	if e.netns == "" {
 		return fn()
 	}
-	return inNetns(e.netns, fn)
+	return netnstest.Run(e.netns, fn)
 }
 
 // fakeUpstream serves DNS on addr:53 where berth runs, answering

@@ -15,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/berth-dev/berth/engine"
+	"github.com/berth-dev/berth/internal/netnstest"
 	"github.com/berth-dev/berth/netdns"
 )
 
@@ -75,7 +76,7 @@ func simulateReboot(t *testing.T, e *env) {
 		return nil
 	}
 	if e.netns != "" {
-		if err := inNetns(e.netns, wipe); err != nil {
+		if err := netnstest.Run(e.netns, wipe); err != nil {
 			t.Fatal(err)
 		}
 		inNamespace(t, e.netns, "iptables-nft", "-F", "FORWARD")

@@ -7,16 +7,15 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/netnstest"
 )
 
 func needRoot(t *testing.T) {
@@ -31,57 +30,7 @@ func needRoot(t *testing.T) {
 func newSandbox(t *testing.T) string {
 	t.Helper()
 	needRoot(t)
-	path := filepath.Join(t.TempDir(), "netns")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: Go discards the thread
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			errc <- err
-			return
-		}
-		if err := unix.Mount(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), path, "", unix.MS_BIND, ""); err != nil {
-			errc <- err
-			return
-		}
-		lo, err := netlink.LinkByName("lo")
-		if err == nil {
-			err = netlink.LinkSetUp(lo)
-		}
-		errc <- err
-	}()
-	if err := <-errc; err != nil {
-		t.Fatalf("sandbox: %v", err)
-	}
-	t.Cleanup(func() {
-		unix.Unmount(path, unix.MNT_DETACH)
-	})
-	return path
-}
-
-// inSandbox runs fn on a thread switched into the sandbox.
-func inSandbox(t *testing.T, path string, fn func() error) error {
-	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		ns, err := netns.GetFromPath(path)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer ns.Close()
-		if err := netns.Set(ns); err != nil {
-			errc <- err
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
+	return netnstest.New(t, filepath.Join(t.TempDir(), "netns"))
 }
 
 // ask queries 127.0.0.11:53 from inside the sandbox, as a container's
@@ -89,7 +38,7 @@ func inSandbox(t *testing.T, path string, fn func() error) error {
 func ask(t *testing.T, sandbox, network, name string, qtype uint16, timeout time.Duration) (*dns.Msg, error) {
 	t.Helper()
 	var m *dns.Msg
-	err := inSandbox(t, sandbox, func() (err error) {
+	err := netnstest.Run(sandbox, func() (err error) {
 		c := &dns.Client{Net: network, Timeout: timeout}
 		m, _, err = c.Exchange(new(dns.Msg).SetQuestion(dns.Fqdn(name), qtype), "127.0.0.11:53")
 		return err
@@ -242,7 +191,7 @@ func TestServeAnswersInsideSandboxes(t *testing.T) {
 
 	// A container may run its own DNS server on 0.0.0.0:53: the resolver's
 	// socket is elsewhere.
-	if err := inSandbox(t, sbA, func() error {
+	if err := netnstest.Run(sbA, func() error {
 		pc, err := net.ListenPacket("udp4", "0.0.0.0:53")
 		if err == nil {
 			pc.Close()
@@ -273,7 +222,7 @@ func TestServerRestartKeepsClientsWorking(t *testing.T) {
 
 	// One client socket, as a resolver keeps for its retries.
 	var conn net.Conn
-	if err := inSandbox(t, sb, func() (err error) {
+	if err := netnstest.Run(sb, func() (err error) {
 		conn, err = net.Dial("udp4", "127.0.0.11:53")
 		return err
 	}); err != nil {

@@ -10,14 +10,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+
+	"github.com/berth-dev/berth/internal/netnstest"
 )
 
 func needRoot(t *testing.T) {
@@ -118,33 +118,12 @@ func uniqueID(t *testing.T) string {
 	return hex.EncodeToString(b)
 }
 
-// inNetns runs fn on a thread switched into the namespace at path. The
-// thread is never unlocked, so Go discards it afterwards.
-func inNetns(path string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		ns, err := netns.GetFromPath(path)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer ns.Close()
-		if err := netns.Set(ns); err != nil {
-			errc <- err
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
-
 // serveIn starts a TCP server inside the sandbox that answers every
 // connection with reply and closes it.
 func serveIn(t *testing.T, sandbox, addr, reply string) {
 	t.Helper()
 	var ln net.Listener
-	if err := inNetns(sandbox, func() (err error) {
+	if err := netnstest.Run(sandbox, func() (err error) {
 		ln, err = net.Listen("tcp4", addr)
 		return err
 	}); err != nil {
@@ -177,7 +156,7 @@ func fetch(addr string, timeout time.Duration) (string, error) {
 
 func fetchFrom(sandbox, addr string, timeout time.Duration) (string, error) {
 	var got string
-	err := inNetns(sandbox, func() (err error) {
+	err := netnstest.Run(sandbox, func() (err error) {
 		got, err = fetch(addr, timeout)
 		return err
 	})

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/berth-dev/berth/internal/netnstest"
 )
 
 // TestContainerCannotReachHostLoopback: route_localnet on the bridge (for
@@ -30,7 +32,7 @@ func TestContainerCannotReachHostLoopback(t *testing.T) {
 	}
 	defer pc.Close()
 
-	err = inNetns(sb, func() error {
+	err = netnstest.Run(sb, func() error {
 		// Send 127.0.0.1 out through eth0 instead of the local loopback.
 		local, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: 255}, netlink.RT_FILTER_TABLE)
 		if err != nil {
@@ -57,7 +59,7 @@ func TestContainerCannotReachHostLoopback(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reroute loopback in the sandbox: %v", err)
 	}
-	err = inNetns(sb, func() error {
+	err = netnstest.Run(sb, func() error {
 		c, err := net.Dial("udp", pc.LocalAddr().String())
 		if err != nil {
 			return err
