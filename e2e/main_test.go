@@ -103,6 +103,8 @@ type env struct {
 	// netns, when set, is the network namespace berth runs in (a dirty
 	// host, see dirtyHost), and outside the one beyond its uplink.
 	netns, outside string
+	// environ is added to every berth command's environment.
+	environ []string
 }
 
 // newEnv makes state roots and imports the busybox image as "busybox".
@@ -138,6 +140,7 @@ func (e *env) cmd(ctx context.Context, args ...string) *exec.Cmd {
 	// (Go never proxies loopback), so it fails without resolving a name.
 	c.Env = append(os.Environ(), "BERTH_ROOT="+e.root, "BERTH_RUN="+e.run, "BERTH_DNS_UPSTREAMS=none",
 		"HTTPS_PROXY=http://127.0.0.1:9", "HTTP_PROXY=http://127.0.0.1:9", "NO_PROXY=")
+	c.Env = append(c.Env, e.environ...)
 	return c
 }
 

@@ -65,6 +65,14 @@ func newDNSCommand(*projectFlags) *cobra.Command {
 			if v := os.Getenv("BERTH_DNS_UPSTREAMS"); v != "" {
 				cfg.Upstreams = strings.Split(v, ",")
 			}
+			// The server lives as long as the instance has running
+			// containers: it also puts the bridges back into firewalld's
+			// trusted zone when firewalld reloads or starts.
+			if e, err := openEngine(cmd.Context()); err != nil {
+				log.Warn("firewalld watch", "err", err)
+			} else {
+				go e.Networks.WatchFirewalld(cmd.Context(), log)
+			}
 			return netdns.Serve(cmd.Context(), cfg)
 		},
 	}

@@ -28,8 +28,9 @@ import (
 //     rules users put there apply to Berth's traffic as to Docker's;
 //   - every other nftables base chain on the forward hook that has rules or
 //     a drop policy (a hand-written `table inet filter`, say);
-//   - firewalld, when it runs: the bridges join its trusted zone (see
-//     firewalld_linux.go).
+//
+// firewalld, when it runs, is not given rules: each bridge joins its
+// trusted zone instead, with the network (see firewalld_linux.go).
 //
 // The accepts only stop the host's firewall from dropping what Berth's own
 // table decides: isolation, internal networks and published ports are all
@@ -53,9 +54,6 @@ func (h hostFirewall) ensure(ctx context.Context) error {
 	if err := h.nftEnsure(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := firewalldEnsure(ctx, h.instance); err != nil {
-		errs = append(errs, err)
-	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("let traffic through the host firewall: %w", err)
 	}
@@ -69,7 +67,7 @@ func (h hostFirewall) present(ctx context.Context) bool {
 			return false
 		}
 	}
-	return h.nftPresent() && firewalldPresent(ctx, h.instance)
+	return h.nftPresent()
 }
 
 // remove takes every rule of the instance out again.
@@ -81,9 +79,6 @@ func (h hostFirewall) remove(ctx context.Context) error {
 		}
 	}
 	if err := h.nftRemove(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := firewalldRemove(ctx, h.instance); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -321,6 +321,7 @@ func (m *Manager) Create(ctx context.Context, s Spec) (Network, error) {
 		if !ok {
 			// Best effort: leave nothing of a half-made network behind.
 			_ = m.fw.removeNetwork(n)
+			_ = firewalldUntrust(ctx, n.Bridge)
 			_ = deleteLink(n.Bridge)
 			_ = os.Remove(m.recordPath(n.Name))
 			m.dropHostRulesIfLast(ctx)
@@ -341,6 +342,9 @@ func (m *Manager) addRules(ctx context.Context, n Network) error {
 		return err
 	}
 	if err := m.host.ensure(ctx); err != nil {
+		return err
+	}
+	if err := firewalldTrust(ctx, n.Bridge); err != nil {
 		return err
 	}
 	if err := writeSysctl("net/ipv4/ip_forward", "1"); err != nil {
@@ -526,6 +530,9 @@ func (m *Manager) Remove(ctx context.Context, name string) error {
 		return fmt.Errorf("network %q has %d connected endpoints (%s): %w", name, len(ids), strings.Join(ids, ", "), errdefs.ErrFailedPrecondition)
 	}
 	if err := m.fw.removeNetwork(r.Network); err != nil {
+		return fmt.Errorf("network %q: %w", name, err)
+	}
+	if err := firewalldUntrust(ctx, r.Network.Bridge); err != nil {
 		return fmt.Errorf("network %q: %w", name, err)
 	}
 	if err := deleteLink(r.Network.Bridge); err != nil {

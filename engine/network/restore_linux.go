@@ -73,8 +73,8 @@ func (m *Manager) restore(ctx context.Context, network string) error {
 }
 
 // whole reports whether the network's bridge is up with its gateway
-// addresses, its rules are in the table and the host's firewall lets its
-// traffic through.
+// addresses, its rules are in the table and the host's firewall (firewalld
+// included) lets its traffic through.
 func (m *Manager) whole(ctx context.Context, n Network) bool {
 	link, err := netlink.LinkByName(n.Bridge)
 	if err != nil || link.Attrs().Flags&unix.IFF_UP == 0 {
@@ -85,5 +85,5 @@ func (m *Manager) whole(ctx context.Context, n Network) bool {
 			return false
 		}
 	}
-	return m.fw.hasNetwork(n) && m.host.present(ctx)
+	return m.fw.hasNetwork(n) && m.host.present(ctx) && firewalldTrusted(ctx, n.Bridge)
 }
