@@ -21,6 +21,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/berth-dev/berth/engine/build"
 	"github.com/berth-dev/berth/engine/image"
@@ -198,7 +199,7 @@ func TestImageConfig(t *testing.T) {
 	f := newFixture(t)
 	dir := writeContext(t, map[string]string{"Dockerfile": `
 ARG BASE=busybox
-FROM ${BASE}
+FROM --platform=$BUILDPLATFORM ${BASE}
 ARG VERSION=1.0
 ARG FROM_BUILD
 ENV APP_VERSION=$VERSION PATH=/app/bin:$PATH
@@ -283,6 +284,7 @@ COPY <<'EOF' /etc/raw
 hello $NAME
 EOF
 COPY single.txt /renamed
+COPY --link two.txt /linked
 `,
 		".dockerignore":   "**/*.log\nsrc/skip\n!src/skip/keep\nDockerfile\n",
 		"top.log":         "noise",
@@ -315,6 +317,7 @@ COPY single.txt /renamed
 		"app/notes/single.txt": "one",
 		"owned":                "mine",
 		"renamed":              "one",
+		"linked":               "two",
 		"etc/motd":             "hello world\n",
 		"etc/raw":              "hello $NAME\n",
 	} {
@@ -547,17 +550,38 @@ func TestAdd(t *testing.T) {
 	}))
 	defer srv.Close()
 	sum := fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(body)))
+	var zst bytes.Buffer
+	zw2, _ := zstd.NewWriter(&zst)
+	tw = tar.NewWriter(zw2)
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "zst/file", Mode: 0o644, Size: 9})
+	tw.Write([]byte("from zstd"))
+	tw.Close()
+	zw2.Close()
 	dir := writeContext(t, map[string]string{
-		"Dockerfile": fmt.Sprintf("FROM busybox\nADD archive.tgz /opt/\nADD --checksum=%s %s/files/data.txt /dl/\nADD plain /plain\n", sum, srv.URL),
-		"plain":      "not an archive",
+		"Dockerfile": fmt.Sprintf("FROM busybox\nADD archive.tgz /opt/\nADD --checksum=%s %s/files/data.txt /dl/\nADD plain /plain\n"+
+			"ADD bz.tar.bz2 xz.tar.xz archive.tar.zst /unpacked/\n", sum, srv.URL),
+		"plain": "not an archive",
 	})
 	os.WriteFile(filepath.Join(dir, "archive.tgz"), tgz.Bytes(), 0o644)
+	os.WriteFile(filepath.Join(dir, "archive.tar.zst"), zst.Bytes(), 0o644)
+	// bzip2 and xz archives made by bzip2(1) and xz(1): Go writes neither.
+	for _, name := range []string{"bz.tar.bz2", "xz.tar.xz"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, name), b, 0o644)
+	}
 	img, err := f.build(t, build.Options{Context: dir, Tags: []string{"add"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	root := f.rootfs(t, img)
-	for p, want := range map[string]string{"opt/pkg/file": "inner", "dl/data.txt": "downloaded", "plain": "not an archive", "opt/archive.tgz": "<missing>"} {
+	for p, want := range map[string]string{
+		"opt/pkg/file": "inner", "dl/data.txt": "downloaded", "plain": "not an archive", "opt/archive.tgz": "<missing>",
+		"unpacked/bz/file": "from bzip2", "unpacked/xz/file": "from xz", "unpacked/zst/file": "from zstd",
+		"unpacked/bz.tar.bz2": "<missing>", "unpacked/xz.tar.xz": "<missing>", "unpacked/archive.tar.zst": "<missing>",
+	} {
 		if got := readFile(t, filepath.Join(root, p)); got != want {
 			t.Errorf("/%s = %q, want %q", p, got, want)
 		}
@@ -565,11 +589,28 @@ func TestAdd(t *testing.T) {
 	if st, err := os.Stat(filepath.Join(root, "dl/data.txt")); err != nil || st.Mode().Perm() != 0o600 || st.ModTime().Year() != 2006 {
 		t.Errorf("downloaded file: %v %v, want mode 0600 and Last-Modified time", st, err)
 	}
-	// A changed download reruns its step; a wrong checksum fails.
-	body = "changed"
+	// An unchanged download comes from the cache, a changed one reruns
+	// its step; a wrong checksum fails.
 	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(fmt.Sprintf("FROM busybox\nADD %s/files/data.txt /dl/\n", srv.URL)), 0o644)
 	if _, err := f.build(t, build.Options{Context: dir}); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := f.build(t, build.Options{Context: dir}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.steps(build.StepCached); len(got) != 1 {
+		t.Errorf("an unchanged download: cached steps %q, want the ADD", got)
+	}
+	body = "changed"
+	img, err = f.build(t, build.Options{Context: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.steps(build.StepCached); len(got) != 0 {
+		t.Errorf("a changed download came from the cache: %q", got)
+	}
+	if got := readFile(t, filepath.Join(f.rootfs(t, img), "dl/data.txt")); got != "changed" {
+		t.Errorf("/dl/data.txt after the download changed = %q", got)
 	}
 	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(fmt.Sprintf("FROM busybox\nADD --checksum=%s %s/files/data.txt /dl/\n", sum, srv.URL)), 0o644)
 	if _, err := f.build(t, build.Options{Context: dir}); err == nil || !strings.Contains(err.Error(), "Dockerfile:2: ADD") || !strings.Contains(err.Error(), "checksum mismatch") {

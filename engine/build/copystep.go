@@ -28,6 +28,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/sys/user"
+	"github.com/ulikunitz/xz"
 
 	"github.com/berth-dev/berth/engine/image"
 )
@@ -302,7 +303,7 @@ func excludeFiles(fs []file, pm *patternmatcher.PatternMatcher) []file {
 	return out
 }
 
-// unpackArchive extracts a local tar archive (plain, gzip, bzip2 or zstd)
+// unpackArchive extracts a local tar archive (plain, gzip, bzip2, xz or zstd)
 // into directory dest, as ADD does; it reports false for a file that is
 // not one.
 func (r *run) unpackArchive(ctx context.Context, cp *copier, src, dest string) (bool, error) {
@@ -312,7 +313,7 @@ func (r *run) unpackArchive(ctx context.Context, cp *copier, src, dest string) (
 			return nil, nil, false, err
 		}
 		br := bufio.NewReader(f)
-		magic, _ := br.Peek(4)
+		magic, _ := br.Peek(6)
 		var rd io.Reader = br
 		closeAll := func() { f.Close() }
 		switch {
@@ -330,6 +331,12 @@ func (r *run) unpackArchive(ctx context.Context, cp *copier, src, dest string) (
 				return nil, closeAll, false, nil
 			}
 			closeAll = func() { zr.Close(); f.Close() }
+			rd = zr
+		case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
+			zr, err := xz.NewReader(br)
+			if err != nil {
+				return nil, closeAll, false, nil
+			}
 			rd = zr
 		}
 		return rd, closeAll, true, nil
