@@ -1,15 +1,21 @@
 package compose
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/containerd/errdefs"
+
+	"github.com/berth-dev/berth/compose/progress"
+	"github.com/berth-dev/berth/engine/build"
 )
 
 // TestBuildOptionsMapEveryKey: each build key reaches the builder's
@@ -185,4 +191,60 @@ func writeFile(t *testing.T, p, body string) {
 	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestBuildProgressTTYAndPlain: build steps reach both displays as
+// BuildKit draws them: "#N [service stage i/n] INSTRUCTION", then CACHED,
+// DONE with the time, or ERROR; a RUN's output while it runs.
+func TestBuildProgressTTYAndPlain(t *testing.T) {
+	events := []build.Event{
+		{Build: "web", Step: 1, Index: 1, Total: 3, Text: "FROM busybox", State: build.StepStarted},
+		{Build: "web", Step: 1, Index: 1, Total: 3, Text: "FROM busybox", State: build.StepDone, Duration: 30 * time.Millisecond},
+		{Build: "web", Step: 2, Index: 2, Total: 3, Text: "COPY a /a", State: build.StepStarted},
+		{Build: "web", Step: 2, Index: 2, Total: 3, Text: "COPY a /a", State: build.StepCached},
+		{Build: "web", Step: 3, Stage: "final", Index: 3, Total: 3, Text: "RUN make", State: build.StepStarted},
+		{Build: "web", Step: 3, Stage: "final", Index: 3, Total: 3, Text: "RUN make", State: build.StepLog, Line: "compiling main.go"},
+		{Build: "web", Step: 3, Stage: "final", Index: 3, Total: 3, Text: "RUN make", State: build.StepFailed, Err: errors.New("exit code 2")},
+	}
+	for _, tc := range []struct {
+		mode progress.Mode
+		want []string
+	}{
+		{progress.Plain, []string{
+			"#1 [web 1/3] FROM busybox Building\n", "#1 [web 1/3] FROM busybox DONE 0.0s\n", "#2 [web 2/3] COPY a /a CACHED\n",
+			"#3 [web final 3/3] RUN make compiling main.go\n", "#3 [web final 3/3] RUN make ERROR\n",
+		}},
+		{progress.TTY, []string{"✔ #1 [web 1/3] FROM busybox DONE 0.0s", "✔ #2 [web 2/3] COPY a /a CACHED", "✘ #3 [web final 3/3] RUN make ERROR"}},
+	} {
+		var b lockedBuffer
+		w := progress.New(&b, tc.mode)
+		show := buildProgress(w)
+		for _, ev := range events {
+			show(ev)
+		}
+		w.Close()
+		for _, want := range tc.want {
+			if !strings.Contains(b.String(), want) {
+				t.Errorf("mode %v: output lacks %q:\n%s", tc.mode, want, b.String())
+			}
+		}
+	}
+}
+
+// lockedBuffer is a buffer a display's own goroutine may write to.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
