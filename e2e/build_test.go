@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -402,4 +403,73 @@ func TestWatchActionsMustReachRunningContainers(t *testing.T) {
 	stopWatch()
 	e.must("down", "-t", "1")
 	e.mustBeGone("watchacts")
+}
+
+// TestBuildCacheMustFollowEveryInputOfRun changes one input of a RUN at a
+// time and rebuilds: exactly the RUN steps from the first one that reads
+// the changed input run again, the others come from the cache. A secret's
+// value is no input (as in Docker); a cache mount keeps its content across
+// builds, and --no-cache reruns every step.
+func TestBuildCacheMustFollowEveryInputOfRun(t *testing.T) {
+	e := newEnv(t)
+	e.useTestdata()
+	t.Setenv("BUILD_TOKEN", "one")
+	all := []string{"/first", "/bound", "/secret", "/mode", "/uid", "/counts"}
+	ran := func(args ...string) []string {
+		t.Helper()
+		r := e.must(append([]string{"--progress", "plain", "build"}, args...)...)
+		var out []string
+		for _, l := range strings.Split(r.stderr, "\n") {
+			if !strings.Contains(l, "] RUN ") || !strings.Contains(l, " DONE ") {
+				continue
+			}
+			for _, s := range all {
+				if strings.Contains(l, "> "+s+" DONE") {
+					out = append(out, s)
+				}
+			}
+		}
+		return out
+	}
+	edit := func(old, new string) {
+		t.Helper()
+		p := filepath.Join(e.dir, "Dockerfile")
+		b, _ := os.ReadFile(p)
+		if !bytes.Contains(b, []byte(old)) {
+			t.Fatalf("Dockerfile lacks %q", old)
+		}
+		os.WriteFile(p, bytes.Replace(b, []byte(old), []byte(new), 1), 0o644)
+	}
+	if got := ran(); !slices.Equal(got, all) {
+		t.Fatalf("first build ran %q", got)
+	}
+	for _, tc := range []struct {
+		change string
+		do     func()
+		args   []string
+		want   []string
+	}{
+		{"nothing", func() {}, nil, nil},
+		{"the secret's value", func() { t.Setenv("BUILD_TOKEN", "two") }, nil, nil},
+		{"a bind mount's file", func() { os.WriteFile(filepath.Join(e.dir, "bound", "file"), []byte("v2\n"), 0o644) }, nil, all[1:]},
+		{"an ENV", func() { edit("ENV MODE=a", "ENV MODE=b") }, nil, all[3:]},
+		{"USER", func() { edit("USER root", "USER 0") }, nil, all[4:]},
+		{"WORKDIR", func() { edit("WORKDIR /\n", "WORKDIR /tmp\n") }, nil, all[5:]},
+		{"a build argument", func() {}, []string{"--build-arg", "LEVEL=2"}, all[5:]},
+		{"the first RUN's command", func() { edit("echo first >", "echo First >") }, []string{"--build-arg", "LEVEL=2"}, all},
+	} {
+		tc.do()
+		if got := ran(tc.args...); !slices.Equal(got, tc.want) {
+			t.Errorf("after a change of %s, the steps run were %q, want %q", tc.change, got, tc.want)
+		}
+	}
+	// The cache mount's step ran 7 times, and its file kept every line.
+	if r := e.must("run", "--rm", "app", "cat", "/counts"); strings.TrimSpace(r.stdout) != "7" {
+		t.Errorf("the cache mount holds %q lines after 7 runs", r.stdout)
+	}
+	if got := ran("--no-cache", "--build-arg", "LEVEL=2"); !slices.Equal(got, all) {
+		t.Errorf("--no-cache ran %q", got)
+	}
+	e.must("down", "-t", "1")
+	e.mustBeGone("buildcache")
 }
