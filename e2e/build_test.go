@@ -16,10 +16,10 @@ import (
 )
 
 // TestBuildMustRunStepsAsContainers builds a project whose Dockerfile has
-// RUN in every form (shell, exec, heredocs), with cache, bind, secret and
-// tmpfs mounts, extra hosts, shm size and the default and none networks;
-// checks what the steps wrote, the image config, that a rebuild runs no
-// step, and that up runs the built image.
+// RUN in every form (shell, exec, heredocs, a SHELL), with cache, bind,
+// secret and tmpfs mounts, ENV and WORKDIR, extra hosts, shm size and the
+// default, none and host networks; checks what the steps wrote, the image
+// config, that a rebuild runs no step, and that up runs the built image.
 func TestBuildMustRunStepsAsContainers(t *testing.T) {
 	e := newEnv(t)
 	e.useTestdata()
@@ -72,7 +72,8 @@ func TestBuildMustRunStepsAsContainers(t *testing.T) {
 		"shell form: hello", "exec form", "heredoc script", "shebang script", "shell heredoc hello",
 		"proxy: http://proxy.test:3128",
 		"cache lines: 1", "bound file", "secret: s3cret", "secret env: s3cret", "tmpfs ok",
-		"extra host ok", "shm 32768", "network: default route", "no mount stubs", "65534",
+		"extra host ok", "shm 32768", "network: default route", "no mount stubs",
+		"pwd /work from-env", "via SHELL", "65534",
 	}
 	eventually(t, 10*time.Second, func() error {
 		logs := e.must("logs", "--no-log-prefix", "app").stdout
@@ -89,6 +90,13 @@ func TestBuildMustRunStepsAsContainers(t *testing.T) {
 	}
 	if r := e.must("exec", "-T", "offline", "cat", "/links"); strings.TrimSpace(r.stdout) != "1" {
 		t.Errorf("a network: none step saw %q links, want only lo", r.stdout)
+	}
+	// A network: host step ran in the network namespace berth runs in.
+	if e.netns == "" {
+		host, _ := os.Readlink("/proc/self/ns/net")
+		if r := e.must("exec", "-T", "hostnet", "cat", "/netns"); strings.TrimSpace(r.stdout) != host {
+			t.Errorf("a network: host step ran in %q, the host's namespace is %q", r.stdout, host)
+		}
 	}
 	e.must("down", "-t", "1")
 	e.mustBeGone("buildrun")

@@ -1,0 +1,2 @@
+FROM busybox
+RUN readlink /proc/self/ns/net > /netns
