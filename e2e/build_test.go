@@ -404,10 +404,25 @@ func TestWatchActionsMustReachRunningContainers(t *testing.T) {
 	os.WriteFile(filepath.Join(e.dir, "restart-me"), []byte("1\n"), 0o644)
 	wait("restart", "wc -l < /tmp/starts", "3")
 
-	// A file removed on the host goes from the container too.
+	// A burst of changes (a checkout) syncs every file and restarts once.
+	for i := range 5 {
+		os.WriteFile(filepath.Join(e.dir, "conf", fmt.Sprintf("burst%d.conf", i)), []byte("b\n"), 0o644)
+		time.Sleep(50 * time.Millisecond)
+	}
+	wait("a burst", "ls /etc/app | grep -c burst; wc -l < /tmp/starts", "5\n4")
+	time.Sleep(2 * time.Second)
+	if s := starts(); s != "4" {
+		t.Errorf("after a burst of 5 changes, %s starts; want 4 (one restart)", s)
+	}
+
+	// A file removed on the host goes from the container too; ignored
+	// files and editors' temporary files never go.
 	os.Remove(filepath.Join(e.dir, "init", "seed.txt"))
+	os.WriteFile(filepath.Join(e.dir, "init", ".new.txt.swp"), []byte("vim\n"), 0o644)
+	os.WriteFile(filepath.Join(e.dir, "init", "new.txt~"), []byte("emacs\n"), 0o644)
+	os.WriteFile(filepath.Join(e.dir, "init", "notes.bak"), []byte("ignored\n"), 0o644)
 	os.WriteFile(filepath.Join(e.dir, "init", "new.txt"), []byte("new\n"), 0o644)
-	wait("sync of a removal", "ls /init", "new.txt")
+	wait("sync of a removal", "ls -A /init", "new.txt")
 	stopWatch()
 	e.must("down", "-t", "1")
 	e.mustBeGone("watchacts")
