@@ -378,6 +378,9 @@ func TestBadInput(t *testing.T) {
 		{"several sources", "FROM busybox\nCOPY a b /dst\n", "", "Dockerfile:2: COPY with more than one source file", errdefs.ErrInvalidArgument},
 		{"bad chmod", "FROM busybox\nCOPY a /a\nCOPY --chmod=abc a /b\n", "", "Dockerfile:3: COPY --chmod=abc", errdefs.ErrInvalidArgument},
 		{"bad platform", "FROM --platform=linux/s390x busybox\n", "", "Dockerfile:1: platform", errdefs.ErrNotImplemented},
+		{"ssh mount", "FROM busybox\nRUN --mount=type=ssh true\n", "", "Dockerfile:2: RUN --mount: type=ssh is not supported", errdefs.ErrNotImplemented},
+		{"insecure", "FROM busybox\nRUN --security=insecure true\n", "", "Dockerfile:2: RUN --security=insecure is not supported", errdefs.ErrNotImplemented},
+		{"syntax error", "FROM busybox\nENV\n", "", "Dockerfile:2: ENV", errdefs.ErrInvalidArgument},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := writeContext(t, map[string]string{"Dockerfile": tc.dockerfile, "a": "a", "b": "b", "escape": "->" + filepath.Join(secretDir, "secret")})
