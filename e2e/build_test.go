@@ -331,7 +331,8 @@ CMD ["/srv/hello.txt"]
 }
 
 // TestBuildComposeKeysMustReachTheBuild: --build-arg, a service's image as
-// a named context (that service built first), dockerfile_inline, ulimits;
+// a named context (that service built first), dockerfile_inline, ulimits,
+// --with-dependencies;
 // pull_policy build builds on every up; builder prune empties the cache.
 func TestBuildComposeKeysMustReachTheBuild(t *testing.T) {
 	e := newEnv(t)
@@ -339,6 +340,12 @@ func TestBuildComposeKeysMustReachTheBuild(t *testing.T) {
 	e.downAtEnd("buildkeys")
 	e.must("build", "--build-arg", "FROM_CLI=from the cli", "app")
 	e.must("image", "inspect", "buildkeys-base")
+	// A dependency (depends_on) is built only with --with-dependencies.
+	if r := e.berth("image", "inspect", "buildkeys-dep"); r.code == 0 {
+		t.Error("build app built its dependency without --with-dependencies")
+	}
+	e.must("build", "--with-dependencies", "--build-arg", "FROM_CLI=from the cli", "app")
+	e.must("image", "inspect", "buildkeys-dep")
 	// The image as built: no up in between may rebuild it without the arg.
 	e.must("up", "-d", "--no-build")
 	eventually(t, 10*time.Second, func() error {
