@@ -232,8 +232,8 @@ func (e *Engine) startContainer(ctx context.Context, id string, extra runtime.Co
 		// A shim spawned by a command that was killed while it started the
 		// container, or one holding a container created for run -it. Let
 		// it finish, or end it, before starting afresh.
-		// The shim's answer, not the status file, says whether it runs:
-		// the shim answers waiters a moment before the file has it.
+		// The shim's answer says whether it runs (its waiters hear of a
+		// change only once the status file has it).
 		if running, err := e.settle(ctx, c.ID); err != nil || running {
 			return nil, err
 		}

@@ -76,7 +76,9 @@ func (s *shim) answer(conn net.Conn, req Request, resp Response, err error) {
 		resp.Class = "" // version 1 clients know only the message
 	}
 	if resp.Status == nil {
-		st := s.snapshot()
+		s.mu.Lock()
+		st := s.published // never ahead of the file
+		s.mu.Unlock()
 		resp.Status = &st
 	}
 	b, _ := json.Marshal(resp)
@@ -160,11 +162,11 @@ func (s *shim) wait(ctx context.Context, cond Condition) (Status, error) {
 		}
 	}
 	s.mu.Lock()
-	ends := s.runEnds
+	ends := s.publishedEnds
 	s.mu.Unlock()
 	for {
 		s.mu.Lock()
-		st, ch := s.status, s.changed
+		st, ch := s.published, s.changed
 		done, err := s.holds(cond, st, ends)
 		s.mu.Unlock()
 		if done {
@@ -187,7 +189,7 @@ func (s *shim) holds(cond Condition, st Status, ends int) (bool, error) {
 	final := isClosed(s.exited)
 	switch cond {
 	case ConditionNextExit:
-		return s.runEnds > ends || final, nil
+		return s.publishedEnds > ends || final, nil
 	case ConditionRunning:
 		switch {
 		case st.State == StateRunning || st.State == StatePaused:
@@ -199,7 +201,9 @@ func (s *shim) holds(cond Condition, st Status, ends int) (bool, error) {
 		}
 	case ConditionStarted:
 		switch {
-		case s.started || (s.held && s.run != nil):
+		case s.started && st.State != StateCreated:
+			return true, nil // once the file says so too
+		case s.held && s.run != nil && !s.started:
 			return true, nil
 		case final:
 			return true, fmt.Errorf("container did not start: %s: %w", orUnknown(st.Error), errdefs.ErrFailedPrecondition)

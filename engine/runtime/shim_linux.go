@@ -111,6 +111,7 @@ func Serve(ctx context.Context, cfg Config, hooks Hooks) error {
 		attached: map[*attachment]struct{}{},
 	}
 	s.status = Status{State: StateCreated, ShimPid: os.Getpid(), Protocol: ProtocolVersion}
+	s.published = s.status
 	if err := s.setup(); err != nil {
 		s.cleanupFailedStart()
 		report(ready, err)
@@ -150,12 +151,17 @@ type shim struct {
 	listener net.Listener
 	log      *jsonlog.Writer
 	handlers sync.WaitGroup
-	writeMu  sync.Mutex // orders writes of the status file
+	writeMu  sync.Mutex // serialises updates, so the file ends with the latest
 
 	mu       sync.Mutex
 	status   Status
-	changed  chan struct{} // closed and replaced at every status change
-	runEnds  int           // runs that have ended, for next-exit waits
+	changed  chan struct{} // closed and replaced at every published change
+	runEnds  int           // runs that have ended
+	// published is the status as the file has it, and publishedEnds the
+	// ended runs it counts: what waiters see, so none answers ahead of
+	// the file.
+	published     Status
+	publishedEnds int
 	run      *run          // the current run; nil between runs
 	attached map[*attachment]struct{}
 	stopping bool          // a stop or kill was asked for: never restart
@@ -496,18 +502,24 @@ func (s *shim) restart() error {
 	return nil
 }
 
-// update changes the status, wakes everyone waiting on a change and writes
-// the status file.
+// update changes the status, writes the status file, then publishes the
+// change to waiters. The file comes first: a client that a waiter answers
+// may read the file at once (another process's Wait then ReadStatus), and
+// must never find an older state there. Updates are serialised, so the
+// file always ends with the latest.
 func (s *shim) update(f func(*Status)) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	s.mu.Lock()
 	f(&s.status)
+	st, ends := s.status, s.runEnds
+	s.mu.Unlock()
+	_ = WriteStatus(s.cfg.StatusPath, st)
+	s.mu.Lock()
+	s.published, s.publishedEnds = st, ends
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
-	// The file gets the latest status, whatever order writers come in.
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	_ = WriteStatus(s.cfg.StatusPath, s.snapshot())
 }
 
 // requestStop turns restarts off for good: the user wants it down.

@@ -9,6 +9,8 @@ import (
 
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/lockfile"
 )
 
 // The shim lock. A live shim holds a write lock on the open file
@@ -85,25 +87,14 @@ func AwaitShimExit(ctx context.Context, dir string) error {
 	} else if err != nil {
 		return err
 	}
-	done := make(chan error, 1)
-	go func() {
-		lk := wholeFile(unix.F_RDLCK)
-		err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLKW, &lk)
-		for errors.Is(err, unix.EINTR) {
-			err = unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLKW, &lk)
+	lk := wholeFile(unix.F_RDLCK)
+	if err := lockfile.Await(ctx, f, func() error { return unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLKW, &lk) }); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		// Let go of the read lock before answering: a Spawn that follows
-		// must find the lock free.
-		f.Close()
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("wait for the shim in %s: %w", dir, err)
-		}
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+		return fmt.Errorf("wait for the shim in %s: %w", dir, err)
 	}
+	// Let go of the read lock before answering: a Spawn that follows must
+	// find the lock free.
+	return f.Close()
 }

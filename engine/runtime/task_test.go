@@ -542,3 +542,38 @@ func TestHealthcheckNoneAndBadTests(t *testing.T) {
 		}
 	}
 }
+
+// A waiter's answer must never be ahead of status.json: another process
+// that reads the file as soon as its Wait returns finds that state there.
+func TestWaitNeverAnswersAheadOfTheStatusFile(t *testing.T) {
+	needRoot(t)
+	h := newHarness(t, "sh", "-c", "sleep 0.05; exit 3")
+	h.cfg.Restart = "on-failure:4"
+	h.start(t)
+	ctx := t.Context()
+	for range 5 {
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for range 4 {
+			wg.Go(func() {
+				ans, err := runtime.Wait(ctx, h.cfg.Socket, runtime.ConditionNextExit)
+				if err != nil {
+					errs <- err
+					return
+				}
+				st, err := runtime.ReadStatus(h.cfg.StatusPath)
+				if err != nil || st.FinishedAt.Before(ans.FinishedAt) || st.FinishedAt.IsZero() || st.ExitCode != 3 {
+					errs <- fmt.Errorf("wait answered an exit at %v, the file says %+v (%v)", ans.FinishedAt, st, err)
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+	}
+	if st := h.waitExit(t); st.RestartCount != 4 || st.State != runtime.StateExited {
+		t.Fatalf("final: %+v", st)
+	}
+}

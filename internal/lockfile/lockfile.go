@@ -98,15 +98,22 @@ func flock(ctx context.Context, f *os.File, how int) error {
 		f.Close()
 		return err
 	}
+	return Await(ctx, f, func() error { return unix.Flock(int(f.Fd()), how) })
+}
+
+// Await runs lock, a call that blocks in the kernel until a lock on f is
+// granted (flock, F_OFD_SETLKW), so that ctx can end the wait: the call
+// runs in a goroutine, again after EINTR. On success the lock is held
+// through f. On an error f is closed; on a cancelled ctx Await returns at
+// once and f is closed when the call returns, dropping what it got.
+func Await(ctx context.Context, f *os.File, lock func() error) error {
 	got := make(chan error, 1)
 	go func() {
-		for {
-			err := unix.Flock(int(f.Fd()), how)
-			if !errors.Is(err, unix.EINTR) {
-				got <- err
-				return
-			}
+		err := lock()
+		for errors.Is(err, unix.EINTR) {
+			err = lock()
 		}
+		got <- err
 	}()
 	select {
 	case err := <-got:
