@@ -575,6 +575,7 @@ var supportedServiceKeys = map[string]bool{
 	"extra_hosts": true, "mac_address": true, "external_links": true,
 	// run by the container's shim (compose/run.go)
 	"healthcheck": true, "tty": true, "stdin_open": true,
+	"logging": true,
 	// Security and resource keys (security.go).
 	"group_add": true, "cap_add": true, "cap_drop": true, "privileged": true,
 	"security_opt": true, "read_only": true, "tmpfs": true, "devices": true,
@@ -607,6 +608,7 @@ func Unsupported(p *types.Project) []string {
 			}
 		}
 		out = append(out, isolationWarnings(name, p.Services[name])...)
+		out = append(out, loggingWarnings(name, p.Services[name])...)
 		out = append(out, unsupportedBuildKeys(name, p.Services[name].Build)...)
 		for _, v := range p.Services[name].Volumes {
 			if v.Type != types.VolumeTypeBind && v.Type != types.VolumeTypeVolume && v.Type != types.VolumeTypeTmpfs {

@@ -2,6 +2,7 @@ package compose
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -139,6 +140,14 @@ func followTargets(ctx context.Context, e *engine.Engine, ts []logTarget, out io
 				mux.Line(t.Prefix, t.Service, en)
 				return nil
 			})
+			if errors.Is(err, engine.ErrNoLog) {
+				// As Compose does: a note, and the others' logs go on.
+				mux.Notice("%s: no logs are available with the 'none' log driver", t.Prefix)
+				err = nil
+				if o.Follow && onExit != nil {
+					_, err = e.WaitContainer(gctx, t.ID, engine.WaitExited)
+				}
+			}
 			if err == nil && onExit != nil {
 				onExit(t)
 			}

@@ -235,6 +235,9 @@ func foreground(ctx context.Context, e *engine.Engine, id string, r RunRequest) 
 		_, err := io.WriteString(w, en.Log)
 		return err
 	})
+	if errors.Is(err, engine.ErrNoLog) {
+		_, err = e.WaitContainer(ctx, id, engine.WaitExited)
+	}
 	bg := context.WithoutCancel(ctx)
 	if ctx.Err() != nil {
 		sctx, cancel := context.WithTimeout(bg, time.Minute)

@@ -10,9 +10,14 @@ import (
 	"github.com/berth-dev/berth/engine/runtime"
 )
 
-// serviceRun maps the keys the container's shim acts on: healthcheck, tty
-// and stdin_open.
+// serviceRun maps the keys the container's shim acts on: healthcheck, tty,
+// stdin_open and logging.
 func serviceRun(s types.ServiceConfig, cfg *container.Config) error {
+	log, err := serviceLogging(s)
+	if err != nil {
+		return err
+	}
+	cfg.Run.Log = log
 	cfg.Run.TTY = s.Tty
 	cfg.Run.OpenStdin = s.StdinOpen
 	if hc := s.HealthCheck; hc != nil {

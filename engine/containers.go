@@ -267,6 +267,7 @@ func (e *Engine) startContainer(ctx context.Context, id string, extra runtime.Co
 	cfg.Bundle = runDir
 	cfg.StateRoot = e.libcontainerRoot()
 	cfg.LogPath = e.Containers.LogPath(c.ID)
+	cfg.Log = c.Config.Run.Log
 	cfg.StatusPath = e.Containers.StatusPath(c.ID)
 	cfg.Socket = e.shimSocket(c.ID)
 	cfg.PidFile = filepath.Join(runDir, "shim.pid")

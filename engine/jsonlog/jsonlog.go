@@ -3,12 +3,9 @@
 package jsonlog
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"os"
 	"sync"
 	"time"
@@ -26,39 +23,120 @@ type Entry struct {
 // process that never prints a newline cannot grow memory without bound.
 const maxLine = 16 * 1024
 
-// Writer appends entries to one log file; it is shared by the stdout and
-// stderr copiers, so writes are serialised.
+// Options bound a log as Docker's json-file options do.
+type Options struct {
+	// MaxSize is the size (bytes) past which the file is rotated; 0: never.
+	MaxSize int64
+	// MaxFile is how many files are kept, the current one included: the
+	// rotated ones are path.1 (the newest) to path.<MaxFile-1>. Below 2,
+	// the current file alone is kept and starts afresh at MaxSize.
+	MaxFile int
+	// Compress gzips rotated files (path.N.gz), in the background.
+	Compress bool
+	// OnError hears when writing starts failing (the error) and when it
+	// works again (nil), once per change. It is called with the writer's
+	// lock held and must not call back into it.
+	OnError func(error)
+}
+
+// Writer appends entries to a log file, rotating it as its Options say; it
+// is shared by the stdout and stderr copiers, so writes are serialised.
+// A write that fails (a full disk) drops its entry and leaves no part of
+// it in the file, so a line is never torn; the next write tries again.
 type Writer struct {
-	mu  sync.Mutex
-	f   *os.File
-	buf []byte
+	mu      sync.Mutex
+	path    string
+	o       Options
+	f       *os.File // nil when it could not be opened: retried at each write
+	size    int64
+	buf     []byte
+	failing bool
+	// compressed is closed once the last rotated file is compressed; a
+	// rotation waits for it, so compression and shifting never overlap.
+	compressed chan struct{}
 }
 
 // Create opens (appending) the log file at path.
-func Create(path string) (*Writer, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-	if err != nil {
+func Create(path string, o Options) (*Writer, error) {
+	w := &Writer{path: path, o: o}
+	if err := w.open(); err != nil {
 		return nil, err
 	}
-	return &Writer{f: f}, nil
+	return w, nil
+}
+
+func (w *Writer) open() error {
+	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	w.f, w.size = f, st.Size()
+	return nil
 }
 
 // Write records one entry.
 func (w *Writer) Write(e Entry) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.buf = w.buf[:0]
 	b, err := json.Marshal(e)
 	if err != nil {
 		return err
 	}
-	w.buf = append(append(w.buf, b...), '\n')
-	_, err = w.f.Write(w.buf)
+	w.buf = append(append(w.buf[:0], b...), '\n')
+	err = w.write(w.buf)
+	if failing := err != nil; failing != w.failing {
+		w.failing = failing
+		if w.o.OnError != nil {
+			w.o.OnError(err)
+		}
+	}
 	return err
 }
 
-// Close closes the file.
-func (w *Writer) Close() error { return w.f.Close() }
+func (w *Writer) write(line []byte) error {
+	if w.o.MaxSize > 0 && w.size > 0 && w.size+int64(len(line)) > w.o.MaxSize {
+		// A rotation that cannot happen now (a reader is opening the
+		// files, the disk is full) is tried again at the next write; the
+		// line goes to the current file meanwhile.
+		_ = w.rotate()
+	}
+	if w.f == nil {
+		if err := w.open(); err != nil {
+			return err
+		}
+	}
+	n, err := w.f.Write(line)
+	if err != nil {
+		if n > 0 {
+			// Cut off what part of the line made it, so the next line does
+			// not continue a torn one.
+			if terr := w.f.Truncate(w.size); terr != nil {
+				w.size += int64(n)
+			}
+		}
+		return err
+	}
+	w.size += int64(n)
+	return nil
+}
+
+// Close closes the file, once a compression under way is done.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.awaitCompression()
+	if w.f == nil {
+		return nil
+	}
+	err := w.f.Close()
+	w.f = nil
+	return err
+}
 
 // LineWriter turns one stream's bytes into entries: one per line, and a line
 // longer than Docker's 16 KiB in several.
@@ -115,111 +193,6 @@ func (l *LineWriter) Flush() error {
 func (l *LineWriter) emit() error {
 	err := l.w.Write(Entry{Log: string(l.partial), Stream: l.stream, Time: time.Now().UTC()})
 	l.partial = l.partial[:0]
-	return err
-}
-
-// ReadOptions select what Read returns.
-type ReadOptions struct {
-	Tail   int  // last N entries only; <0 means all
-	Follow bool // keep reading as the file grows, until Done reports true
-	// Done is polled while following at EOF; when it returns true the rest of
-	// the file is drained and Read returns.
-	Done func() bool
-}
-
-// Read calls fn for each entry of the log at path.
-func Read(ctx context.Context, path string, o ReadOptions, fn func(Entry) error) error {
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) && !o.Follow {
-			return nil
-		}
-		return err
-	}
-	defer f.Close()
-	if o.Tail >= 0 {
-		if err := seekTail(f, o.Tail); err != nil {
-			return err
-		}
-	}
-	br := bufio.NewReader(f)
-	var partial []byte
-	for {
-		line, err := br.ReadBytes('\n')
-		if len(line) > 0 && line[len(line)-1] == '\n' {
-			line = append(partial, line...)
-			partial = partial[:0]
-			var e Entry
-			if jerr := json.Unmarshal(line, &e); jerr == nil {
-				if ferr := fn(e); ferr != nil {
-					return ferr
-				}
-			}
-			continue
-		}
-		partial = append(partial, line...)
-		if err != nil && !errors.Is(err, io.EOF) {
-			return err
-		}
-		if !o.Follow {
-			return nil
-		}
-		if o.Done != nil && o.Done() {
-			// One more pass catches what was written between the last read
-			// and the container's exit.
-			o.Done = func() bool { return true }
-			o.Follow = false
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// seekTail positions f so that the last n lines remain to be read.
-func seekTail(f *os.File, n int) error {
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	size := st.Size()
-	if n == 0 {
-		_, err := f.Seek(size, io.SeekStart)
-		return err
-	}
-	const chunk = 64 * 1024
-	count := 0
-	buf := make([]byte, chunk)
-	pos := size
-	for pos > 0 {
-		step := int64(chunk)
-		if pos < step {
-			step = pos
-		}
-		pos -= step
-		if _, err := f.ReadAt(buf[:step], pos); err != nil && !errors.Is(err, io.EOF) {
-			return err
-		}
-		b := buf[:step]
-		for i := len(b) - 1; i >= 0; i-- {
-			if b[i] != '\n' {
-				continue
-			}
-			// The newline ending the file does not start a line.
-			if pos+int64(i) == size-1 {
-				continue
-			}
-			count++
-			if count == n {
-				_, err := f.Seek(pos+int64(i)+1, io.SeekStart)
-				return err
-			}
-		}
-	}
-	_, err = f.Seek(0, io.SeekStart)
 	return err
 }
 

@@ -14,7 +14,7 @@ import (
 func TestCopyAndRead(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "c-json.log")
-	w, err := Create(path)
+	w, err := Create(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestCopyAndRead(t *testing.T) {
 func TestLongLineIsSplit(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "l.log")
-	w, _ := Create(path)
+	w, _ := Create(path, Options{})
 	long := strings.Repeat("x", maxLine*2+10) + "\n"
 	if err := copyStream(w, "stdout", long); err != nil {
 		t.Fatal(err)
@@ -74,7 +74,7 @@ func TestLongLineIsSplit(t *testing.T) {
 func TestFollowStopsWhenDone(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "f.log")
-	w, _ := Create(path)
+	w, _ := Create(path, Options{})
 	var done atomic.Bool
 	go func() {
 		for i := range 5 {

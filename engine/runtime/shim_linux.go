@@ -26,13 +26,15 @@ import (
 // Config tells a shim where everything of its container is. The engine
 // writes it as JSON next to the socket; fields may be added over time.
 type Config struct {
-	ID         string `json:"id"`
-	Bundle     string `json:"bundle"`      // directory holding config.json (the OCI spec)
-	StateRoot  string `json:"state_root"`  // libcontainer's state directory root
-	LogPath    string `json:"log_path"`    // json-file log
-	StatusPath string `json:"status_path"` // Status record
-	Socket     string `json:"socket"`      // control socket
-	PidFile    string `json:"pid_file"`    // the shim's own pid
+	ID        string `json:"id"`
+	Bundle    string `json:"bundle"`     // directory holding config.json (the OCI spec)
+	StateRoot string `json:"state_root"` // libcontainer's state directory root
+	LogPath   string `json:"log_path"`   // json-file log
+	// Log says how the log is kept (rotation) or whether it is at all.
+	Log        LogConfig `json:"log,omitzero"`
+	StatusPath string    `json:"status_path"` // Status record
+	Socket     string    `json:"socket"`      // control socket
+	PidFile    string    `json:"pid_file"`    // the shim's own pid
 	// Restart is the Compose restart policy the shim applies: "no" (or
 	// empty), "always", "unless-stopped", "on-failure" or "on-failure:N".
 	Restart string `json:"restart,omitempty"`
@@ -153,23 +155,24 @@ type shim struct {
 	handlers sync.WaitGroup
 	writeMu  sync.Mutex // serialises updates, so the file ends with the latest
 
-	mu       sync.Mutex
-	status   Status
-	changed  chan struct{} // closed and replaced at every published change
-	runEnds  int           // runs that have ended
+	mu      sync.Mutex
+	status  Status
+	changed chan struct{} // closed and replaced at every published change
+	runEnds int           // runs that have ended
 	// published is the status as the file has it, and publishedEnds the
 	// ended runs it counts: what waiters see, so none answers ahead of
 	// the file.
 	published     Status
 	publishedEnds int
-	run      *run          // the current run; nil between runs
-	attached map[*attachment]struct{}
-	stopping bool          // a stop or kill was asked for: never restart
-	stopReq  chan struct{} // closed when stopping is set
-	startReq chan struct{} // closed by a start request (Hold)
-	held     bool          // the first run waits for a start request
-	started  bool
-	exited   chan struct{} // closed after the final exit
+	run           *run // the current run; nil between runs
+	attached      map[*attachment]struct{}
+	logError      string        // the log writer's latest word (logFailed)
+	stopping      bool          // a stop or kill was asked for: never restart
+	stopReq       chan struct{} // closed when stopping is set
+	startReq      chan struct{} // closed by a start request (Hold)
+	held          bool          // the first run waits for a start request
+	started       bool
+	exited        chan struct{} // closed after the final exit
 }
 
 // run is one run of the container: a libcontainer container and its init.
@@ -214,8 +217,12 @@ func (s *shim) setup() error {
 		_ = old.Destroy()
 	}
 	sw.Lap("spec")
-	if s.log, err = jsonlog.Create(cfg.LogPath); err != nil {
-		return err
+	if cfg.Log.Kept() {
+		o := cfg.Log.Options()
+		o.OnError = s.logFailed
+		if s.log, err = jsonlog.Create(cfg.LogPath, o); err != nil {
+			return err
+		}
 	}
 	if s.listener, err = inheritedListener(); err != nil {
 		return err
@@ -317,17 +324,24 @@ func (s *shim) create() (*run, error) {
 	}
 	r := &run{container: c, init: proc, io: pio, ended: make(chan struct{})}
 	for _, o := range pio.outputs {
-		lines := s.log.Stream(o.name)
+		var lines *jsonlog.LineWriter
+		if s.log != nil {
+			lines = s.log.Stream(o.name)
+		}
 		r.copiers.Add(1)
 		go func() {
 			defer r.copiers.Done()
 			readOutput(o, func(frame byte, p []byte) {
 				// The log never fails the container: a write it cannot do
-				// is dropped, and the pipe keeps draining.
-				_, _ = lines.Write(p)
+				// is dropped (and recorded), and the pipe keeps draining.
+				if lines != nil {
+					_, _ = lines.Write(p)
+				}
 				s.broadcast(frame, p)
 			})
-			_ = lines.Flush()
+			if lines != nil {
+				_ = lines.Flush()
+			}
 		}()
 	}
 	return r, nil
@@ -443,7 +457,9 @@ func (s *shim) supervise(ctx context.Context, onExit ExitFunc) {
 			break
 		}
 	}
-	s.log.Close()
+	if s.log != nil {
+		s.log.Close()
+	}
 
 	s.mu.Lock()
 	st := s.status
@@ -520,6 +536,22 @@ func (s *shim) update(f func(*Status)) {
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
+}
+
+// logFailed records in the status that writing the log fails (err), or
+// works again (nil). Output meanwhile is dropped, never pushed back at the
+// container.
+func (s *shim) logFailed(err error) {
+	s.mu.Lock()
+	s.logError = ""
+	if err != nil {
+		s.logError = "write log: " + err.Error()
+	}
+	s.mu.Unlock()
+	// Not in the copier's goroutine: the status file may sit on the same
+	// full disk, and the copier must go on draining the container's output.
+	// Whichever update runs last records the latest word.
+	go s.update(func(st *Status) { st.LogError = s.logError })
 }
 
 // requestStop turns restarts off for good: the user wants it down.

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -575,5 +576,65 @@ func TestWaitNeverAnswersAheadOfTheStatusFile(t *testing.T) {
 	}
 	if st := h.waitExit(t); st.RestartCount != 4 || st.State != runtime.StateExited {
 		t.Fatalf("final: %+v", st)
+	}
+}
+
+// A full disk under the log never stops or blocks the container: the shim
+// keeps draining its output, records the failure in the status, and
+// writes again once there is room, never leaving a torn line.
+func TestFullLogDiskNeverStopsTheContainer(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("mount tmpfs: %v", err)
+	}
+	// Registered before the harness, so it runs after the shim is gone.
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	filler := filepath.Join(dir, "filler")
+	if err := os.WriteFile(filler, make([]byte, 960*1024), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, "sh", "-c", `line=$(printf '%0500d' 0); i=0; while true; do echo "$i $line"; echo $i > /tmp/n; i=$((i+1)); sleep 0.01; done`)
+	h.cfg.LogPath = filepath.Join(dir, "log.json")
+	h.start(t)
+	status := func() runtime.Status {
+		st, err := runtime.ReadStatus(h.cfg.StatusPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	waitFor(t, func() bool { return status().LogError != "" })
+	if st := status(); st.State != runtime.StateRunning || !strings.Contains(st.LogError, "no space left on device") {
+		t.Fatalf("with the disk full: %+v", st)
+	}
+	// The container goes on: its counter still moves.
+	counter := func() int {
+		_, out, _ := execOut(t, h, runtime.ExecSpec{Args: []string{"cat", "/tmp/n"}}, "")
+		n, _ := strconv.Atoi(strings.TrimSpace(out))
+		return n
+	}
+	full := counter()
+	waitFor(t, func() bool { return counter() > full+20 })
+	lines, _ := jsonlog.Lines(h.cfg.LogPath)
+	before := len(lines)
+	os.Remove(filler)
+	waitFor(t, func() bool { return status().LogError == "" })
+	waitFor(t, func() bool { lines, _ = jsonlog.Lines(h.cfg.LogPath); return len(lines) > before+5 })
+	// Every line of the file is a whole entry: none was torn.
+	raw := readFile(t, h.cfg.LogPath)
+	for i, l := range strings.Split(strings.TrimSuffix(raw, "\n"), "\n") {
+		var e jsonlog.Entry
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("line %d of the log is torn: %.60q", i, l)
+		}
+	}
+	// Entries written after the gap are the container's latest.
+	last, _ := strconv.Atoi(strings.Fields(lines[len(lines)-1])[0])
+	if last <= full {
+		t.Fatalf("last entry %d, the disk filled at %d", last, full)
+	}
+	if st := status(); st.State != runtime.StateRunning || st.Pid == 0 {
+		t.Fatalf("after: %+v", st)
 	}
 }
