@@ -46,7 +46,8 @@ services:
 // dependents counts), and fails naming a container that turns unhealthy.
 func TestUpWaitMustReturnOnceServicesRunAndFailWhenOneExits(t *testing.T) {
 	e := newEnv(t)
-	e.writeProject(map[string]string{"compose.yaml": `
+	// The same project twice: as it is, then with a service that turns unhealthy.
+	const project = `
 name: wt
 services:
   init: {image: busybox, command: ['true']}
@@ -58,25 +59,14 @@ services:
     image: busybox
     command: [sh, -c, 'sleep 1; touch /tmp/ok; exec sleep 3600']
     healthcheck: {test: [CMD-SHELL, test -f /tmp/ok], interval: 300ms}
-`})
+`
+	e.writeProject(map[string]string{"compose.yaml": project})
 	e.downAtEnd("wt")
 	r := e.must("up", "--wait", "--wait-timeout", "30")
 	if !strings.Contains(r.stderr, "wt-app-1 Running") || !strings.Contains(r.stderr, "wt-slow-1 Healthy") {
 		t.Fatalf("up --wait:\n%s", r.stderr)
 	}
-	e.writeProject(map[string]string{"compose.yaml": `
-name: wt
-services:
-  init: {image: busybox, command: ['true']}
-  app:
-    image: busybox
-    command: [sleep, '3600']
-    depends_on: {init: {condition: service_completed_successfully}}
-  slow:
-    image: busybox
-    command: [sh, -c, 'sleep 1; touch /tmp/ok; exec sleep 3600']
-    healthcheck: {test: [CMD-SHELL, test -f /tmp/ok], interval: 300ms}
-  broken:
+	e.writeProject(map[string]string{"compose.yaml": project + `  broken:
     image: busybox
     command: [sleep, '3600']
     healthcheck: {test: [CMD, 'false'], interval: 300ms, retries: 1}
