@@ -113,6 +113,9 @@ func Open(root string) (*Store, error) {
 	return &Store{root: root}, nil
 }
 
+// Root is the directory that holds one directory per container.
+func (s *Store) Root() string { return s.root }
+
 // Dir is the container's state directory.
 func (s *Store) Dir(id string) string { return filepath.Join(s.root, id) }
 
