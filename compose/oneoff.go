@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -19,7 +18,7 @@ import (
 	"github.com/mattn/go-shellwords"
 
 	"github.com/berth-dev/berth/engine"
-	"github.com/berth-dev/berth/engine/jsonlog"
+	"github.com/berth-dev/berth/engine/runtime"
 )
 
 // LabelSlug is the random part of a one-off container's name, as Compose
@@ -44,7 +43,17 @@ type RunRequest struct {
 	UseAliases   bool // join the networks under the service's aliases
 	NoDeps       bool
 	Detach       bool
-	Remove       bool // --rm: remove the container (and its anonymous volumes) once it exits
+	Remove       bool   // --rm: remove the container (and its anonymous volumes) once it exits
+	TTY          bool   // a pseudo-terminal for the command (the service's tty: does not count)
+	Interactive  bool   // keep its input open and connect berth's stdin to it
+	Build        bool   // --build: build the image first, even if present
+	Pull         string // --pull always|missing|never; "" follows the service's pull_policy
+	QuietPull    bool
+
+	// Session sets up the client's side of a foreground run (terminal in
+	// raw mode, input, resizes) once the container is made and before it
+	// starts; nil: output to Out and Err, no input.
+	Session func(tty, openStdin bool) (AttachSession, error)
 
 	ApplyOptions
 }
@@ -60,6 +69,9 @@ func Run(ctx context.Context, e *engine.Engine, p *types.Project, r RunRequest) 
 	}
 	s, err := oneOffService(p, s, r)
 	if err != nil {
+		return -1, inFile(p, err)
+	}
+	if err := runImages(ctx, e, p, r); err != nil {
 		return -1, inFile(p, err)
 	}
 	slug := make([]byte, 6)
@@ -84,8 +96,11 @@ func Run(ctx context.Context, e *engine.Engine, p *types.Project, r RunRequest) 
 		}
 		return nil
 	})
-	if err != nil || r.DryRun {
+	if err != nil {
 		return -1, inFile(p, err)
+	}
+	if r.DryRun {
+		return 0, nil
 	}
 	if r.Detach {
 		fmt.Fprintln(r.Out, name)
@@ -100,8 +115,7 @@ func oneOffService(p *types.Project, s types.ServiceConfig, r RunRequest) (types
 	where := func(field string) string { return fmt.Sprintf("service %q: run: %s", s.Name, field) }
 	s.Restart = ""
 	s.ContainerName = ""
-	// No terminal or stdin yet: the output is streamed from the log.
-	s.Tty, s.StdinOpen = false, false
+	s.Tty, s.StdinOpen = r.TTY, r.Interactive
 	if !r.ServicePorts {
 		s.Ports = nil
 	}
@@ -219,24 +233,57 @@ func planRun(p *types.Project, obs Observed, s types.ServiceConfig, name, slug s
 	if !r.NoDeps {
 		after = u.startDeps(s)
 	}
-	u.plan.add(Step{Action: ActStart, Service: s.Name, Name: name, Ref: cr, Reason: "one-off (berth run)", After: append([]int{cr}, after...)})
+	reason := "one-off (berth run)"
+	if !r.Detach {
+		reason = "one-off (berth run), attached"
+		if !r.DryRun {
+			// Berth starts it itself once attached, after the plan's steps
+			// (its dependencies started, healthy or completed) are done.
+			return u.plan, nil
+		}
+	}
+	u.plan.add(Step{Action: ActStart, Service: s.Name, Name: name, Ref: cr, Reason: reason, After: append([]int{cr}, after...)})
 	return u.plan, nil
 }
 
-// foreground streams a one-off container's output until it exits and
-// returns its exit code; Ctrl-C stops it. With Remove, the container and
-// its anonymous volumes go afterwards.
-func foreground(ctx context.Context, e *engine.Engine, id string, r RunRequest) (int, error) {
-	err := e.Logs(ctx, id, engine.LogOptions{Tail: -1, Follow: true}, func(en jsonlog.Entry) error {
-		w := r.Out
-		if en.Stream == "stderr" {
-			w = r.Err
-		}
-		_, err := io.WriteString(w, en.Log)
+// runImages pulls and builds what berth run needs, as up does: the
+// service's image and its dependencies' (unless NoDeps), by --pull or
+// their pull_policy; --build builds the service's image even if present.
+func runImages(ctx context.Context, e *engine.Engine, p *types.Project, r RunRequest) error {
+	targets, err := selectServices(p, []string{r.Service}, !r.NoDeps)
+	if err != nil {
 		return err
-	})
-	if errors.Is(err, engine.ErrNoLog) {
-		_, err = e.WaitContainer(ctx, id, engine.WaitExited)
+	}
+	sub := *p
+	sub.Services = types.Services{}
+	for _, n := range targets {
+		sub.Services[n] = p.Services[n]
+	}
+	up := UpRequest{Pull: r.Pull, QuietPull: r.QuietPull, Build: r.Build, ApplyOptions: r.ApplyOptions,
+		Options: UpOptions{Services: []string{r.Service}, NoDeps: r.NoDeps}}
+	if err := pullForUp(ctx, e, &sub, up); err != nil {
+		return err
+	}
+	return buildForUp(ctx, e, &sub, up)
+}
+
+// foreground starts a one-off container attached to the session (berth's
+// terminal or stdio), from before its first byte of output, and returns
+// its exit code once it exits; Ctrl-C (without a terminal) stops it. With
+// Remove, the container and its anonymous volumes go afterwards. A user
+// who detaches (Ctrl-P Ctrl-Q on a terminal) leaves it running.
+func foreground(ctx context.Context, e *engine.Engine, id string, r RunRequest) (int, error) {
+	as := AttachSession{AttachOptions: engine.AttachOptions{Stdout: r.Out, Stderr: r.Err}, Close: func() {}}
+	if r.Session != nil {
+		var err error
+		if as, err = r.Session(r.TTY, r.Interactive); err != nil {
+			return -1, err
+		}
+	}
+	code, err := e.StartAttached(ctx, id, as.AttachOptions)
+	as.Close()
+	if errors.Is(err, runtime.ErrDetached) {
+		return code, err
 	}
 	bg := context.WithoutCancel(ctx)
 	if ctx.Err() != nil {
@@ -244,7 +291,6 @@ func foreground(ctx context.Context, e *engine.Engine, id string, r RunRequest) 
 		defer cancel()
 		_ = e.StopContainer(sctx, id, defaultStopGrace)
 	}
-	info, ierr := e.Inspect(bg, id)
 	if r.Remove {
 		a := &Applier{Engine: e}
 		if rerr := a.remove(bg, id, true); rerr != nil && !errors.Is(rerr, errdefs.ErrNotFound) {
@@ -256,8 +302,6 @@ func foreground(ctx context.Context, e *engine.Engine, id string, r RunRequest) 
 		return -1, ctx.Err()
 	case err != nil:
 		return -1, err
-	case ierr != nil:
-		return -1, ierr
 	}
-	return info.Status.ExitCode, nil
+	return code, nil
 }

@@ -69,3 +69,92 @@ services:
 		t.Fatal(err)
 	}
 }
+
+// TestRunWithATerminalMustBehaveAsOne: berth run in a terminal gives the
+// command one (its size, raw keys, the exit code, Ctrl-P Ctrl-Q leaves it
+// running), shows output written before berth could attach, and without
+// a terminal connects stdin (-i, the default) unless -i=false; -t asks for
+// a terminal whatever berth's stdio; --build builds first; --pull never
+// refuses a missing image.
+func TestRunWithATerminalMustBehaveAsOne(t *testing.T) {
+	e := newEnv(t)
+	e.writeProject(map[string]string{
+		"b/Dockerfile": "FROM busybox\nRUN echo built > /built\n",
+		"compose.yaml": `
+name: runtty
+services:
+  app: {image: busybox, command: [sleep, '3600']}
+  built: {build: ./b, command: [cat, /built]}
+  absent: {image: absent:v1}
+`})
+	e.downAtEnd("runtty")
+
+	if r := e.must("--dry-run", "run", "--name", "one", "app"); !strings.Contains(r.stdout, "container one: start (one-off (berth run), attached)") {
+		t.Fatalf("dry run of run:\n%s", r.stdout)
+	}
+	p := openPty(t, 31, 97)
+	c := p.run(e, "run", "--rm", "app", "sh")
+	p.typeText(t, "tty; stty size; echo $((6*7))\n")
+	p.waitOutput(t, "/dev/pts/")
+	p.waitOutput(t, "31 97")
+	p.waitOutput(t, "42")
+	p.typeText(t, "exit 4\n")
+	if code := exitCodeOf(t, c); code != 4 {
+		t.Fatalf("exit code %d, want 4; terminal:\n%s", code, p.out.String())
+	}
+	if names := psNames(e); names != "" {
+		t.Fatalf("after run --rm: %s", names)
+	}
+
+	// Output before berth attached is not lost.
+	p = openPty(t, 24, 80)
+	c = p.run(e, "run", "--rm", "app", "echo", "early")
+	if code := exitCodeOf(t, c); code != 0 || !strings.Contains(p.out.String(), "early") {
+		t.Fatalf("run echo: exit %d; terminal:\n%s", code, p.out.String())
+	}
+
+	// Ctrl-P Ctrl-Q: berth exits 0 and the one-off runs on.
+	p = openPty(t, 24, 80)
+	c = p.run(e, "run", "--name", "kept", "app", "sh")
+	p.typeText(t, "echo ready\n")
+	p.waitOutput(t, "ready")
+	p.typeText(t, "\x10\x11")
+	if code := exitCodeOf(t, c); code != 0 {
+		t.Fatalf("detach: exit code %d; terminal:\n%s", code, p.out.String())
+	}
+	if ps := e.must("ps", "-a", "--format", "{{.Name}} {{.State}}").stdout; !strings.Contains(ps, "kept running") {
+		t.Fatalf("after detaching: %s", ps)
+	}
+
+	// Without a terminal: stdin reaches the command, -i=false keeps it
+	// out, -t gives a terminal anyway.
+	in := e.cmd(t.Context(), "run", "--rm", "app", "sh", "-c", "read l; echo got $l; tty")
+	in.Stdin = strings.NewReader("typed\n")
+	out, err := in.Output()
+	if string(out) != "got typed\nnot a tty\n" || err == nil {
+		t.Fatalf("run with a pipe as stdin: %q %v", out, err)
+	}
+	in = e.cmd(t.Context(), "run", "--rm", "-i=false", "app", "cat")
+	in.Stdin = strings.NewReader("typed\n")
+	if out, err := in.Output(); string(out) != "" || err != nil {
+		t.Fatalf("run -i=false: %q %v", out, err)
+	}
+	if r := e.must("run", "--rm", "-t", "app", "tty"); !strings.Contains(r.stdout, "/dev/pts/") {
+		t.Fatalf("run -t: %+v", r)
+	}
+	if r := e.berth("run", "--rm", "-t", "-T", "app", "true"); r.code != 1 || !strings.Contains(r.stderr, "can't be used together") {
+		t.Fatalf("run -t -T: %+v", r)
+	}
+
+	if r := e.must("run", "--rm", "--build", "built"); r.stdout != "built\n" {
+		t.Fatalf("run --build: %+v", r)
+	}
+	if r := e.berth("run", "--rm", "--pull", "never", "absent"); r.code == 0 || !strings.Contains(r.stderr, "absent") {
+		t.Fatalf("run --pull never of a missing image: %+v", r)
+	}
+	if r := e.berth("run", "--rm", "--pull", "sometimes", "app"); r.code != 1 || !strings.Contains(r.stderr, `--pull "sometimes"`) {
+		t.Fatalf("run --pull sometimes: %+v", r)
+	}
+	e.must("down", "-t", "1", "--remove-orphans")
+	e.mustBeGone("runtty")
+}

@@ -131,8 +131,9 @@ func (t *timeoutFlag) value() *time.Duration {
 	return &d
 }
 
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+// isTerminal says whether v (a reader or writer) is a terminal.
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
 	return ok && isatty.IsTerminal(f.Fd())
 }
 

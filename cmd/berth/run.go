@@ -1,11 +1,15 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/containerd/errdefs"
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/compose"
 	"github.com/berth-dev/berth/engine"
+	"github.com/berth-dev/berth/engine/runtime"
 )
 
 var _ = register(newRunCommand)
@@ -14,7 +18,7 @@ func newRunCommand(pf *projectFlags) *cobra.Command {
 	var (
 		r          compose.RunRequest
 		entrypoint string
-		noTTY      bool
+		noTTY, tty bool
 	)
 	cmd := &cobra.Command{
 		Use:         "run [OPTIONS] SERVICE [COMMAND] [ARGS...]",
@@ -22,12 +26,24 @@ func newRunCommand(pf *projectFlags) *cobra.Command {
 		Short:       "Run a one-off command on a service",
 		Args:        cobra.MinimumNArgs(1),
 		RunE: withProject(pf, true, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
-			if err := notYet(cmd, "build", "pull", "quiet-pull", "tty", "interactive"); err != nil {
-				return err
+			fl := cmd.Flags()
+			// As docker compose run: a terminal when stdout is one (and
+			// stdin too, for an interactive run), unless -T; -t asks for
+			// one whatever they are.
+			switch {
+			case fl.Changed("tty") && fl.Changed("no-TTY"):
+				return fmt.Errorf("run: --tty and --no-TTY can't be used together: %w", errdefs.ErrInvalidArgument)
+			case fl.Changed("tty"):
+				noTTY = !tty
+			case !fl.Changed("no-TTY") && r.Interactive && !isTerminal(cmd.InOrStdin()):
+				noTTY = true
 			}
-			_ = noTTY // no terminal yet: -T is the only mode
+			r.TTY = !noTTY
+			if r.Pull == "policy" {
+				r.Pull = "" // each service's pull_policy
+			}
 			r.Service, r.Command = args[0], args[1:]
-			if cmd.Flags().Changed("entrypoint") {
+			if fl.Changed("entrypoint") {
 				r.Entrypoint = &entrypoint
 			}
 			ao, err := pf.applyOptions(cmd)
@@ -35,14 +51,20 @@ func newRunCommand(pf *projectFlags) *cobra.Command {
 				return err
 			}
 			r.ApplyOptions = ao
-			code, err := compose.Run(cmd.Context(), e, p, r)
-			if err != nil {
-				return err
+			r.Session = func(tty, openStdin bool) (compose.AttachSession, error) {
+				s, err := openSession(cmd, tty, openStdin, runtime.DefaultDetachKeys)
+				if err != nil {
+					return compose.AttachSession{}, err
+				}
+				as := compose.AttachSession{Close: s.close, AttachOptions: engine.AttachOptions{
+					Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(),
+					ConsoleSize: s.size, Resize: s.resizes, DetachKeys: s.keys}}
+				if s.stdin != nil {
+					as.Stdin = s.stdin
+				}
+				return as, nil
 			}
-			if code != 0 {
-				return exitError{code: code}
-			}
-			return nil
+			return sessionExit(compose.Run(cmd.Context(), e, p, r))
 		}),
 	}
 	fl := cmd.Flags()
@@ -60,11 +82,11 @@ func newRunCommand(pf *projectFlags) *cobra.Command {
 	fl.BoolVar(&r.ServicePorts, "service-ports", false, "run command with all the service's ports enabled and mapped to the host")
 	fl.BoolVar(&r.UseAliases, "use-aliases", false, "use the service's network aliases in the network(s) the container connects to")
 	fl.BoolVar(&r.NoDeps, "no-deps", false, "don't start linked services")
-	fl.BoolVarP(&noTTY, "no-TTY", "T", false, "disable pseudo-TTY allocation (the only mode for now)")
-	fl.BoolP("interactive", "i", false, "keep STDIN open even if not attached (not yet)")
-	fl.BoolP("tty", "t", false, "allocate a pseudo-TTY (not yet)")
-	fl.Bool("build", false, "build image before starting container (not yet)")
-	fl.String("pull", "policy", `pull image before running ("always"|"missing"|"never") (not yet)`)
-	fl.Bool("quiet-pull", false, "pull without printing progress information (not yet)")
+	fl.BoolVarP(&noTTY, "no-TTY", "T", !isTerminal(cmd.OutOrStdout()), "disable pseudo-TTY allocation (default: auto-detected)")
+	fl.BoolVarP(&r.Interactive, "interactive", "i", true, "keep STDIN open even if not attached")
+	fl.BoolVarP(&tty, "tty", "t", true, "allocate a pseudo-TTY")
+	fl.BoolVar(&r.Build, "build", false, "build image before starting container")
+	fl.StringVar(&r.Pull, "pull", "policy", `pull image before running ("always"|"missing"|"never"|"policy")`)
+	fl.BoolVar(&r.QuietPull, "quiet-pull", false, "pull without printing progress information")
 	return cmd
 }
