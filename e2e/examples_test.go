@@ -122,3 +122,60 @@ func TestSecretsExampleMustMountSecretsAndConfigs(t *testing.T) {
 	e.must("-f", f, "down", "-t", "1")
 	e.mustBeGone("secrets")
 }
+
+// TestVerbsMustActOnNamedServicesOfInactiveProfiles: as in Compose, a
+// service named on the command line is acted on whatever its profiles
+// (logs, stop, start, restart, pause, unpause, top, images, ps, kill,
+// wait, rm);
+// without names, verbs that change containers act on the active profiles'
+// services only, and down leaves the others' containers (they are not
+// orphans).
+func TestVerbsMustActOnNamedServicesOfInactiveProfiles(t *testing.T) {
+	e := newEnv(t)
+	f := exampleFile(t, "profiles")
+	e.downAtEnd("profiles")
+	e.must("-f", f, "--profile", "debug", "up", "-d")
+
+	logsContain(t, e, []string{"-f", f}, "debug", "hello from berth")
+	state := func(service string) string { return psRows(t, e, "-f", f)[service].State }
+	e.must("-f", f, "stop", "-t", "1", "debug")
+	if state("debug") != "exited" || state("web") != "running" {
+		t.Fatalf("stop debug: %+v", psRows(t, e, "-f", f))
+	}
+	e.must("-f", f, "start", "debug")
+	e.must("-f", f, "pause", "debug")
+	if state("debug") != "paused" {
+		t.Fatalf("pause debug: %+v", psRows(t, e, "-f", f))
+	}
+	e.must("-f", f, "unpause", "debug")
+	e.must("-f", f, "restart", "-t", "1", "debug")
+	if r := e.must("-f", f, "top", "debug"); !strings.Contains(r.stdout, "wget") && !strings.Contains(r.stdout, "sleep") {
+		t.Fatalf("top debug: %s", r.stdout)
+	}
+	if r := e.must("-f", f, "images", "debug"); !strings.Contains(r.stdout, "IMAGE ID") || !strings.Contains(r.stdout, "profiles-debug-1") {
+		t.Fatalf("images debug:\n%s", r.stdout)
+	}
+	if r := e.must("-f", f, "ps", "--services", "debug"); strings.TrimSpace(r.stdout) != "debug" {
+		t.Fatalf("ps --services debug: %q", r.stdout)
+	}
+
+	// Without names: the active profiles' services only.
+	e.must("-f", f, "stop", "-t", "1")
+	if state("debug") != "running" || state("web") != "exited" {
+		t.Fatalf("stop without a profile: %+v", psRows(t, e, "-f", f))
+	}
+	e.must("-f", f, "down", "-t", "1")
+	if rows := psRows(t, e, "-f", f); len(rows) != 1 || rows["debug"].State != "running" {
+		t.Fatalf("down without a profile: %+v", rows)
+	}
+	e.must("-f", f, "kill", "debug")
+	if r := e.berth("-f", f, "wait", "debug"); r.code != 137 {
+		t.Fatalf("wait debug after kill: %+v", r)
+	}
+	e.must("-f", f, "rm", "-f", "debug")
+	if rows := psRows(t, e, "-f", f); len(rows) != 0 {
+		t.Fatalf("kill and rm debug: %+v", rows)
+	}
+	e.must("-f", f, "--profile", "debug", "down", "-t", "1")
+	e.mustBeGone("profiles")
+}

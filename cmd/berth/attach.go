@@ -22,9 +22,10 @@ func newAttachCommand(pf *projectFlags) *cobra.Command {
 		detachKeys        string
 	)
 	cmd := &cobra.Command{
-		Use:   "attach [OPTIONS] SERVICE",
-		Short: "Attach local standard input, output, and error streams to a service's running container",
-		Args:  cobra.ExactArgs(1),
+		Use:         "attach [OPTIONS] SERVICE",
+		Annotations: serviceArg,
+		Short:       "Attach local standard input, output, and error streams to a service's running container",
+		Args:        cobra.ExactArgs(1),
 		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			r.Service = args[0]
 			r.Session = func(tty, openStdin bool) (compose.AttachSession, error) {

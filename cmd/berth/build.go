@@ -27,8 +27,9 @@ func newBuildCommand(pf *projectFlags) *cobra.Command {
 		buildArgs []string
 	)
 	cmd := &cobra.Command{
-		Use:   "build [OPTIONS] [SERVICE...]",
-		Short: "Build or rebuild services",
+		Use:         "build [OPTIONS] [SERVICE...]",
+		Annotations: serviceArgs,
+		Short:       "Build or rebuild services",
 		RunE: withProject(pf, true, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			o.Services = args
 			var err error

@@ -36,7 +36,7 @@ func newConfigCommand(pf *projectFlags) *cobra.Command {
 		Use:   "config [OPTIONS] [SERVICE...]",
 		Short: "Parse, resolve and render the compose file in canonical form",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := loadProject(cmd, pf, true)
+			p, err := loadProject(cmd, pf, true, args...)
 			if err != nil {
 				return err
 			}

@@ -17,8 +17,9 @@ func newDownCommand(pf *projectFlags) *cobra.Command {
 		rmi string
 	)
 	cmd := &cobra.Command{
-		Use:   "down [OPTIONS] [SERVICES]",
-		Short: "Stop and remove containers, networks",
+		Use:         "down [OPTIONS] [SERVICES]",
+		Annotations: serviceArgs,
+		Short:       "Stop and remove containers, networks",
 		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			if err := compose.CheckRemoveImages(rmi); err != nil {
 				return err

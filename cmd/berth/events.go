@@ -16,8 +16,9 @@ var _ = register(newEventsCommand)
 func newEventsCommand(pf *projectFlags) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "events [OPTIONS] [SERVICE...]",
-		Short: "Receive real time events from containers",
+		Use:         "events [OPTIONS] [SERVICE...]",
+		Annotations: serviceArgs,
+		Short:       "Receive real time events from containers",
 		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			if err := notYet(cmd, "since", "until"); err != nil {
 				return err

@@ -28,7 +28,7 @@ func newExecCommand(pf *projectFlags) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:         "exec [OPTIONS] SERVICE COMMAND [ARGS...]",
-		Annotations: map[string]string{targetsAnnotation: "first"},
+		Annotations: serviceArg,
 		Short:       "Execute a command in a running container",
 		Args:        cobra.MinimumNArgs(2),
 		RunE: withProject(pf, false, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {

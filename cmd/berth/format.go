@@ -20,7 +20,7 @@ var headers = map[string]string{
 	"LocalVolumes": "LOCAL VOLUMES", "Mounts": "MOUNTS", "Networks": "NETWORKS", "Ports": "PORTS", "Size": "SIZE",
 	"ConfigFiles": "CONFIG FILES", "Repository": "REPOSITORY", "Tag": "TAG", "Driver": "DRIVER",
 	"Mountpoint": "MOUNTPOINT", "Scope": "SCOPE", "ContainerName": "CONTAINER", "Platform": "PLATFORM",
-	"Created": "CREATED",
+	"Created": "CREATED", "ShortID": "IMAGE ID", "HumanSize": "SIZE",
 	// stats
 	"Container": "CONTAINER", "CPUPerc": "CPU %", "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %",
 	"NetIO": "NET I/O", "BlockIO": "BLOCK I/O", "PIDs": "PIDS",

@@ -13,8 +13,9 @@ var _ = register(newKillCommand)
 func newKillCommand(pf *projectFlags) *cobra.Command {
 	var r compose.KillRequest
 	cmd := &cobra.Command{
-		Use:   "kill [OPTIONS] [SERVICE...]",
-		Short: "Force stop service containers",
+		Use:         "kill [OPTIONS] [SERVICE...]",
+		Annotations: serviceArgs,
+		Short:       "Force stop service containers",
 		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			ao, err := pf.applyOptions(cmd)
 			if err != nil {

@@ -17,8 +17,9 @@ func newLogsCommand(pf *projectFlags) *cobra.Command {
 		noColor bool
 	)
 	cmd := &cobra.Command{
-		Use:   "logs [OPTIONS] [SERVICE...]",
-		Short: "View output from containers",
+		Use:         "logs [OPTIONS] [SERVICE...]",
+		Annotations: serviceArgs,
+		Short:       "View output from containers",
 		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			n, err := parseTail(tail)
 			if err != nil {

@@ -15,8 +15,9 @@ var (
 
 func newPauseCommand(pf *projectFlags) *cobra.Command {
 	return &cobra.Command{
-		Use:   "pause [SERVICE...]",
-		Short: "Pause services",
+		Use:         "pause [SERVICE...]",
+		Annotations: serviceArgs,
+		Short:       "Pause services",
 		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			ao, err := pf.applyOptions(cmd)
 			if err != nil {
@@ -29,8 +30,9 @@ func newPauseCommand(pf *projectFlags) *cobra.Command {
 
 func newUnpauseCommand(pf *projectFlags) *cobra.Command {
 	return &cobra.Command{
-		Use:   "unpause [SERVICE...]",
-		Short: "Unpause services",
+		Use:         "unpause [SERVICE...]",
+		Annotations: serviceArgs,
+		Short:       "Unpause services",
 		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			ao, err := pf.applyOptions(cmd)
 			if err != nil {

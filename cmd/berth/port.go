@@ -15,9 +15,10 @@ var _ = register(newPortCommand)
 func newPortCommand(pf *projectFlags) *cobra.Command {
 	var o compose.PortOptions
 	cmd := &cobra.Command{
-		Use:   "port [OPTIONS] SERVICE PRIVATE_PORT",
-		Short: "Print the public port for a port binding",
-		Args:  cobra.ExactArgs(2),
+		Use:         "port [OPTIONS] SERVICE PRIVATE_PORT",
+		Annotations: serviceArg,
+		Short:       "Print the public port for a port binding",
+		Args:        cobra.ExactArgs(2),
 		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			o.Service, o.Port = args[0], args[1]
 			addr, err := compose.Port(cmd.Context(), e, p.Name, o)

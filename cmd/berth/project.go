@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -48,11 +49,11 @@ func loadProject(cmd *cobra.Command, pf *projectFlags, warn bool, services ...st
 // read at all and the project is what its containers' labels say; else the
 // files are loaded, and when they do not load, COMPOSE_PROJECT_NAME still
 // names the project.
-func projectOrName(cmd *cobra.Command, pf *projectFlags, e *engine.Engine) (*types.Project, error) {
+func projectOrName(cmd *cobra.Command, pf *projectFlags, e *engine.Engine, args []string) (*types.Project, error) {
 	if pf.name != "" && len(pf.files) == 0 {
 		return compose.ProjectFromState(cmd.Context(), e, pf.name)
 	}
-	p, err := loadProject(cmd, pf, false)
+	p, err := loadProject(cmd, pf, false, targets(cmd, args)...)
 	if err != nil {
 		if name := os.Getenv("COMPOSE_PROJECT_NAME"); name != "" && len(pf.files) == 0 {
 			return compose.ProjectFromState(cmd.Context(), e, name)
@@ -83,9 +84,16 @@ func withProject(pf *projectFlags, warn bool, fn projectRun) func(*cobra.Command
 }
 
 // targetsAnnotation marks the verbs whose arguments name services to
-// enable whatever their profiles, as Compose does: "first" (run, exec:
-// SERVICE then a command) or "all" (up, create).
+// enable whatever their profiles, as Compose does: "first" (run, exec,
+// attach, port: SERVICE then something else) or "all" (up, logs, stop and
+// every verb taking [SERVICE...]; scale's SERVICE=N too).
 const targetsAnnotation = "berth.targets"
+
+// serviceArgs annotates a verb whose arguments are all services.
+var serviceArgs = map[string]string{targetsAnnotation: "all"}
+
+// serviceArg annotates a verb whose first argument is a service.
+var serviceArg = map[string]string{targetsAnnotation: "first"}
 
 // targets are the services cmd's arguments name (see targetsAnnotation).
 func targets(cmd *cobra.Command, args []string) []string {
@@ -95,7 +103,11 @@ func targets(cmd *cobra.Command, args []string) []string {
 			return args[:1]
 		}
 	case "all":
-		return args
+		out := make([]string, len(args))
+		for i, a := range args {
+			out[i], _, _ = strings.Cut(a, "=") // scale SERVICE=N
+		}
+		return out
 	}
 	return nil
 }
@@ -108,7 +120,7 @@ func withProjectOrName(pf *projectFlags, fn projectRun) func(*cobra.Command, []s
 		if err != nil {
 			return err
 		}
-		p, err := projectOrName(cmd, pf, e)
+		p, err := projectOrName(cmd, pf, e, args)
 		if err != nil {
 			return err
 		}

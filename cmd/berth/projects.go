@@ -83,8 +83,9 @@ func newImagesCommand(pf *projectFlags) *cobra.Command {
 		format string
 	)
 	cmd := &cobra.Command{
-		Use:   "images [OPTIONS] [SERVICE...]",
-		Short: "List images used by the created containers",
+		Use:         "images [OPTIONS] [SERVICE...]",
+		Annotations: serviceArgs,
+		Short:       "List images used by the created containers",
 		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			rows, err := compose.Images(cmd.Context(), e, p, args)
 			if err != nil {
@@ -145,9 +146,10 @@ func newVersionCommand(*projectFlags) *cobra.Command {
 func newScaleCommand(pf *projectFlags) *cobra.Command {
 	var noDeps bool
 	cmd := &cobra.Command{
-		Use:   "scale [SERVICE=REPLICAS...]",
-		Short: "Scale services",
-		Args:  cobra.MinimumNArgs(1),
+		Use:         "scale [SERVICE=REPLICAS...]",
+		Annotations: serviceArgs,
+		Short:       "Scale services",
+		Args:        cobra.MinimumNArgs(1),
 		RunE: withProject(pf, true, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			rf := recreateFlags{never: true, noDeps: noDeps, scale: args}
 			o, err := rf.options(nil)

@@ -24,8 +24,9 @@ func newPsCommand(pf *projectFlags) *cobra.Command {
 		format, filter           string
 	)
 	cmd := &cobra.Command{
-		Use:   "ps [OPTIONS] [SERVICE...]",
-		Short: "List containers",
+		Use:         "ps [OPTIONS] [SERVICE...]",
+		Annotations: serviceArgs,
+		Short:       "List containers",
 		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			if filter != "" {
 				key, value, _ := strings.Cut(filter, "=")

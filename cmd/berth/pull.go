@@ -17,8 +17,9 @@ func newPullCommand(pf *projectFlags) *cobra.Command {
 	var o compose.PullOptions
 	var quiet bool
 	cmd := &cobra.Command{
-		Use:   "pull [SERVICE...]",
-		Short: "Pull service images",
+		Use:         "pull [SERVICE...]",
+		Annotations: serviceArgs,
+		Short:       "Pull service images",
 		RunE: withProject(pf, true, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			o.Services = args
 			ctx, done, err := withProgress(cmd, pf, quiet)
@@ -41,8 +42,9 @@ func newPushCommand(pf *projectFlags) *cobra.Command {
 	var o compose.PushOptions
 	var quiet bool
 	cmd := &cobra.Command{
-		Use:   "push [SERVICE...]",
-		Short: "Push service images",
+		Use:         "push [SERVICE...]",
+		Annotations: serviceArgs,
+		Short:       "Push service images",
 		RunE: withProject(pf, true, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			o.Services = args
 			ctx, done, err := withProgress(cmd, pf, quiet)

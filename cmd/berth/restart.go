@@ -16,8 +16,9 @@ func newRestartCommand(pf *projectFlags) *cobra.Command {
 		t timeoutFlag
 	)
 	cmd := &cobra.Command{
-		Use:   "restart [OPTIONS] [SERVICE...]",
-		Short: "Restart service containers",
+		Use:         "restart [OPTIONS] [SERVICE...]",
+		Annotations: serviceArgs,
+		Short:       "Restart service containers",
 		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			ao, err := pf.applyOptions(cmd)
 			if err != nil {

@@ -22,7 +22,7 @@ func newRunCommand(pf *projectFlags) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:         "run [OPTIONS] SERVICE [COMMAND] [ARGS...]",
-		Annotations: map[string]string{targetsAnnotation: "first"},
+		Annotations: serviceArg,
 		Short:       "Run a one-off command on a service",
 		Args:        cobra.MinimumNArgs(1),
 		RunE: withProject(pf, true, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {

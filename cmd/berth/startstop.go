@@ -16,8 +16,9 @@ var (
 
 func newStartCommand(pf *projectFlags) *cobra.Command {
 	return &cobra.Command{
-		Use:   "start [SERVICE...]",
-		Short: "Start services",
+		Use:         "start [SERVICE...]",
+		Annotations: serviceArgs,
+		Short:       "Start services",
 		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			ao, err := pf.applyOptions(cmd)
 			if err != nil {
@@ -31,8 +32,9 @@ func newStartCommand(pf *projectFlags) *cobra.Command {
 func newStopCommand(pf *projectFlags) *cobra.Command {
 	var t timeoutFlag
 	cmd := &cobra.Command{
-		Use:   "stop [OPTIONS] [SERVICE...]",
-		Short: "Stop services",
+		Use:         "stop [OPTIONS] [SERVICE...]",
+		Annotations: serviceArgs,
+		Short:       "Stop services",
 		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			ao, err := pf.applyOptions(cmd)
 			if err != nil {
@@ -51,8 +53,9 @@ func newRmCommand(pf *projectFlags) *cobra.Command {
 		force bool
 	)
 	cmd := &cobra.Command{
-		Use:   "rm [OPTIONS] [SERVICE...]",
-		Short: "Removes stopped service containers",
+		Use:         "rm [OPTIONS] [SERVICE...]",
+		Annotations: serviceArgs,
+		Short:       "Removes stopped service containers",
 		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			// Berth never asks: -f only exists for docker compose's muscle
 			// memory.

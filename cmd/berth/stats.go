@@ -22,8 +22,9 @@ func newStatsCommand(pf *projectFlags) *cobra.Command {
 		noTrunc bool
 	)
 	cmd := &cobra.Command{
-		Use:   "stats [OPTIONS] [SERVICE]",
-		Short: "Display a live stream of container(s) resource usage statistics",
+		Use:         "stats [OPTIONS] [SERVICE]",
+		Annotations: serviceArg,
+		Short:       "Display a live stream of container(s) resource usage statistics",
 		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			o.Services = args
 			out := cmd.OutOrStdout()

@@ -16,8 +16,9 @@ var _ = register(newTopCommand)
 
 func newTopCommand(pf *projectFlags) *cobra.Command {
 	return &cobra.Command{
-		Use:   "top [SERVICES...]",
-		Short: "Display the running processes",
+		Use:         "top [SERVICES...]",
+		Annotations: serviceArgs,
+		Short:       "Display the running processes",
 		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			tops, err := compose.Top(cmd.Context(), e, p, args)
 			if err != nil {

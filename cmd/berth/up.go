@@ -78,7 +78,7 @@ func newUpCommand(pf *projectFlags) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:         "up [OPTIONS] [SERVICE...]",
-		Annotations: map[string]string{targetsAnnotation: "all"},
+		Annotations: serviceArgs,
 		Short:       "Create and start containers",
 		RunE: withProject(pf, true, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			foreground := r.AbortOnExit || r.AbortOnFailure || r.ExitCodeFrom != "" || len(r.Attach) > 0 || len(r.NoAttach) > 0 || r.AttachDependencies
@@ -142,7 +142,7 @@ func newCreateCommand(pf *projectFlags) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:         "create [OPTIONS] [SERVICE...]",
-		Annotations: map[string]string{targetsAnnotation: "all"},
+		Annotations: serviceArgs,
 		Short:       "Creates containers for a service",
 		RunE: withProject(pf, true, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			o, err := rf.options(args)

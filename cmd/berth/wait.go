@@ -13,9 +13,10 @@ var _ = register(newWaitCommand)
 func newWaitCommand(pf *projectFlags) *cobra.Command {
 	var r compose.WaitRequest
 	cmd := &cobra.Command{
-		Use:   "wait SERVICE [SERVICE...] [OPTIONS]",
-		Short: "Block until containers of all (or specified) services stop.",
-		Args:  cobra.MinimumNArgs(1),
+		Use:         "wait SERVICE [SERVICE...] [OPTIONS]",
+		Annotations: serviceArgs,
+		Short:       "Block until containers of all (or specified) services stop.",
+		Args:        cobra.MinimumNArgs(1),
 		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			ao, err := pf.applyOptions(cmd)
 			if err != nil {
