@@ -49,7 +49,7 @@ func Events(ctx context.Context, e *engine.Engine, p *types.Project, services []
 			return nil
 		}
 		return fn(projectEvent(ev))
-	})
+	}, nil)
 }
 
 // projectEvent is an engine event as docker compose shows it: the

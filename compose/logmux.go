@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -13,7 +14,6 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/containerd/errdefs"
 	"github.com/fatih/color"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/engine/jsonlog"
@@ -63,6 +63,24 @@ func NewLogMux(out io.Writer, prefixes []string, services []string, o LogOptions
 	return m
 }
 
+// add makes room for a prefix and gives its service a colour, for a
+// container that joins after the start.
+func (m *LogMux) add(prefix, service string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.width = max(m.width, len(prefix)+1)
+	if _, ok := m.colors[service]; ok {
+		return
+	}
+	c := color.New(palette[len(m.colors)%len(palette)])
+	if m.opts.Color {
+		c.EnableColor()
+	} else {
+		c.DisableColor()
+	}
+	m.colors[service] = c
+}
+
 // Line writes one entry under prefix.
 func (m *LogMux) Line(prefix, service string, e jsonlog.Entry) {
 	text := strings.TrimSuffix(e.Log, "\n")
@@ -94,65 +112,162 @@ type logTarget struct {
 	ID, Prefix, Service string
 }
 
-func logTargets(ctx context.Context, e *engine.Engine, project string, services []string) ([]logTarget, error) {
-	infos, err := projectContainers(ctx, e, project, withoutOneOff, services...)
-	if err != nil {
-		return nil, err
+func newLogTarget(project string, i engine.Info) logTarget {
+	return logTarget{ID: i.ID, Prefix: strings.TrimPrefix(i.Name, project+"-"), Service: i.Config.Labels[LabelService]}
+}
+
+// joiner says which containers that start while logs are followed join
+// the output: those of the project (not one-off) and of the services (all
+// when none are named).
+func joiner(project string, services []string) func(engine.Info) (logTarget, bool) {
+	return func(i engine.Info) (logTarget, bool) {
+		if len(filterContainers([]engine.Info{i}, project, withoutOneOff, services...)) == 0 {
+			return logTarget{}, false
+		}
+		return newLogTarget(project, i), true
 	}
-	var out []logTarget
-	for _, i := range infos {
-		out = append(out, logTarget{ID: i.ID, Prefix: strings.TrimPrefix(i.Name, project+"-"), Service: i.Config.Labels[LabelService]})
-	}
-	sort.Slice(out, func(a, b int) bool { return out[a].Prefix < out[b].Prefix })
-	return out, nil
 }
 
 // Logs prints the logs of the project's containers (all, or the named
-// services') through one LogMux.
+// services') through one LogMux. Following, containers that start
+// meanwhile (scale, recreate, restart) join in.
 func Logs(ctx context.Context, e *engine.Engine, p *types.Project, services []string, out io.Writer, o LogOptions) error {
 	for _, s := range services {
 		if _, ok := p.Services[s]; !ok {
 			return fmt.Errorf("no such service: %s: %w", s, errdefs.ErrNotFound)
 		}
 	}
-	ts, err := logTargets(ctx, e, p.Name, services)
+	return followTargets(ctx, e, joiner(p.Name, services), out, o, nil)
+}
+
+// followTargets prints the logs of the containers join accepts. Not
+// following, that is the containers there are. Following, it goes on
+// until every container it follows has stopped, and a container that
+// starts meanwhile joins in: a new one with all its lines, one seen
+// before (restarted) from its first line not yet shown. onExit, if set,
+// hears of each container whose log ended.
+func followTargets(ctx context.Context, e *engine.Engine, join func(engine.Info) (logTarget, bool), out io.Writer, o LogOptions, onExit func(t logTarget)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		events  chan engine.Event
+		evErr   = make(chan error, 1)
+		watched = make(chan struct{})
+	)
+	if o.Follow {
+		// Watch first, then list: a container starting in between is
+		// seen by one or the other.
+		events = make(chan engine.Event, 64)
+		go func() {
+			evErr <- e.Events(ctx, func(ev engine.Event) error {
+				select {
+				case events <- ev:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}, func() { close(watched) })
+		}()
+		select {
+		case <-watched:
+		case err := <-evErr:
+			return err
+		}
+	}
+	infos, err := e.ListContainers(ctx)
 	if err != nil {
 		return err
 	}
-	return followTargets(ctx, e, ts, out, o, nil)
-}
-
-func followTargets(ctx context.Context, e *engine.Engine, ts []logTarget, out io.Writer, o LogOptions, onExit func(t logTarget)) error {
+	var ts []logTarget
+	for _, i := range infos {
+		if t, ok := join(i); ok {
+			ts = append(ts, t)
+		}
+	}
+	sort.Slice(ts, func(a, b int) bool { return ts[a].Prefix < ts[b].Prefix })
 	var prefixes, services []string
-	seen := map[string]bool{}
 	for _, t := range ts {
 		prefixes = append(prefixes, t.Prefix)
-		if !seen[t.Service] {
-			seen[t.Service] = true
+		if !slices.Contains(services, t.Service) {
 			services = append(services, t.Service)
 		}
 	}
 	mux := NewLogMux(out, prefixes, services, o)
-	g, gctx := errgroup.WithContext(ctx)
-	for _, t := range ts {
-		g.Go(func() error {
-			err := e.Logs(gctx, t.ID, engine.LogOptions{Tail: o.Tail, Follow: o.Follow}, func(en jsonlog.Entry) error {
+	type ended struct {
+		t     logTarget
+		last  time.Time // of the last line shown
+		noLog bool      // logging driver none: nothing to follow
+		err   error
+	}
+	done := make(chan ended)
+	following := map[string]bool{}
+	shown := map[string]time.Time{} // containers followed before: their last line shown
+	follow := func(t logTarget, tail int, since time.Time) {
+		following[t.ID] = true
+		mux.add(t.Prefix, t.Service)
+		go func() {
+			last := since
+			err := e.Logs(ctx, t.ID, engine.LogOptions{Tail: tail, Follow: o.Follow}, func(en jsonlog.Entry) error {
+				if !en.Time.After(since) {
+					return nil
+				}
 				mux.Line(t.Prefix, t.Service, en)
+				last = en.Time
 				return nil
 			})
-			if errors.Is(err, engine.ErrNoLog) {
+			noLog := errors.Is(err, engine.ErrNoLog)
+			if noLog {
 				// As Compose does: a note, and the others' logs go on.
 				mux.Notice("%s: no logs are available with the 'none' log driver", t.Prefix)
 				err = nil
 				if o.Follow && onExit != nil {
-					_, err = e.WaitContainer(gctx, t.ID, engine.WaitExited)
+					_, err = e.WaitContainer(ctx, t.ID, engine.WaitExited)
 				}
 			}
-			if err == nil && onExit != nil {
-				onExit(t)
-			}
-			return err
-		})
+			done <- ended{t, last, noLog, err}
+		}()
 	}
-	return g.Wait()
+	for _, t := range ts {
+		follow(t, o.Tail, time.Time{})
+	}
+	var firstErr error
+	for len(following) > 0 {
+		select {
+		case d := <-done:
+			delete(following, d.t.ID)
+			shown[d.t.ID] = d.last
+			if d.err != nil && firstErr == nil && ctx.Err() == nil {
+				firstErr = d.err
+				cancel()
+			}
+			if d.err == nil && onExit != nil {
+				onExit(d.t)
+			}
+			if d.err == nil && !d.noLog && o.Follow && ctx.Err() == nil {
+				// Started again before its reader saw the stop: the start
+				// event came while it was still followed.
+				if i, err := e.Inspect(ctx, d.t.ID); err == nil && i.Status.Up() {
+					follow(d.t, -1, d.last)
+				}
+			}
+		case ev := <-events:
+			if ev.Action != engine.ActionStart || following[ev.Container.ID] {
+				continue
+			}
+			if t, ok := join(engine.Info{Container: ev.Container, Status: ev.Status}); ok {
+				follow(t, -1, shown[t.ID])
+			}
+		case err := <-evErr:
+			if ctx.Err() == nil && firstErr == nil {
+				firstErr = err
+				cancel()
+			}
+			evErr = nil
+		}
+	}
+	cancel()
+	if evErr != nil && o.Follow {
+		<-evErr
+	}
+	return firstErr
 }

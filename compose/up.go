@@ -192,11 +192,9 @@ func attach(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest
 	if err != nil {
 		return err
 	}
-	var ts []logTarget
-	if len(services) > 0 {
-		if ts, err = logTargets(ctx, e, p.Name, services); err != nil {
-			return err
-		}
+	join := joiner(p.Name, services)
+	if len(services) == 0 {
+		join = func(engine.Info) (logTarget, bool) { return logTarget{}, false }
 	}
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -208,7 +206,7 @@ func attach(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest
 	abortOnExit := r.AbortOnExit || r.ExitCodeFrom != ""
 	o := r.Logs
 	o.Follow, o.Tail = true, -1
-	err = followTargets(lctx, e, ts, r.Out, o, func(t logTarget) {
+	err = followTargets(lctx, e, join, r.Out, o, func(t logTarget) {
 		info, ierr := e.Inspect(context.WithoutCancel(ctx), t.ID)
 		if ierr != nil {
 			return

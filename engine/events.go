@@ -47,8 +47,10 @@ type seen struct {
 // until ctx ends or fn fails: created and removed records, renames, and
 // each status the shims record (start, exit, pause, health). The store's
 // directories are watched with inotify; the records and statuses that
-// exist when Events starts are the baseline and give no event.
-func (e *Engine) Events(ctx context.Context, fn func(Event) error) error {
+// exist when Events starts are the baseline and give no event. watching,
+// if set, is called once the baseline is taken: every later change gives
+// its event.
+func (e *Engine) Events(ctx context.Context, fn func(Event) error, watching func()) error {
 	root := e.Containers.Root()
 	// Only the record and the status matter; logs and run files change
 	// all the time.
@@ -74,6 +76,9 @@ func (e *Engine) Events(ctx context.Context, fn func(Event) error) error {
 		if s, ok := e.look(d.Name()); ok {
 			known[d.Name()] = s
 		}
+	}
+	if watching != nil {
+		watching()
 	}
 	batches := make(chan []string)
 	errc := make(chan error, 1)
