@@ -33,7 +33,7 @@ test-unit: ## tests of every package but e2e
 test-e2e: build ## end-to-end tests against bin/berth
 	$(GO) test -count=1 -timeout 30m -v ./e2e/
 
-bench: build ## up/down timings for 3 and 20 services; pull and unpack of a 100 MB image; builds; DNS, published ports, 100 networks (BENCH=regexp picks some)
+bench: build ## up/down timings for 3 and 20 services; pull and unpack of a 100 MB image; builds; DNS, published ports, 100 networks; logs of 20 chatty services (BENCH=regexp picks some)
 	BERTH=$(CURDIR)/$(BIN) $(GO) test -count=1 -run '^$$' -bench '$(BENCH)' -benchtime 5x -timeout 30m ./e2e/ | tee bench.out
 	@awk -v h="services   up -d (median s)   down -t 1 (median s)" 'function head(){if(!shown++)printf "\n%s\n", h} /^BenchmarkUpDown/ {head(); split($$1,a,"="); sub(/-[0-9]+$$/,"",a[2]); for(i=1;i<=NF;i++){if($$i=="up-s")u=$$(i-1); if($$i=="down-s")d=$$(i-1)}; printf "%-10s %-18s %s\n", a[2], u, d}' bench.out
 	@awk -v h="start cost, 20 services (median)" 'function head(){if(!shown++)printf "\n%s\n", h} /^BenchmarkStartCost/ {head(); for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
@@ -56,6 +56,9 @@ bench: build ## up/down timings for 3 and 20 services; pull and unpack of a 100 
 	/^BenchmarkNetworkCreateRemove/ {head(); for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
 	  printf "100 networks            create %s s (%s-%s), rm %s s (%s-%s)\n", \
 	  m["create100-s"], m["create100-min-s"], m["create100-max-s"], m["rm100-s"], m["rm100-min-s"], m["rm100-max-s"]}' bench.out
+	@awk -v h="logs of 20 chatty services, 1M lines (median lines/s, min-max)" 'function head(){if(!shown++)printf "\n%s\n", h} /^BenchmarkLogMux/ {head(); for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
+	  printf "logs -f while they write  %s (%s-%s)\nlogs afterwards           %s (%s-%s)\n", \
+	  m["follow-lines/s"], m["follow-min-lines/s"], m["follow-max-lines/s"], m["read-lines/s"], m["read-min-lines/s"], m["read-max-lines/s"]}' bench.out
 
 demo: ## build, import busybox, bring up examples/hello
 	bash examples/hello/demo.sh
