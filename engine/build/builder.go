@@ -90,9 +90,14 @@ type run struct {
 	o      Options
 	df     *Dockerfile
 	ctxDir *tree
-	id     string // names this build's snapshot keys and mounts
-	dir    string // under RunDir; its lock marks the build live
-	lock   *lockfile.Lock
+
+	// The run's directory is claimed by the first step that needs it
+	// (claim), so a build answered from the cache writes nothing there.
+	claimOnce sync.Once
+	claimErr  error
+	id        string // names this build's snapshot keys and mounts
+	dir       string // under RunDir; its lock marks the build live
+	lock      *lockfile.Lock
 
 	global  map[string]string // ARGs before the first FROM, with build args applied
 	stages  []*stageRun
@@ -167,8 +172,7 @@ func (b *Builder) Build(ctx context.Context, o Options) (image.Image, error) {
 	return img, nil
 }
 
-// start reads and parses the Dockerfile, opens the context and claims a
-// run directory, cleaning what dead builds left behind.
+// start reads and parses the Dockerfile and opens the context.
 func (b *Builder) start(ctx context.Context, o Options) (*run, error) {
 	r := &run{b: b, o: o}
 	name := o.Dockerfile
@@ -203,9 +207,6 @@ func (b *Builder) start(ctx context.Context, o Options) (*run, error) {
 	for range df.Stages {
 		r.stages = append(r.stages, &stageRun{done: make(chan struct{})})
 	}
-	if err := b.claim(ctx, r); err != nil {
-		return nil, err
-	}
 	return r, nil
 }
 
@@ -222,7 +223,13 @@ func quote(s string) string { return fmt.Sprintf("%q", s) }
 func (r *run) fail(err error) error { return fmt.Errorf("%s: %w", r.who(), err) }
 
 // claim makes the run's directory, locked for the build's life, after
-// removing the mounts and layers of builds that died.
+// removing the mounts and layers of builds that died; once, for the
+// first step that mounts a root or downloads.
+func (r *run) claim(ctx context.Context) error {
+	r.claimOnce.Do(func() { r.claimErr = r.b.claim(ctx, r) })
+	return r.claimErr
+}
+
 func (b *Builder) claim(ctx context.Context, r *run) error {
 	if err := os.MkdirAll(b.RunDir, 0o700); err != nil {
 		return err
@@ -273,6 +280,9 @@ func (b *Builder) cleanRun(ctx context.Context, id string) {
 }
 
 func (r *run) finish() {
+	if r.lock == nil {
+		return // nothing claimed
+	}
 	r.b.cleanRun(context.WithoutCancel(context.Background()), r.id)
 	os.Remove(r.dir + ".lock")
 	r.lock.Unlock()

@@ -390,6 +390,9 @@ func (r *run) fetch(ctx context.Context, raw, checksum string) (download, error)
 	if resp.StatusCode != http.StatusOK {
 		return download{}, fmt.Errorf("%s: %w", resp.Status, errdefs.ErrUnavailable)
 	}
+	if err := r.claim(ctx); err != nil {
+		return download{}, err
+	}
 	f, err := os.CreateTemp(r.dir, "download-")
 	if err != nil {
 		return download{}, err

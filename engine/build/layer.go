@@ -41,6 +41,9 @@ type mounted struct {
 
 // mount prepares a writable layer on st and mounts it.
 func (r *run) mount(ctx context.Context, st *state) (*mounted, error) {
+	if err := r.claim(ctx); err != nil {
+		return nil, err
+	}
 	if err := r.ensureLayers(ctx, st); err != nil {
 		return nil, err
 	}
