@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -216,7 +215,7 @@ func TestBuildProgressTTYAndPlain(t *testing.T) {
 		}},
 		{progress.TTY, []string{"✔ #1 [web 1/3] FROM busybox DONE 0.0s", "✔ #2 [web 2/3] COPY a /a CACHED", "✘ #3 [web final 3/3] RUN make ERROR"}},
 	} {
-		var b lockedBuffer
+		var b bytes.Buffer // read once the display is closed
 		w := progress.New(&b, tc.mode)
 		show := buildProgress(w)
 		for _, ev := range events {
@@ -229,22 +228,4 @@ func TestBuildProgressTTYAndPlain(t *testing.T) {
 			}
 		}
 	}
-}
-
-// lockedBuffer is a buffer a display's own goroutine may write to.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
