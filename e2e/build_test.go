@@ -500,6 +500,10 @@ func TestBuildCacheMustFollowEveryInputOfRun(t *testing.T) {
 	if got := ran("--no-cache", "--build-arg", "LEVEL=2"); !slices.Equal(got, all) {
 		t.Errorf("--no-cache ran %q", got)
 	}
+	// -q prints nothing at all on success.
+	if r := e.must("build", "-q", "--build-arg", "LEVEL=2"); r.stdout+r.stderr != "" {
+		t.Errorf("build -q printed %q", r.stdout+r.stderr)
+	}
 	e.must("down", "-t", "1")
 	e.mustBeGone("buildcache")
 }
