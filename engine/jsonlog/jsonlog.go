@@ -62,6 +62,16 @@ func Create(path string, o Options) (*Writer, error) {
 	if err := w.open(); err != nil {
 		return nil, err
 	}
+	if o.MaxSize > 0 {
+		// The rotation lock, made before any rotation, so that readers
+		// that find none know no rotation can happen (see openSet).
+		l, err := os.OpenFile(lockPath(path), os.O_RDONLY|os.O_CREATE, 0o600)
+		if err != nil {
+			w.f.Close()
+			return nil, err
+		}
+		l.Close()
+	}
 	return w, nil
 }
 

@@ -93,6 +93,14 @@ func follow(ctx context.Context, path string, cur *os.File, o ReadOptions, fn fu
 			if err != nil {
 				return err
 			}
+			if next == nil {
+				// No current file yet (the writer could not make one):
+				// read nothing until there is, so nothing is read twice.
+				for _, s := range rotated {
+					s.close()
+				}
+				rotated = nil
+			}
 			for _, s := range rotated {
 				if err == nil {
 					err = readAll(s.r, fn)
@@ -113,7 +121,6 @@ func follow(ctx context.Context, path string, cur *os.File, o ReadOptions, fn fu
 				moved = false
 				continue
 			}
-			// No current file yet (the writer could not open one): look again.
 		} else if rotatedAway(path, cur) {
 			// The writer wrote its last to cur before it moved it: one more
 			// pass reads that, then the files after it.

@@ -162,11 +162,15 @@ func openRotated(path string, k int) (seg segment, ok bool, err error) {
 // oldest first, those newer than the file after (when it is among them),
 // and the current file last (nil when there is none).
 func openSet(path string, after *os.File) (rotated []segment, current *os.File, err error) {
-	l, err := lockfile.AcquireShared(context.Background(), lockPath(path))
-	if err != nil {
-		return nil, nil, err
+	// Only a log that rotates has the lock file (see Create); a reader
+	// never makes one, so reading needs no room on the disk.
+	if _, err := os.Stat(lockPath(path)); err == nil {
+		l, err := lockfile.AcquireShared(context.Background(), lockPath(path))
+		if err != nil {
+			return nil, nil, err
+		}
+		defer l.Unlock()
 	}
-	defer l.Unlock()
 	var newestFirst []segment
 	defer func() {
 		if err != nil {
