@@ -300,9 +300,10 @@ type server struct {
 // sandbox is the server's side of one sandbox: its namespace, its sockets
 // and the DNS servers on them.
 type sandbox struct {
-	id       nsID
-	sock     *sandboxSockets
-	udp, tcp *dns.Server
+	id   nsID
+	sock *sandboxSockets
+	udp  *udpServer
+	tcp  *dns.Server
 }
 
 func newServer(ctx context.Context, cfg Config, log *slog.Logger) *server {
@@ -418,21 +419,17 @@ func (s *server) writePorts() {
 
 func (s *server) serveSandbox(path string, sb *sandbox) error {
 	h := &sandboxHandler{s: s, key: path}
-	sb.udp = &dns.Server{PacketConn: sb.sock.udp, Handler: h}
 	sb.tcp = &dns.Server{Listener: sb.sock.tcp, Handler: h, ReadTimeout: 5 * time.Second,
 		IdleTimeout: func() time.Duration { return 5 * time.Second }}
-	if err := start(sb.udp); err != nil {
-		return err
-	}
 	if err := start(sb.tcp); err != nil {
-		shutdown(sb.udp)
 		return err
 	}
+	sb.udp = serveUDP(sb.sock.udp, h)
 	return nil
 }
 
 func (s *server) closeSandbox(path string, sb *sandbox) {
-	shutdown(sb.udp)
+	sb.udp.close()
 	shutdown(sb.tcp)
 	sb.sock.close()
 	delete(s.sbx, path)
@@ -446,8 +443,8 @@ func (s *server) closeAll() {
 	}
 }
 
-// sandboxHandler answers the queries of one sandbox: records first, the
-// forwarder last.
+// sandboxHandler answers the queries of one sandbox over TCP (UDP: see
+// udpServer): records first, the forwarder last.
 type sandboxHandler struct {
 	s   *server
 	key string
@@ -458,26 +455,35 @@ type sandboxHandler struct {
 const queryTimeout = 5 * time.Second
 
 func (h *sandboxHandler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	m, fwd := h.local(r)
+	if fwd {
+		m = h.forward(r, true)
+	}
+	if m != nil {
+		_ = w.WriteMsg(m) // the client is gone or the socket closed: nothing to do
+	}
+}
+
+// local answers r from the records, or rejects it (a nil reply: none at
+// all); fwd says it is for the upstream resolvers instead.
+func (h *sandboxHandler) local(r *dns.Msg) (m *dns.Msg, fwd bool) {
 	m, ok := check(r)
-	if ok {
-		c := h.s.idx.Load().clients[h.key]
-		if c != nil {
-			m = c.answerLocal(r)
-		}
-		if m == nil {
-			ctx, cancel := context.WithTimeout(h.s.ctx, queryTimeout)
-			_, tcp := w.RemoteAddr().(*net.TCPAddr)
-			m = h.s.fwd.forward(ctx, c, r, tcp)
-			cancel()
+	if !ok {
+		return m, false
+	}
+	if c := h.s.idx.Load().clients[h.key]; c != nil {
+		if m = c.answerLocal(r); m != nil {
+			return m, false
 		}
 	}
-	if m == nil {
-		return
-	}
-	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
-		truncate(r, m)
-	}
-	_ = w.WriteMsg(m) // the client is gone or the socket closed: nothing to do
+	return nil, true
+}
+
+// forward asks the sandbox's upstream resolvers; it may wait on them.
+func (h *sandboxHandler) forward(r *dns.Msg, tcp bool) *dns.Msg {
+	ctx, cancel := context.WithTimeout(h.s.ctx, queryTimeout)
+	defer cancel()
+	return h.s.fwd.forward(ctx, h.s.idx.Load().clients[h.key], r, tcp)
 }
 
 // start runs srv and returns once it is accepting, so that a later Shutdown
