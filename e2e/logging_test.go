@@ -11,9 +11,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/internal/testdisk"
 )
 
 // containerDir is the state directory of the project's one container of
@@ -190,23 +191,7 @@ func TestFullLogDiskMustNotStopTheContainer(t *testing.T) {
 	e.useTestdata()
 	e.downAtEnd("logfull")
 	e.must("create")
-	disk := filepath.Join(filepath.Dir(e.root), "logdisk")
-	os.MkdirAll(disk, 0o700)
-	if err := syscall.Mount("tmpfs", disk, "tmpfs", 0, "size=1m"); err != nil {
-		t.Fatalf("mount a tmpfs for the log: %v", err)
-	}
-	unmounted := false
-	unmount := func() {
-		if !unmounted {
-			unmounted = true
-			syscall.Unmount(disk, syscall.MNT_DETACH)
-		}
-	}
-	t.Cleanup(unmount)
-	filler := filepath.Join(disk, "filler")
-	if err := os.WriteFile(filler, make([]byte, 960*1024), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	disk, makeRoom := testdisk.Full(t, 1<<20, 64*1024)
 	// The log lives on the small disk; status.json stays where it is.
 	dir := e.containerDir("chatty")
 	logPath := filepath.Join(dir, filepath.Base(dir)+"-json.log")
@@ -246,7 +231,7 @@ func TestFullLogDiskMustNotStopTheContainer(t *testing.T) {
 	if rows := psRows(t, e); rows["chatty"].State != "running" {
 		t.Fatalf("with the log's disk full: %+v", rows["chatty"])
 	}
-	os.Remove(filler)
+	makeRoom()
 	eventually(t, 30*time.Second, func() error {
 		if st := read(); st.LogError != "" || st.State != "running" {
 			return fmt.Errorf("status %+v after room was made", st)
@@ -268,6 +253,5 @@ func TestFullLogDiskMustNotStopTheContainer(t *testing.T) {
 		}
 	}
 	e.must("down", "-t", "0")
-	unmount()
 	e.mustBeGone("logfull")
 }

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/internal/testdisk"
 )
 
 func writeN(t *testing.T, w *Writer, from, to int) {
@@ -156,19 +158,8 @@ func TestSingleFileStartsAfresh(t *testing.T) {
 // A full disk: writes fail and say so once, no torn line is left, and
 // writing resumes once there is room.
 func TestFullDiskDropsWholeEntriesAndRecovers(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mounts a tiny tmpfs")
-	}
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=16k"); err != nil {
-		t.Skipf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
-	// A filler leaves the log about 6k.
-	filler := filepath.Join(dir, "filler")
-	if err := os.WriteFile(filler, make([]byte, 10*1024), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	// 16k, of which the log gets about 6k.
+	dir, makeRoom := testdisk.Full(t, 16*1024, 6*1024)
 	path := filepath.Join(dir, "d-json.log")
 	var mu sync.Mutex
 	var heard []error
@@ -196,7 +187,7 @@ func TestFullDiskDropsWholeEntriesAndRecovers(t *testing.T) {
 		t.Fatalf("the log ends in a torn line: %q", raw[max(0, len(raw)-40):])
 	}
 	// Room again: the next entry is written whole, after the others.
-	os.Remove(filler)
+	makeRoom()
 	if err := w.Write(Entry{Log: "back\n", Stream: "stdout", Time: time.Now()}); err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 
 	"github.com/berth-dev/berth/engine/jsonlog"
 	"github.com/berth-dev/berth/engine/runtime"
+	"github.com/berth-dev/berth/internal/testdisk"
 )
 
 func execOut(t *testing.T, h *harness, spec runtime.ExecSpec, stdin string) (int, string, string) {
@@ -584,16 +584,8 @@ func TestWaitNeverAnswersAheadOfTheStatusFile(t *testing.T) {
 // writes again once there is room, never leaving a torn line.
 func TestFullLogDiskNeverStopsTheContainer(t *testing.T) {
 	needRoot(t)
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
-		t.Skipf("mount tmpfs: %v", err)
-	}
-	// Registered before the harness, so it runs after the shim is gone.
-	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
-	filler := filepath.Join(dir, "filler")
-	if err := os.WriteFile(filler, make([]byte, 960*1024), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	// Before the harness, so the disk goes after the shim is gone.
+	dir, makeRoom := testdisk.Full(t, 1<<20, 64*1024)
 	h := newHarness(t, "sh", "-c", `line=$(printf '%0500d' 0); i=0; while true; do echo "$i $line"; echo $i > /tmp/n; i=$((i+1)); sleep 0.01; done`)
 	h.cfg.LogPath = filepath.Join(dir, "log.json")
 	h.start(t)
@@ -618,7 +610,7 @@ func TestFullLogDiskNeverStopsTheContainer(t *testing.T) {
 	waitFor(t, func() bool { return counter() > full+20 })
 	lines, _ := jsonlog.Lines(h.cfg.LogPath)
 	before := len(lines)
-	os.Remove(filler)
+	makeRoom()
 	waitFor(t, func() bool { return status().LogError == "" })
 	waitFor(t, func() bool { lines, _ = jsonlog.Lines(h.cfg.LogPath); return len(lines) > before+5 })
 	// Every line of the file is a whole entry: none was torn.
