@@ -33,12 +33,7 @@ func newAttachCommand(pf *projectFlags) *cobra.Command {
 				if err != nil {
 					return compose.AttachSession{}, err
 				}
-				as := compose.AttachSession{Close: s.close, AttachOptions: engine.AttachOptions{
-					Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(),
-					ConsoleSize: s.size, Resize: s.resizes, DetachKeys: s.keys}}
-				if s.stdin != nil {
-					as.Stdin = s.stdin
-				}
+				as := s.attachSession(cmd)
 				if sigProxy && !s.tty {
 					sigs := make(chan os.Signal, 8)
 					signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)

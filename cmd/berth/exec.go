@@ -104,6 +104,18 @@ func openSession(cmd *cobra.Command, wantTTY, stdin bool, detachKeys string) (*s
 	return s, nil
 }
 
+// attachSession is the session as compose's attach and run take it,
+// with cmd's output.
+func (s *session) attachSession(cmd *cobra.Command) compose.AttachSession {
+	as := compose.AttachSession{Close: s.close, AttachOptions: engine.AttachOptions{
+		Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(),
+		ConsoleSize: s.size, Resize: s.resizes, DetachKeys: s.keys}}
+	if s.stdin != nil {
+		as.Stdin = s.stdin
+	}
+	return as
+}
+
 func (s *session) close() {
 	if s.term != nil {
 		s.term.Restore()

@@ -56,13 +56,7 @@ func newRunCommand(pf *projectFlags) *cobra.Command {
 				if err != nil {
 					return compose.AttachSession{}, err
 				}
-				as := compose.AttachSession{Close: s.close, AttachOptions: engine.AttachOptions{
-					Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(),
-					ConsoleSize: s.size, Resize: s.resizes, DetachKeys: s.keys}}
-				if s.stdin != nil {
-					as.Stdin = s.stdin
-				}
-				return as, nil
+				return s.attachSession(cmd), nil
 			}
 			return sessionExit(compose.Run(cmd.Context(), e, p, r))
 		}),
