@@ -93,20 +93,11 @@ func TestExecWithATerminalMustBehaveAsOne(t *testing.T) {
 	e.downAtEnd("tty")
 	e.must("up", "-d")
 
-	p := openPty(t, 31, 97)
-	c := p.run(e, "exec", "s", "sh")
-	p.typeText(t, "tty; stty size; echo $((6*7))\n")
-	p.waitOutput(t, "/dev/pts/")
-	p.waitOutput(t, "31 97")
-	p.waitOutput(t, "42")
-	p.typeText(t, "exit 3\n")
-	if code := exitCodeOf(t, c); code != 3 {
-		t.Fatalf("exit code %d, want 3; terminal:\n%s", code, p.out.String())
-	}
+	shellInTerminal(t, e, 3, "exec", "s", "sh")
 
 	// Ctrl-P Ctrl-Q: berth exits 0 and the shell goes on without it.
 	p2 := openPty(t, 24, 80)
-	c = p2.run(e, "exec", "s", "sh")
+	c := p2.run(e, "exec", "s", "sh")
 	p2.typeText(t, "echo ready\n")
 	p2.waitOutput(t, "ready")
 	p2.typeText(t, "(sleep 1; echo kept > /tmp/after-detach) &\n\x10\x11")

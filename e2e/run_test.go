@@ -92,23 +92,14 @@ services:
 	if r := e.must("--dry-run", "run", "--name", "one", "app"); !strings.Contains(r.stdout, "container one: start (one-off (berth run), attached)") {
 		t.Fatalf("dry run of run:\n%s", r.stdout)
 	}
-	p := openPty(t, 31, 97)
-	c := p.run(e, "run", "--rm", "app", "sh")
-	p.typeText(t, "tty; stty size; echo $((6*7))\n")
-	p.waitOutput(t, "/dev/pts/")
-	p.waitOutput(t, "31 97")
-	p.waitOutput(t, "42")
-	p.typeText(t, "exit 4\n")
-	if code := exitCodeOf(t, c); code != 4 {
-		t.Fatalf("exit code %d, want 4; terminal:\n%s", code, p.out.String())
-	}
+	shellInTerminal(t, e, 4, "run", "--rm", "app", "sh")
 	if names := psNames(e); names != "" {
 		t.Fatalf("after run --rm: %s", names)
 	}
 
 	// Output before berth attached is not lost.
-	p = openPty(t, 24, 80)
-	c = p.run(e, "run", "--rm", "app", "echo", "early")
+	p := openPty(t, 24, 80)
+	c := p.run(e, "run", "--rm", "app", "echo", "early")
 	if code := exitCodeOf(t, c); code != 0 || !strings.Contains(p.out.String(), "early") {
 		t.Fatalf("run echo: exit %d; terminal:\n%s", code, p.out.String())
 	}

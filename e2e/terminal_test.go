@@ -118,6 +118,23 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// shellInTerminal runs berth args (a shell) in a 31x97 terminal, checks
+// the shell has a terminal of that size and runs what is typed, and that
+// berth passes on the exit code it ends with.
+func shellInTerminal(t *testing.T, e *env, code int, args ...string) {
+	t.Helper()
+	p := openPty(t, 31, 97)
+	c := p.run(e, args...)
+	p.typeText(t, "tty; stty size; echo $((6*7))\n")
+	p.waitOutput(t, "/dev/pts/")
+	p.waitOutput(t, "31 97")
+	p.waitOutput(t, "42")
+	p.typeText(t, fmt.Sprintf("exit %d\n", code))
+	if got := exitCodeOf(t, c); got != code {
+		t.Fatalf("berth %v: exit code %d, want %d; terminal:\n%s", args, got, code, p.out.String())
+	}
+}
+
 // exitCodeOf waits for c and returns its exit code.
 func exitCodeOf(t *testing.T, c *exec.Cmd) int {
 	t.Helper()
