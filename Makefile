@@ -33,11 +33,14 @@ test-unit: ## tests of every package but e2e
 test-e2e: build ## end-to-end tests against bin/berth
 	$(GO) test -count=1 -timeout 30m -v ./e2e/
 
-bench: build ## up/down timings for 3 and 20 services; pull and unpack of a 100 MB image; builds; DNS, published ports, 100 networks; logs of 20 chatty services (BENCH=regexp picks some)
+bench: build ## up/down timings for 3 and 20 services; ps and no-op up -d; pull and unpack of a 100 MB image; builds; DNS, published ports, 100 networks; logs of 20 chatty services (BENCH=regexp picks some)
 	BERTH=$(CURDIR)/$(BIN) $(GO) test -count=1 -run '^$$' -bench '$(BENCH)' -benchtime 5x -timeout 30m ./e2e/ | tee bench.out
 	@awk -v h="services   up -d (median s)   down -t 1 (median s)" 'function head(){if(!shown++)printf "\n%s\n", h} /^BenchmarkUpDown/ {head(); split($$1,a,"="); sub(/-[0-9]+$$/,"",a[2]); for(i=1;i<=NF;i++){if($$i=="up-s")u=$$(i-1); if($$i=="down-s")d=$$(i-1)}; printf "%-10s %-18s %s\n", a[2], u, d}' bench.out
 	@awk -v h="start cost, 20 services (median)" 'function head(){if(!shown++)printf "\n%s\n", h} /^BenchmarkStartCost/ {head(); for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
 	  printf "CPU per start %s ms, shim Private_Dirty %s MiB, up -d %s s\n", m["cpu-ms/start"], m["shim-MiB"], m["up-s"]}' bench.out
+	@awk -v h="fast paths, 20 services running (median ms, min-max)" 'function head(){if(!shown++)printf "\n%s\n", h} /^BenchmarkFastPath/ {head(); for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
+	  printf "ps           %s (%s-%s)\nno-op up -d  %s (%s-%s)\n", m["ps-ms"], m["ps-min-ms"], m["ps-max-ms"], \
+	  m["noop-up-ms"], m["noop-up-min-ms"], m["noop-up-max-ms"]}' bench.out
 	@awk -v h="pull of 5 layers, 100 MB (median s, min-max)" 'function head(){if(!shown++)printf "\n%s\n", h} /^BenchmarkPull/ {head(); for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
 	  printf "berth cold   %s (%s-%s)\nberth warm   %s (%s-%s)\nskopeo copy  %s (%s-%s)\nunpack       %s MB/s, tar -xzf %s MB/s\n", \
 	  m["cold-s"], m["cold-min-s"], m["cold-max-s"], m["warm-s"], m["warm-min-s"], m["warm-max-s"], \

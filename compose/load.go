@@ -38,6 +38,10 @@ type LoadOptions struct {
 	// resolved; empty means the process's working directory. Tests set it
 	// instead of changing the process-wide directory.
 	WorkingDir string
+
+	// CacheDir, when set, holds loaded models keyed by every input, so a
+	// load whose inputs did not change skips compose-go (loadcache.go).
+	CacheDir string
 }
 
 // Load reads, merges, interpolates and normalizes a Compose project the way
@@ -46,6 +50,14 @@ type LoadOptions struct {
 // file (and the service and field when known) and carry
 // errdefs.ErrInvalidArgument, or errdefs.ErrNotFound when no file is found.
 func Load(ctx context.Context, o LoadOptions) (*types.Project, error) {
+	if o.CacheDir != "" {
+		return loadCached(ctx, o)
+	}
+	return load(ctx, o, nil)
+}
+
+// load is Load without the cache; in records the files it reads.
+func load(ctx context.Context, o LoadOptions, in *loadInputs) (*types.Project, error) {
 	paths, err := absPaths(o.WorkingDir, o.ConfigPaths)
 	if err != nil {
 		return nil, err
@@ -114,6 +126,7 @@ func Load(ctx context.Context, o LoadOptions) (*types.Project, error) {
 			return nil, loadError(err, po.ConfigPaths)
 		}
 	}
+	in.options(po, discoveryStart(o, projectDir), len(paths) == 0)
 	// env_file is resolved here rather than by compose-go so a missing file
 	// is reported with the service that names it.
 	if err := cli.WithoutEnvironmentResolution(po); err != nil {
@@ -132,6 +145,7 @@ func Load(ctx context.Context, o LoadOptions) (*types.Project, error) {
 	if err := checkEnvFiles(p); err != nil {
 		return nil, err
 	}
+	in.project(p)
 	// As docker compose: env_file merged into environment (and dropped, so
 	// config prints what the containers get), and networks, volumes,
 	// secrets and configs that no enabled service uses left out.

@@ -287,11 +287,12 @@ func hostAddress(p network.Published) string {
 // withPorts shows a running container's ports as they are published now
 // (a port given without a host port shows the one it got), as docker
 // compose ps does; a stopped container publishes none; exposed ports follow.
-func withPorts(ctx context.Context, e *engine.Engine, s ContainerSummary, i engine.Info) ContainerSummary {
+// published holds every running container's published ports, by ID.
+func withPorts(s ContainerSummary, i engine.Info, published map[string][]network.Published) ContainerSummary {
 	s.Publishers = nil
 	var ps []network.Published
 	if i.Running() {
-		ps, _ = e.PublishedPorts(ctx, i.ID)
+		ps = published[i.ID]
 	}
 	var texts []string
 	for _, p := range ps {

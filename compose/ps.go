@@ -12,6 +12,7 @@ import (
 
 	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/engine/image"
+	"github.com/berth-dev/berth/engine/network"
 )
 
 // ContainerSummary is one row of berth ps, with docker compose's field
@@ -80,6 +81,12 @@ func Ps(ctx context.Context, e *engine.Engine, p *types.Project, o PsOptions) ([
 	if err != nil {
 		return nil, err
 	}
+	// One read of the firewall for all rows (a read per row made ps
+	// quadratic in the containers). A ps that cannot read it still lists.
+	var published map[string][]network.Published
+	if slices.ContainsFunc(infos, engine.Info.Running) {
+		published, _ = e.AllPublishedPorts(ctx)
+	}
 	var out []ContainerSummary
 	for _, i := range infos {
 		switch {
@@ -90,7 +97,7 @@ func Ps(ctx context.Context, e *engine.Engine, p *types.Project, o PsOptions) ([
 		case !o.Orphans && isOrphan(p, i.Config.Labels[LabelService]):
 			continue
 		}
-		out = append(out, withPorts(ctx, e, summarize(i, p.Name), i))
+		out = append(out, withPorts(summarize(i, p.Name), i, published))
 	}
 	return out, nil
 }

@@ -124,3 +124,9 @@ func (e *Engine) PublishedPorts(ctx context.Context, id string) ([]network.Publi
 	}
 	return ps, nil
 }
+
+// AllPublishedPorts are the ports every running container publishes, by
+// container ID, from one read of the firewall: for listings (ps).
+func (e *Engine) AllPublishedPorts(ctx context.Context) (map[string][]network.Published, error) {
+	return e.Networks.PublishedAll(ctx)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/berth-dev/berth/compose"
 	"github.com/berth-dev/berth/compose/progress"
+	"github.com/berth-dev/berth/engine"
 )
 
 // projectFlags are the flags every project verb shares, as docker compose
@@ -49,6 +51,9 @@ func (f *projectFlags) loadOptions() compose.LoadOptions {
 		ProjectDir:  f.projectDir,
 		EnvFiles:    f.envFiles,
 		Profiles:    f.profiles,
+		// Loaded models are cached under $BERTH_RUN (tmpfs: a reboot
+		// empties it); a user who cannot write there loads every time.
+		CacheDir: filepath.Join(engine.OptionsFromEnv().Run, "cache", "load"),
 	}
 }
 

@@ -279,25 +279,37 @@ type Published struct {
 
 // Published lists the ports the container publishes now, as its rules say.
 func (m *Manager) Published(ctx context.Context, containerID string) ([]Published, error) {
+	all, err := m.PublishedAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return all[containerID], nil
+}
+
+// PublishedAll is Published for every container of this instance, by
+// container ID, from one read of the rule set: for listings of many.
+func (m *Manager) PublishedAll(ctx context.Context) (map[string][]Published, error) {
 	all, err := allPublished()
 	if err != nil {
 		return nil, err
 	}
-	var out []Published
+	out := map[string][]Published{}
 	for _, p := range all {
-		if p.table == m.cfg.Table && p.containerID == containerID {
-			out = append(out, Published{Port: p.port, IPv4: p.v4, IPv6: p.v6})
+		if p.table == m.cfg.Table {
+			out[p.containerID] = append(out[p.containerID], Published{Port: p.port, IPv4: p.v4, IPv6: p.v6})
 		}
 	}
-	slices.SortFunc(out, func(a, b Published) int {
-		if a.ContainerPort != b.ContainerPort {
-			return int(a.ContainerPort) - int(b.ContainerPort)
-		}
-		if a.Protocol != b.Protocol {
-			return strings.Compare(a.Protocol, b.Protocol)
-		}
-		return a.HostIP.Compare(b.HostIP)
-	})
+	for _, ps := range out {
+		slices.SortFunc(ps, func(a, b Published) int {
+			if a.ContainerPort != b.ContainerPort {
+				return int(a.ContainerPort) - int(b.ContainerPort)
+			}
+			if a.Protocol != b.Protocol {
+				return strings.Compare(a.Protocol, b.Protocol)
+			}
+			return a.HostIP.Compare(b.HostIP)
+		})
+	}
 	return out, nil
 }
 
