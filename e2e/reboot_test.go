@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -134,4 +135,60 @@ services:
 	}
 	e.must("down", "-t", "1")
 	e.mustBeGone("boot")
+}
+
+// TestSystemBootAfterARebootMustBringBackRestartingContainers: berth
+// system boot (what the systemd unit runs) starts, in every project, the
+// containers Docker's daemon would restart, on re-created networks; a ps
+// racing it after the reboot is safe; a second boot changes nothing.
+func TestSystemBootAfterARebootMustBringBackRestartingContainers(t *testing.T) {
+	e := newEnv(t)
+	e.useTestdata()
+	e.downAtEnd("bootrs")
+	e.downAtEnd("bootrs2")
+	e.must("up", "-d")
+	e.must("-f", "other/compose.yaml", "up", "-d")
+	e.must("stop", "-t", "0", "halted", "haltedalways")
+	simulateReboot(t, e)
+
+	// ps, many at once, racing the boot: each recovers or shows, under
+	// the containers' locks, and none fails.
+	results := make(chan result, 5)
+	go func() { results <- e.berth("system", "boot") }()
+	for range 4 {
+		go func() { results <- e.berth("ps", "-a", "--format", "json") }()
+	}
+	var boot result
+	for range 5 {
+		r := <-results
+		if r.code != 0 {
+			t.Fatalf("racing after the reboot: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		if !strings.HasPrefix(r.stdout, "{") {
+			boot = r
+		}
+	}
+	started := strings.Fields(boot.stdout)
+	slices.Sort(started)
+	if want := []string{"bootrs-client-1", "bootrs-haltedalways-1", "bootrs-web-1", "bootrs2-solo-1"}; !slices.Equal(started, want) {
+		t.Errorf("boot started %v, want %v", started, want)
+	}
+	for svc, want := range map[string]string{"web": "running", "client": "running", "haltedalways": "running", "halted": "exited", "plain": "exited", "onfailure": "exited"} {
+		if got := psRows(t, e)[svc].State; got != want {
+			t.Errorf("%s is %s after boot, want %s", svc, got, want)
+		}
+	}
+	if got := psRows(t, e, "-f", "other/compose.yaml")["solo"].State; got != "running" {
+		t.Errorf("the other project's solo is %s after boot", got)
+	}
+	if r := e.berth("exec", "-T", "client", "wget", "-q", "-O", "-", "http://web/www"); r.code != 0 || !strings.Contains(r.stdout, "up") {
+		t.Fatalf("client cannot reach web by name after the boot: %+v", r)
+	}
+	if r := e.must("system", "boot"); r.stdout != "" {
+		t.Errorf("a second boot started %q", r.stdout)
+	}
+	e.must("down", "-t", "0")
+	e.must("-f", "other/compose.yaml", "down", "-t", "0")
+	e.mustBeGone("bootrs")
+	e.mustBeGone("bootrs2")
 }

@@ -12,8 +12,29 @@ var _ = register(newSystemCommand)
 
 func newSystemCommand(*projectFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "system", Short: "Manage Berth"}
-	cmd.AddCommand(newSystemPruneCommand())
+	cmd.AddCommand(newSystemPruneCommand(), newSystemBootCommand())
 	return cmd
+}
+
+// newSystemBootCommand is what the berth-boot systemd unit runs: no daemon
+// survives a reboot, so this brings back what Docker's daemon would.
+func newSystemBootCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "boot",
+		Short: "Start the containers of every project that restart at boot (restart: always, or unless-stopped and not stopped)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			e, err := openEngine(cmd.Context())
+			if err != nil {
+				return err
+			}
+			started, err := e.Boot(cmd.Context())
+			for _, name := range started {
+				fmt.Fprintln(cmd.OutOrStdout(), name)
+			}
+			return err
+		},
+	}
 }
 
 func newSystemPruneCommand() *cobra.Command {
