@@ -26,15 +26,15 @@ import (
 // Config tells a shim where everything of its container is. The engine
 // writes it as JSON next to the socket; fields may be added over time.
 type Config struct {
-	ID        string `json:"id"`
-	Bundle    string `json:"bundle"`     // directory holding config.json (the OCI spec)
-	StateRoot string `json:"state_root"` // libcontainer's state directory root
-	LogPath   string `json:"log_path"`   // json-file log
-	// Log says how the log is kept (rotation) or whether it is at all.
-	Log        LogConfig `json:"log,omitzero"`
-	StatusPath string    `json:"status_path"` // Status record
-	Socket     string    `json:"socket"`      // control socket
-	PidFile    string    `json:"pid_file"`    // the shim's own pid
+	ID         string `json:"id"`
+	Bundle     string `json:"bundle"`      // directory holding config.json (the OCI spec)
+	StateRoot  string `json:"state_root"`  // libcontainer's state directory root
+	LogPath    string `json:"log_path"`    // json-file log
+	StatusPath string `json:"status_path"` // Status record
+	Socket     string `json:"socket"`      // control socket
+	PidFile    string `json:"pid_file"`    // the shim's own pid
+	// Log says how the log is kept (rotation), or whether it is at all.
+	Log LogConfig `json:"log,omitzero"`
 	// Restart is the Compose restart policy the shim applies: "no" (or
 	// empty), "always", "unless-stopped", "on-failure" or "on-failure:N".
 	Restart string `json:"restart,omitempty"`
