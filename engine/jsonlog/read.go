@@ -7,7 +7,10 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ReadOptions select what Read returns.
@@ -69,6 +72,7 @@ func follow(ctx context.Context, path string, cur *os.File, o ReadOptions, fn fu
 	br := bufio.NewReader(cur)
 	var partial []byte
 	moved := false // cur has been rotated away: drain it, then go on
+	var watch *dirWatch
 	for {
 		line, err := br.ReadBytes('\n')
 		if len(line) > 0 && line[len(line)-1] == '\n' {
@@ -134,11 +138,62 @@ func follow(ctx context.Context, path string, cur *os.File, o ReadOptions, fn fu
 			o.Follow = false
 			continue
 		}
+		if watch == nil {
+			watch = watchDir(filepath.Dir(path))
+			defer watch.close()
+			continue // what changed before the watch began
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-watch.changed:
+		case <-time.After(watch.fallback):
 		}
+	}
+}
+
+// dirWatch wakes a follower when anything in the log's directory changes:
+// the log grows or rotates, or a status file next to it (what Done reads)
+// is rewritten. Without inotify, or for what makes no event there (a
+// process that dies), the follower looks again after fallback anyway.
+type dirWatch struct {
+	f        *os.File
+	changed  chan struct{}
+	fallback time.Duration
+}
+
+func watchDir(dir string) *dirWatch {
+	w := &dirWatch{changed: make(chan struct{}, 1), fallback: time.Second}
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		w.fallback = 50 * time.Millisecond
+		return w
+	}
+	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_MODIFY|unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_DELETE|unix.IN_CLOSE_WRITE); err != nil {
+		unix.Close(fd)
+		w.fallback = 50 * time.Millisecond
+		return w
+	}
+	// Non-blocking, so reads go through Go's poller and close ends one.
+	w.f = os.NewFile(uintptr(fd), "inotify")
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			if _, err := w.f.Read(buf); err != nil {
+				return
+			}
+			select {
+			case w.changed <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return w
+}
+
+func (w *dirWatch) close() {
+	if w.f != nil {
+		w.f.Close()
 	}
 }
 
