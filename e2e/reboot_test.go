@@ -28,12 +28,23 @@ func simulateReboot(t *testing.T, e *env) {
 	dirs, _ := filepath.Glob(filepath.Join(e.root, "containers", "*", "status.json"))
 	for _, p := range dirs {
 		var st struct {
-			Pid     int `json:"pid"`
-			ShimPid int `json:"shim_pid"`
+			State   string `json:"state"`
+			Pid     int    `json:"pid"`
+			ShimPid int    `json:"shim_pid"`
 		}
-		if b, err := os.ReadFile(p); err == nil && json.Unmarshal(b, &st) == nil {
-			syscall.Kill(st.ShimPid, syscall.SIGKILL)
-			syscall.Kill(st.Pid, syscall.SIGKILL)
+		if b, err := os.ReadFile(p); err != nil || json.Unmarshal(b, &st) != nil {
+			continue
+		}
+		if st.State != "running" && st.State != "paused" && st.State != "restarting" {
+			// A stopped container's pids are stale (another process's by
+			// now), and its pid is 0: kill(0) would end the test's own
+			// process group.
+			continue
+		}
+		for _, pid := range []int{st.ShimPid, st.Pid} {
+			if pid > 0 {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
 		}
 	}
 	if st, err := netdns.ServerStatus(context.Background(), filepath.Join(e.run, "dns")); err == nil {
