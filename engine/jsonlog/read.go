@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/berth-dev/berth/internal/fswatch"
 )
 
 // ReadOptions select what Read returns.
@@ -139,8 +139,8 @@ func follow(ctx context.Context, path string, cur *os.File, o ReadOptions, fn fu
 			continue
 		}
 		if watch == nil {
-			watch = watchDir(filepath.Dir(path))
-			defer watch.close()
+			watch = watchDir(ctx, filepath.Dir(path))
+			defer watch.stop()
 			continue // what changed before the watch began
 		}
 		select {
@@ -157,44 +157,27 @@ func follow(ctx context.Context, path string, cur *os.File, o ReadOptions, fn fu
 // is rewritten. Without inotify, or for what makes no event there (a
 // process that dies), the follower looks again after fallback anyway.
 type dirWatch struct {
-	f        *os.File
-	changed  chan struct{}
+	changed  chan []string
 	fallback time.Duration
+	stop     func()
 }
 
-func watchDir(dir string) *dirWatch {
-	w := &dirWatch{changed: make(chan struct{}, 1), fallback: time.Second}
-	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+func watchDir(ctx context.Context, dir string) *dirWatch {
+	w := &dirWatch{changed: make(chan []string, 1), fallback: time.Second, stop: func() {}}
+	// Only the directory's own entries: not what is below its
+	// subdirectories (a container's files/).
+	fw, err := fswatch.New([]string{dir}, func(p string) bool { return filepath.Dir(p) != dir }, 0)
 	if err != nil {
 		w.fallback = 50 * time.Millisecond
 		return w
 	}
-	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_MODIFY|unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_DELETE|unix.IN_CLOSE_WRITE); err != nil {
-		unix.Close(fd)
-		w.fallback = 50 * time.Millisecond
-		return w
+	ctx, cancel := context.WithCancel(ctx)
+	go fw.Run(ctx, w.changed)
+	w.stop = func() {
+		cancel()
+		fw.Close()
 	}
-	// Non-blocking, so reads go through Go's poller and close ends one.
-	w.f = os.NewFile(uintptr(fd), "inotify")
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			if _, err := w.f.Read(buf); err != nil {
-				return
-			}
-			select {
-			case w.changed <- struct{}{}:
-			default:
-			}
-		}
-	}()
 	return w
-}
-
-func (w *dirWatch) close() {
-	if w.f != nil {
-		w.f.Close()
-	}
 }
 
 // emit decodes one line and hands it to fn; a line that is not an entry
