@@ -14,8 +14,14 @@ BENCH     ?= .
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-build: ## build bin/berth (static, cgo, seccomp)
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/berth
+# The lean helper (shims, container init, DNS server) is built first and
+# embedded in berth (tag berth_helper); see docs/architecture.md.
+HELPER    := cmd/berth/berth-helper
+
+build: ## build bin/berth (static, cgo, seccomp), carrying the lean helper
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(HELPER) ./cmd/berth-helper
+	cd $(dir $(HELPER)) && sha256sum $(notdir $(HELPER)) > $(notdir $(HELPER)).sum
+	$(GO) build -tags $(TAGS),berth_helper -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/berth
 
 # NET_E2E are the networking tests, run again on a dirty host: a namespace
 # whose forward chains drop (iptables-nft with DOCKER-USER, iptables-legacy,
@@ -24,14 +30,14 @@ NET_E2E := Network|DNS|Port|Hello|Replicas|Reboot
 
 test: build ## unit tests, then e2e tests (again on a dirty host for networking) and the host-wide leak check
 	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v /e2e)
-	$(GO) test -count=1 -timeout 30m ./e2e/
-	BERTH_E2E_DIRTY=1 $(GO) test -count=1 -timeout 30m -run '$(NET_E2E)' ./e2e/
+	BERTH=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m ./e2e/
+	BERTH=$(CURDIR)/$(BIN) BERTH_E2E_DIRTY=1 $(GO) test -count=1 -timeout 30m -run '$(NET_E2E)' ./e2e/
 
 test-unit: ## tests of every package but e2e
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
 
 test-e2e: build ## end-to-end tests against bin/berth
-	$(GO) test -count=1 -timeout 30m -v ./e2e/
+	BERTH=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m -v ./e2e/
 
 bench: build ## up/down timings for 3 and 20 services; ps and no-op up -d; pull and unpack of a 100 MB image; builds; DNS, published ports, 100 networks; logs of 20 chatty services (BENCH=regexp picks some)
 	BERTH=$(CURDIR)/$(BIN) $(GO) test -count=1 -run '^$$' -bench '$(BENCH)' -benchtime 5x -timeout 30m ./e2e/ | tee bench.out
@@ -82,4 +88,4 @@ fuzz: ## run each fuzz target for FUZZTIME (20 s)
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./engine/build/
 
 clean: ## remove build outputs
-	rm -rf bin bench.out
+	rm -rf bin bench.out $(HELPER) $(HELPER).sum

@@ -41,9 +41,9 @@ func TestMain(m *testing.M) {
 	code := func() int {
 		if berthBin = os.Getenv("BERTH"); berthBin == "" {
 			berthBin = filepath.Join(workDir, "berth")
-			// As make build does: a static binary, which init: true
-			// runs inside containers.
-			build := exec.Command("go", "build", "-tags", "seccomp,netgo,osusergo", "-trimpath", "-ldflags", "-s -w -extldflags -static", "-o", berthBin, "../cmd/berth")
+			// make build: a static binary (init: true runs it inside
+			// containers) carrying the lean helper.
+			build := exec.Command("make", "-C", "..", "build", "BIN="+berthBin)
 			build.Stdout, build.Stderr = os.Stdout, os.Stderr
 			if err := build.Run(); err != nil {
 				fmt.Println("e2e: build:", err)

@@ -157,7 +157,7 @@ func (s stepRunner) Run(ctx context.Context, p build.Process) (int, error) {
 	}
 	// The shim creates the container and holds it; the step's output is
 	// streamed from before the start, so not a line is missed.
-	sh, err := runtime.Spawn(ctx, e.opts.Exe, cfg, filepath.Join(runDir, "shim.log"))
+	sh, err := runtime.Spawn(ctx, e.opts.Helper, cfg, filepath.Join(runDir, "shim.log"))
 	defer sh.Release()
 	if err != nil {
 		return -1, err

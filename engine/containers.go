@@ -276,7 +276,7 @@ func (e *Engine) startContainer(ctx context.Context, id string, extra runtime.Co
 	cfg.StopSignal = c.Config.StopSignal
 	cfg.Health = c.Config.Run.Healthcheck
 	cfg.OpenStdin = cfg.OpenStdin || c.Config.Run.OpenStdin
-	sh, err = runtime.Spawn(ctx, e.opts.Exe, cfg, filepath.Join(runDir, "shim.log"))
+	sh, err = runtime.Spawn(ctx, e.opts.Helper, cfg, filepath.Join(runDir, "shim.log"))
 	if err != nil {
 		return sh, fmt.Errorf("start container %s: %w", c.Name, err)
 	}

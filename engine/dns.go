@@ -111,7 +111,7 @@ func (e *Engine) spawnDNS(ready *os.File) error {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(e.opts.Exe, "dns", "--dir", e.dnsDir(), "--ready-fd", "3")
+	cmd := exec.Command(e.opts.Helper, "dns", "--dir", e.dnsDir(), "--ready-fd", "3")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{ready}
 	cmd.Dir = "/"

@@ -28,7 +28,12 @@ const (
 type Options struct {
 	Root string // persistent state; $BERTH_ROOT
 	Run  string // state that dies with a reboot; $BERTH_RUN
-	Exe  string // the berth binary that runs shims and the DNS server
+	Exe  string // the berth binary
+	// Helper is the binary that runs shims (and, through them,
+	// libcontainer's init, the container entry and init: true's init) and
+	// the DNS server: berth's lean helper (cmd/berth-helper), or Exe when
+	// empty.
+	Helper string
 }
 
 // OptionsFromEnv reads BERTH_ROOT and BERTH_RUN, falling back to defaults.
@@ -89,6 +94,9 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 		if o.Exe, err = os.Executable(); err != nil {
 			return nil, err
 		}
+	}
+	if o.Helper == "" {
+		o.Helper = o.Exe
 	}
 	for _, d := range []string{o.Root, o.Run} {
 		if err := os.MkdirAll(d, 0o700); err != nil {

@@ -36,7 +36,7 @@ func (e *Engine) isolationOpts(ctx context.Context, c container.Container, rootf
 		opts = append(opts, container.WithAdditionalGids(gids))
 	}
 	if sec.Init {
-		if err := runtime.CheckInitBinary(e.opts.Exe); err != nil {
+		if err := runtime.CheckInitBinary(e.opts.Helper); err != nil {
 			return nil, fmt.Errorf("container %s: %w: %w", c.Name, err, errdefs.ErrFailedPrecondition)
 		}
 		opts = append(opts, func(s *specs.Spec) error {

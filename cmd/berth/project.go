@@ -23,7 +23,9 @@ func openEngine(ctx context.Context) (*engine.Engine, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("berth needs root (namespaces, cgroups, bridges): %w", errdefs.ErrFailedPrecondition)
 	}
-	return engine.Open(ctx, engine.OptionsFromEnv())
+	o := engine.OptionsFromEnv()
+	o.Helper = helperPath(o.Run)
+	return engine.Open(ctx, o)
 }
 
 // loadProject loads the project; warn prints its unsupported-key warnings

@@ -1,0 +1,70 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestShimsAndDNSMustRunTheLeanHelper: berth (as make build makes it)
+// installs the helper it carries under $BERTH_RUN/helper/<sum>/berth and
+// runs every shim and the DNS server from it; containers, exec and
+// init: true work through it, and ps still names the processes berth.
+func TestShimsAndDNSMustRunTheLeanHelper(t *testing.T) {
+	e := newEnv(t)
+	e.writeProject(map[string]string{"compose.yaml": `
+services:
+  plain:
+    image: busybox
+    command: ["sleep", "3600"]
+  withinit:
+    image: busybox
+    init: true
+    command: ["sleep", "3600"]
+`})
+	e.downAtEnd("leanhelper")
+	e.must("-p", "leanhelper", "up", "-d")
+	helpers, _ := filepath.Glob(filepath.Join(e.run, "helper", "*", "berth"))
+	if len(helpers) != 1 {
+		t.Fatalf("helpers installed: %v, want one", helpers)
+	}
+	exe := func(pid int) string {
+		t.Helper()
+		p, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pids, _ := filepath.Glob(filepath.Join(e.run, "containers", "*", "shim.pid"))
+	if len(pids) != 2 {
+		t.Fatalf("shims: %v", pids)
+	}
+	for _, p := range append(pids, filepath.Join(e.run, "dns", "dns.pid")) {
+		if got := exe(pidIn(p)); got != helpers[0] {
+			t.Errorf("%s runs %s, want the helper %s", p, got, helpers[0])
+		}
+	}
+	if fi, err := os.Stat(helpers[0]); err != nil || fi.Mode().Perm() != 0o500 {
+		t.Errorf("helper mode: %v %v", fi.Mode(), err)
+	}
+	// The helper is smaller than berth: it carries no Compose code.
+	hf, _ := os.Stat(helpers[0])
+	bf, _ := os.Stat(berthBin)
+	if hf.Size() >= bf.Size()/2 {
+		t.Errorf("helper is %d bytes, berth %d: not lean", hf.Size(), bf.Size())
+	}
+	if got := inside(t, e, "withinit", "cat /proc/1/cmdline | tr '\\0' ' '"); !strings.HasPrefix(got, "/proc/self/exe container-entry ") {
+		t.Errorf("init: true's PID 1 is %q", got)
+	}
+	if got := inside(t, e, "plain", "echo hi"); strings.TrimSpace(got) != "hi" {
+		t.Errorf("exec through the helper's shim: %q", got)
+	}
+	// A second up reuses the installed helper.
+	e.must("-p", "leanhelper", "up", "-d", "--force-recreate")
+	if again, _ := filepath.Glob(filepath.Join(e.run, "helper", "*", "berth")); len(again) != 1 {
+		t.Errorf("helpers after a second up: %v", again)
+	}
+}
