@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	composeerr "github.com/compose-spec/compose-go/v2/errdefs"
@@ -269,15 +270,15 @@ func relTo(dir, path string) string {
 var (
 	// compose-go reports unreadable files as `compose file "/x/compose.yaml"
 	// [set by ...] is invalid: <cause>`.
-	reComposeFile = regexp.MustCompile(`^compose file "([^"]+)"[^:]* is invalid: (.*)$`)
+	reComposeFile = lazyRegexp(`^compose file "([^"]+)"[^:]* is invalid: (.*)$`)
 	// Schema errors: `validating /x/compose.yaml: services.web.foo false schema`.
-	reValidating = regexp.MustCompile(`^validating (.+?): ([^ ]+) (.*)$`)
+	reValidating = lazyRegexp(`^validating (.+?): ([^ ]+) (.*)$`)
 	// Interpolation: `error while interpolating services.web.image: <cause>`.
-	reInterpolating = regexp.MustCompile(`^error while interpolating ([^ :]+): (.*)$`)
+	reInterpolating = lazyRegexp(`^error while interpolating ([^ :]+): (.*)$`)
 	// go-yaml v4's parse errors, with the line they are at.
-	reGoYAML = regexp.MustCompile(`go-yaml load error in [a-z]+(?: \(([^)]*)\))? at L(\d+)(?:\.C(\d+))?(?:-L(\d+)(?:\.C(\d+))?)?: (.*)$`)
+	reGoYAML = lazyRegexp(`go-yaml load error in [a-z]+(?: \(([^)]*)\))? at L(\d+)(?:\.C(\d+))?(?:-L(\d+)(?:\.C(\d+))?)?: (.*)$`)
 	// Errors that start with the object they are about: `service "web" ...`.
-	reObject = regexp.MustCompile(`^(service|volume|network) "([^"]+)"`)
+	reObject = lazyRegexp(`^(service|volume|network) "([^"]+)"`)
 )
 
 // loadError turns a compose-go error into one line naming the file, the
@@ -285,7 +286,7 @@ var (
 // class. compose-go reports most problems without the file they come from,
 // so the files are parsed again (only on this error path) to find it.
 // reCycle matches compose-go's "dependency cycle detected: a -> b -> a".
-var reCycle = regexp.MustCompile(`dependency cycle detected: (.+)$`)
+var reCycle = lazyRegexp(`dependency cycle detected: (.+)$`)
 
 func loadError(err error, files []string) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -300,7 +301,7 @@ func loadError(err error, files []string) error {
 		file string
 		line int
 	)
-	if m := reCycle.FindStringSubmatch(msg); m != nil {
+	if m := reCycle().FindStringSubmatch(msg); m != nil {
 		// compose-go finds cycles before our graph does; say it our way,
 		// which names every service of the cycle.
 		parts := strings.Split(m[1], " -> ")
@@ -313,17 +314,17 @@ func loadError(err error, files []string) error {
 	case strings.HasPrefix(msg, "invalid project name"):
 		// From -p or COMPOSE_PROJECT_NAME, not from a file.
 		return fmt.Errorf("%s: %w", msg, class)
-	case reComposeFile.MatchString(msg):
-		sm := reComposeFile.FindStringSubmatch(msg)
+	case reComposeFile().MatchString(msg):
+		sm := reComposeFile().FindStringSubmatch(msg)
 		file, msg = sm[1], sm[2]
 		if errors.Is(err, os.ErrNotExist) {
 			msg, class = "no such file or directory", errdefs.ErrNotFound
 		}
-	case reGoYAML.MatchString(msg):
+	case reGoYAML().MatchString(msg):
 		// go-yaml v4: "go-yaml load error in parser (while parsing ...) at
 		// L3.C12-L4.C1: did not find expected ','".
 		// The range runs from where the construct began to the problem.
-		sm := reGoYAML.FindStringSubmatch(msg)
+		sm := reGoYAML().FindStringSubmatch(msg)
 		while, at, problem := sm[1], yamlMark(sm[2], sm[3]), yamlMark(sm[4], sm[5])
 		msg = sm[6]
 		if problem == "" {
@@ -353,8 +354,8 @@ func loadError(err error, files []string) error {
 		if i := strings.LastIndex(msg, ": line "); i >= 0 {
 			msg = msg[i+2:] // drop the "while parsing ... at line N" context
 		}
-	case reValidating.MatchString(msg):
-		sm := reValidating.FindStringSubmatch(msg)
+	case reValidating().MatchString(msg):
+		sm := reValidating().FindStringSubmatch(msg)
 		file = sm[1]
 		path := strings.Split(sm[2], ".")
 		cause := sm[3]
@@ -365,8 +366,8 @@ func loadError(err error, files []string) error {
 		}
 		line = lineOf(srcs, file, sm[2])
 		msg = joinNonEmpty(describePath(path), cause)
-	case reInterpolating.MatchString(msg):
-		sm := reInterpolating.FindStringSubmatch(msg)
+	case reInterpolating().MatchString(msg):
+		sm := reInterpolating().FindStringSubmatch(msg)
 		path := strings.Split(sm[1], ".")
 		for _, s := range srcs {
 			if n := s.lookup(path); n != nil && strings.Contains(n.Value, "$") {
@@ -375,8 +376,8 @@ func loadError(err error, files []string) error {
 			}
 		}
 		msg = joinNonEmpty(describePath(path), sm[2])
-	case reObject.MatchString(msg):
-		om := reObject.FindStringSubmatch(msg)
+	case reObject().MatchString(msg):
+		om := reObject().FindStringSubmatch(msg)
 		path := []string{om[1] + "s", om[2]}
 		// The last file that mentions the object is the likeliest culprit:
 		// it overrides the earlier ones.
@@ -659,4 +660,10 @@ func Unsupported(p *types.Project) []string {
 		}
 	}
 	return out
+}
+
+// lazyRegexp compiles expr on first use: the patterns of loadError serve
+// only failed loads, and every berth process would compile them at start.
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
 }
