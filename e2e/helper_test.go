@@ -42,10 +42,13 @@ services:
 	if len(pids) != 2 {
 		t.Fatalf("shims: %v", pids)
 	}
-	for _, p := range append(pids, filepath.Join(e.run, "dns", "dns.pid")) {
+	for _, p := range pids {
 		if got := exe(pidIn(p)); got != helpers[0] {
 			t.Errorf("%s runs %s, want the helper %s", p, got, helpers[0])
 		}
+	}
+	if got := exe(e.dnsPid()); got != helpers[0] {
+		t.Errorf("the DNS server runs %s, want the helper %s", got, helpers[0])
 	}
 	if fi, err := os.Stat(helpers[0]); err != nil || fi.Mode().Perm() != 0o500 {
 		t.Errorf("helper mode: %v %v", fi.Mode(), err)

@@ -60,7 +60,7 @@ func BenchmarkStartCost(b *testing.B) {
 		tree := readNs(b, filepath.Join(cg, "cpuacct.usage"))
 		inst := readNs(b, filepath.Join(acct, engine.Instance(e.root), "cpuacct.usage"))
 		cliNs := float64(c.ProcessState.UserTime() + c.ProcessState.SystemTime())
-		dnsNs := taskCPU(pidIn(filepath.Join(e.run, "dns", "dns.pid")))
+		dnsNs := taskCPU(e.dnsPid())
 		total = append(total, (tree+inst)/n)
 		cli = append(cli, cliNs/n)
 		dns = append(dns, dnsNs/n)
