@@ -58,7 +58,9 @@ services:
   slow:
     image: busybox
     command: [sh, -c, 'sleep 1; touch /tmp/ok; exec sleep 3600']
-    healthcheck: {test: [CMD-SHELL, test -f /tmp/ok], interval: 300ms}
+    # retries: 3 would race the 1 s sleep (probes at about 0.3, 0.6 and
+    # 0.9 s plus their cost): a fast start made it unhealthy.
+    healthcheck: {test: [CMD-SHELL, test -f /tmp/ok], interval: 300ms, retries: 20}
 `
 	e.writeProject(map[string]string{"compose.yaml": project})
 	e.downAtEnd("wt")

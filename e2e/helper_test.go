@@ -14,7 +14,9 @@ import (
 // init: true work through it, and ps still names the processes berth.
 func TestShimsAndDNSMustRunTheLeanHelper(t *testing.T) {
 	e := newEnv(t)
+	// The project is named in the file: exec (inside) takes no -p.
 	e.writeProject(map[string]string{"compose.yaml": `
+name: leanhelper
 services:
   plain:
     image: busybox
@@ -25,7 +27,7 @@ services:
     command: ["sleep", "3600"]
 `})
 	e.downAtEnd("leanhelper")
-	e.must("-p", "leanhelper", "up", "-d")
+	e.must("up", "-d")
 	helpers, _ := filepath.Glob(filepath.Join(e.run, "helper", "*", "berth"))
 	if len(helpers) != 1 {
 		t.Fatalf("helpers installed: %v, want one", helpers)
@@ -66,7 +68,7 @@ services:
 		t.Errorf("exec through the helper's shim: %q", got)
 	}
 	// A second up reuses the installed helper.
-	e.must("-p", "leanhelper", "up", "-d", "--force-recreate")
+	e.must("up", "-d", "--force-recreate")
 	if again, _ := filepath.Glob(filepath.Join(e.run, "helper", "*", "berth")); len(again) != 1 {
 		t.Errorf("helpers after a second up: %v", again)
 	}
