@@ -45,7 +45,7 @@ import (
 // clean" entries), nor a model that does not survive the encoding intact.
 
 // loadCacheFormat changes whenever the entry's layout or meaning does.
-const loadCacheFormat = "berth-load-cache-1"
+const loadCacheFormat = "berth-load-cache-2"
 
 // loadCacheMax bounds the entries kept; the oldest go first.
 const loadCacheMax = 64

@@ -1,6 +1,7 @@
 package compose
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -206,6 +207,10 @@ func TestModelCodec(t *testing.T) {
 	data, err := encodeModel(in)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Unset fields are left out (a cache hit decodes only what is there).
+	if bytes.Contains(data, []byte(`"CapAdd"`)) || !bytes.Contains(data, []byte(`"Entrypoint"`)) {
+		t.Fatalf("encoding has unset fields or lacks set ones: %s", data)
 	}
 	out := new(types.Project)
 	if err := decodeModel(data, out); err != nil {

@@ -13,15 +13,16 @@ import (
 // follows compose-go's tags (which leave out fields such as x-* extensions
 // and custom labels) and gob cannot tell an empty list from none nor carry
 // a nil pointer in a map, while `entrypoint: []` and `environment: {A:}`
-// mean something. This one writes every exported field, keeps nil apart
-// from empty, and tags the dynamic values of extensions with their type.
+// mean something. This one writes every exported field that is set, keeps
+// nil apart from empty, and tags the dynamic values of extensions with
+// their type.
 // The cache still checks that a model comes back DeepEqual before keeping
 // it.
 //
 // As JSON: a nil pointer, map, slice or interface is null; a pointer is a
 // one-element list; a map is a list of [key, value] pairs; a struct is an
-// object of its exported fields; an interface is [type, value]; numbers
-// are strings.
+// object of its exported fields that are not zero (a zero one decodes as
+// it was left); an interface is [type, value]; numbers are strings.
 
 // encodeModel encodes v (a pointer) as described above.
 func encodeModel(v any) ([]byte, error) {
@@ -108,7 +109,9 @@ func modelTree(v reflect.Value) (any, error) {
 		out := map[string]any{}
 		t := v.Type()
 		for i := range t.NumField() {
-			if !t.Field(i).IsExported() {
+			// A zero field is left out: decoding leaves it zero (nil and
+			// empty lists and maps stay apart: only nil is zero).
+			if !t.Field(i).IsExported() || v.Field(i).IsZero() {
 				continue
 			}
 			e, err := modelTree(v.Field(i))
