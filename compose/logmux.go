@@ -26,6 +26,10 @@ type LogOptions struct {
 	Timestamps bool
 	Color      bool // prefix colours; the CLI sets it only on a terminal
 	NoPrefix   bool
+	// Since and Until bound the lines shown by their time (zero: no
+	// bound); following ends at Until.
+	Since, Until time.Time
+	Index        int // the replica of each service to show; 0: every one
 }
 
 // palette is the order docker compose hands colours to services.
@@ -118,10 +122,11 @@ func newLogTarget(project string, i engine.Info) logTarget {
 
 // joiner says which containers that start while logs are followed join
 // the output: those of the project (not one-off) and of the services (all
-// when none are named).
-func joiner(project string, services []string) func(engine.Info) (logTarget, bool) {
+// when none are named); replica index only, unless 0.
+func joiner(project string, services []string, index int) func(engine.Info) (logTarget, bool) {
 	return func(i engine.Info) (logTarget, bool) {
-		if len(filterContainers([]engine.Info{i}, project, withoutOneOff, services...)) == 0 {
+		if len(filterContainers([]engine.Info{i}, project, withoutOneOff, services...)) == 0 ||
+			index > 0 && observed(i).Number != index {
 			return logTarget{}, false
 		}
 		return newLogTarget(project, i), true
@@ -137,7 +142,7 @@ func Logs(ctx context.Context, e *engine.Engine, p *types.Project, services []st
 			return fmt.Errorf("no such service: %s: %w", s, errdefs.ErrNotFound)
 		}
 	}
-	return followTargets(ctx, e, joiner(p.Name, services), out, o, nil)
+	return followTargets(ctx, e, joiner(p.Name, services, o.Index), out, o, nil)
 }
 
 // followTargets prints the logs of the containers join accepts. Not
@@ -146,9 +151,19 @@ func Logs(ctx context.Context, e *engine.Engine, p *types.Project, services []st
 // starts meanwhile joins in: a new one with all its lines, one seen
 // before (restarted) from its first line not yet shown. onExit, if set,
 // hears of each container whose log ended.
-func followTargets(ctx context.Context, e *engine.Engine, join func(engine.Info) (logTarget, bool), out io.Writer, o LogOptions, onExit func(t logTarget)) error {
-	ctx, cancel := context.WithCancel(ctx)
+func followTargets(parent context.Context, e *engine.Engine, join func(engine.Info) (logTarget, bool), out io.Writer, o LogOptions, onExit func(t logTarget)) error {
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
+	if o.Follow && !o.Until.IsZero() {
+		// docker logs --until stops following then; one in the past
+		// leaves nothing to follow.
+		if d := time.Until(o.Until); d > 0 {
+			stop := time.AfterFunc(d, cancel)
+			defer stop.Stop()
+		} else {
+			o.Follow = false
+		}
+	}
 	var (
 		events  chan engine.Event
 		evErr   = make(chan error, 1)
@@ -208,7 +223,7 @@ func followTargets(ctx context.Context, e *engine.Engine, join func(engine.Info)
 		go func() {
 			last := since
 			err := e.Logs(ctx, t.ID, engine.LogOptions{Tail: tail, Follow: o.Follow}, func(en jsonlog.Entry) error {
-				if !en.Time.After(since) {
+				if !en.Time.After(since) || en.Time.Before(o.Since) || !o.Until.IsZero() && en.Time.After(o.Until) {
 					return nil
 				}
 				mux.Line(t.Prefix, t.Service, en)
@@ -268,6 +283,9 @@ func followTargets(ctx context.Context, e *engine.Engine, join func(engine.Info)
 	cancel()
 	if evErr != nil && o.Follow {
 		<-evErr
+	}
+	if firstErr == nil {
+		firstErr = parent.Err() // Ctrl-C, not --until
 	}
 	return firstErr
 }

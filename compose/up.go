@@ -192,7 +192,7 @@ func attach(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest
 	if err != nil {
 		return err
 	}
-	join := joiner(p.Name, services)
+	join := joiner(p.Name, services, 0)
 	if len(services) == 0 {
 		join = func(engine.Info) (logTarget, bool) { return logTarget{}, false }
 	}

@@ -66,3 +66,36 @@ func TestBadInputMustFailWithOneLineAndChangeNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestBadCommandLinesMustFailWithOneLine: an unknown verb, subcommand or
+// flag, an unknown service named to any verb, and two services with one
+// container_name exit 1 with one clear line, and nothing is created.
+func TestBadCommandLinesMustFailWithOneLine(t *testing.T) {
+	e := newEnv(t)
+	e.writeProject(map[string]string{"compose.yaml": "name: badcl\nservices:\n  web: {image: busybox, command: [sleep, '3600']}\n"})
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"pul"}, `unknown berth command: "pul"`},
+		{[]string{"image", "tagg", "a", "b"}, `unknown berth command: "image tagg"`},
+		{[]string{"up", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"logs", "nope"}, "no such service: nope"},
+		{[]string{"stop", "nope"}, "no such service: nope"},
+		{[]string{"restart", "nope"}, "no such service: nope"},
+		{[]string{"events", "nope"}, "no such service: nope"},
+		{[]string{"up", "-d", "nope"}, "no such service: nope"},
+	} {
+		r := e.berth(tc.args...)
+		if r.code != 1 || !strings.Contains(r.stderr, tc.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 1 {
+			t.Errorf("berth %v: exit %d, stderr %q; want %q", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+	e.writeProject(map[string]string{"compose.yaml": "name: badcl\nservices:\n  a: {image: busybox, container_name: same}\n  b: {image: busybox, container_name: same}\n"})
+	if r := e.berth("up", "-d"); r.code != 1 || !strings.Contains(r.stderr, "same") {
+		t.Errorf("two services with one container_name: %+v", r)
+	}
+	if names := psNames(e, "-p", "badcl"); names != "" {
+		t.Fatalf("created %s", names)
+	}
+}

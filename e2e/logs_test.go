@@ -75,3 +75,54 @@ services:
 	}
 	e.mustBeGone("lf")
 }
+
+// TestLogsMustSelectByTimeAndReplica: --since and --until (times as
+// logs -t prints them, and durations) bound the lines shown; --index
+// shows one replica.
+func TestLogsMustSelectByTimeAndReplica(t *testing.T) {
+	e := newEnv(t)
+	e.writeProject(map[string]string{"compose.yaml": `
+name: lsel
+services:
+  w: {image: busybox, command: [sh, -c, 'echo first; sleep 1; echo second; exec sleep 3600'], scale: 2}
+`})
+	e.downAtEnd("lsel")
+	e.must("up", "-d")
+	eventually(t, 20*time.Second, func() error {
+		if out := e.must("logs", "--no-color").stdout; strings.Count(out, "second") != 2 {
+			return fmt.Errorf("logs: %q", out)
+		}
+		return nil
+	})
+	r := e.must("logs", "--no-color", "--index", "2")
+	if r.stdout != "w-2  | first\nw-2  | second\n" {
+		t.Fatalf("logs --index 2: %q", r.stdout)
+	}
+	// Timestamps of w-1's lines, as logs -t shows them.
+	stamps := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(e.must("logs", "-t", "--no-log-prefix", "--index", "1").stdout), "\n") {
+		ts, text, _ := strings.Cut(l, " ")
+		stamps[text] = ts
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--since", stamps["second"]}, "second\n"},
+		{[]string{"--until", stamps["first"]}, "first\n"},
+		{[]string{"--since", "1h"}, "first\nsecond\n"},
+		{[]string{"--until", "1h"}, ""},
+	} {
+		args := append([]string{"logs", "--no-log-prefix", "--index", "1"}, tc.args...)
+		if r := e.must(args...); r.stdout != tc.want {
+			t.Errorf("logs %v: %q, want %q", tc.args, r.stdout, tc.want)
+		}
+	}
+	if r := e.berth("logs", "--since", "yesterday"); r.code != 1 || !strings.Contains(r.stderr, `--since "yesterday"`) {
+		t.Fatalf("logs --since yesterday: %+v", r)
+	}
+	// Following with --until ends then.
+	if r := e.must("logs", "-f", "--until", "1s"); strings.Count(r.stdout, "first") != 2 {
+		t.Fatalf("logs -f --until 1s: %+v", r)
+	}
+}

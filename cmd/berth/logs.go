@@ -15,6 +15,8 @@ func newLogsCommand(pf *projectFlags) *cobra.Command {
 		o       compose.LogOptions
 		tail    string
 		noColor bool
+
+		since, until string
 	)
 	cmd := &cobra.Command{
 		Use:         "logs [OPTIONS] [SERVICE...]",
@@ -26,6 +28,12 @@ func newLogsCommand(pf *projectFlags) *cobra.Command {
 				return err
 			}
 			o.Tail = n
+			if o.Since, err = parseLogTime("since", since); err != nil {
+				return err
+			}
+			if o.Until, err = parseLogTime("until", until); err != nil {
+				return err
+			}
 			o.Color = !noColor && pf.color(cmd.OutOrStdout())
 			return compose.Logs(cmd.Context(), e, p, args, cmd.OutOrStdout(), o)
 		}),
@@ -35,5 +43,8 @@ func newLogsCommand(pf *projectFlags) *cobra.Command {
 	cmd.Flags().BoolVarP(&o.Timestamps, "timestamps", "t", false, "show timestamps")
 	cmd.Flags().BoolVar(&noColor, "no-color", false, "produce monochrome output")
 	cmd.Flags().BoolVar(&o.NoPrefix, "no-log-prefix", false, "don't print prefix in logs")
+	cmd.Flags().StringVar(&since, "since", "", "show logs since timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes)")
+	cmd.Flags().StringVar(&until, "until", "", "show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes)")
+	cmd.Flags().IntVar(&o.Index, "index", 0, "index of the container if service has multiple replicas")
 	return cmd
 }
