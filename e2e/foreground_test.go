@@ -78,3 +78,30 @@ services:
 		t.Fatalf("up --wait with a failing service: %+v", r)
 	}
 }
+
+// TestForegroundUpMustShowTheAttachedServicesLogs: --attach shows only
+// the named services' logs; up SERVICE --attach-dependencies adds those it
+// depends on; --timestamps prefixes each line with its time, --no-color
+// keeps colours out even with --ansi always.
+func TestForegroundUpMustShowTheAttachedServicesLogs(t *testing.T) {
+	e := newEnv(t)
+	e.writeProject(map[string]string{"compose.yaml": `
+name: fga
+services:
+  a: {image: busybox, command: [echo, a-line]}
+  b: {image: busybox, command: [sh, -c, 'sleep 1; echo b-line'], depends_on: [a]}
+  c: {image: busybox, command: [echo, c-line]}
+`})
+	e.downAtEnd("fga")
+	r := e.must("up", "--attach", "b", "-t", "1")
+	if !strings.Contains(r.stdout, "b-1  | b-line") || strings.Contains(r.stdout, "a-line") || strings.Contains(r.stdout, "c-line") {
+		t.Fatalf("up --attach b:\n%s", r.stdout)
+	}
+	r = e.must("up", "--attach-dependencies", "--timestamps", "--no-color", "--ansi", "always", "-t", "1", "b")
+	if !strings.Contains(r.stdout, "a-1  | 20") || !strings.Contains(r.stdout, " a-line") || !strings.Contains(r.stdout, "b-1  | 20") ||
+		strings.Contains(r.stdout, "c-line") || strings.Contains(r.stdout, "\x1b[") {
+		t.Fatalf("up --attach-dependencies --timestamps --no-color b:\n%q", r.stdout)
+	}
+	e.must("down", "-t", "1")
+	e.mustBeGone("fga")
+}
