@@ -189,6 +189,7 @@ func checkNames(p *types.Project) error {
 	if err := names.Project(p.Name); err != nil {
 		return err
 	}
+	containers := map[string]string{} // container_name -> service
 	for _, name := range slices.Sorted(mapKeys(p.Services)) {
 		s := p.Services[name]
 		if err := names.Object("service", name); err != nil {
@@ -198,6 +199,10 @@ func checkNames(p *types.Project) error {
 			if err := names.Object("container", s.ContainerName); err != nil {
 				return fmt.Errorf("service %q: %w", name, err)
 			}
+			if other, ok := containers[s.ContainerName]; ok {
+				return fmt.Errorf("service %q: container_name %q is already in use by service %q: %w", name, s.ContainerName, other, errdefs.ErrInvalidArgument)
+			}
+			containers[s.ContainerName] = name
 		}
 	}
 	for _, key := range slices.Sorted(mapKeys(p.Volumes)) {

@@ -265,6 +265,12 @@ func TestLoadErrors(t *testing.T) {
 			msg:   `testdata/badvolume/compose.yaml: volume "data": volume name "../escape" must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`,
 		},
 		{
+			name:  "two services with one container_name",
+			opts:  LoadOptions{ConfigPaths: []string{"testdata/dupname/compose.yaml"}},
+			class: errdefs.ErrInvalidArgument,
+			msg:   `testdata/dupname/compose.yaml: service "b": container_name "same" is already in use by service "a"`,
+		},
+		{
 			name:  "a -f file that does not exist",
 			opts:  LoadOptions{ConfigPaths: []string{"testdata/nope/compose.yaml"}},
 			class: errdefs.ErrNotFound,

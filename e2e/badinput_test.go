@@ -92,7 +92,7 @@ func TestBadCommandLinesMustFailWithOneLine(t *testing.T) {
 		}
 	}
 	e.writeProject(map[string]string{"compose.yaml": "name: badcl\nservices:\n  a: {image: busybox, container_name: same}\n  b: {image: busybox, container_name: same}\n"})
-	if r := e.berth("up", "-d"); r.code != 1 || !strings.Contains(r.stderr, "same") {
+	if r := e.berth("up", "-d"); r.code != 1 || !strings.Contains(r.stderr, `compose.yaml: service "b": container_name "same" is already in use by service "a"`) {
 		t.Errorf("two services with one container_name: %+v", r)
 	}
 	if names := psNames(e, "-p", "badcl"); names != "" {
