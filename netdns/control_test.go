@@ -150,14 +150,23 @@ func TestEnsureReportsAFailedStart(t *testing.T) {
 	}
 }
 
-// A sandbox that cannot be served fails the Ensure that lists it, naming it.
+// A sandbox that cannot be served fails the Ensure that lists it, naming
+// it; one whose namespace is gone (its container was torn down after the
+// records were written) is no failure.
 func TestEnsureReportsABadSandbox(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	sp := newSpawner(t, Config{Dir: dir, Upstreams: []string{NoUpstreams}, Grace: time.Hour})
-	err := Ensure(t.Context(), dir, oneNetwork(filepath.Join(dir, "no-such-netns")), sp.spawn)
-	if !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), "no-such-netns") {
+	notNetns := filepath.Join(dir, "not-a-netns")
+	if err := os.WriteFile(notNetns, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := Ensure(t.Context(), dir, oneNetwork(notNetns), sp.spawn)
+	if !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), "not-a-netns") {
 		t.Fatalf("got %v", err)
+	}
+	if err := Ensure(t.Context(), dir, oneNetwork(filepath.Join(dir, "gone-netns")), sp.spawn); err != nil {
+		t.Fatalf("a sandbox whose namespace is gone: %v", err)
 	}
 }
 

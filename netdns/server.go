@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -351,6 +353,11 @@ func (s *server) reload() (map[string]string, error) {
 	failed := map[string]string{}
 	for _, sb := range r.Sandboxes {
 		id, err := statNetns(sb.Netns)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Its container was torn down after the records were written
+			// (a dependency that exits at once); its teardown drops them.
+			continue
+		}
 		if err != nil {
 			failed[sb.Netns] = err.Error()
 			continue
