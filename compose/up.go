@@ -56,7 +56,7 @@ type UpRequest struct {
 // foreground it streams logs until every container has exited or ctx is
 // cancelled (Ctrl-C), and then stops the stack.
 func Up(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest) error {
-	if !r.Detach && !r.Wait {
+	if !r.Detach && !r.Wait && !r.Options.NoStart {
 		// A bad --attach or --exit-code-from fails before anything changes.
 		if _, err := attachedServices(p, r); err != nil {
 			return inFile(p, err)
@@ -72,7 +72,8 @@ func Up(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest) er
 		return err
 	}
 	switch {
-	case r.DryRun:
+	case r.DryRun, r.Options.NoStart:
+		// --no-start: created is all Compose does, attached or not.
 		return nil
 	case r.Watch:
 		return upWatch(ctx, e, p, r)

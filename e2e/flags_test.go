@@ -38,7 +38,10 @@ services:
 	}
 	state := func() map[string]psRow { return psRows(t, e, "-p", "gf") }
 
-	fromStdin("--parallel", "1", "up", "--no-start")
+	// up --no-start in the foreground only creates, and exits 0 at once.
+	if out := fromStdin("--parallel", "1", "up", "--no-start"); !strings.Contains(out, "gf-a-1 Created") || !strings.Contains(out, "gf-b-1 Created") {
+		t.Fatalf("up --no-start:\n%s", out)
+	}
 	if rows := state(); rows["a"].State != "created" || rows["b"].State != "created" {
 		t.Fatalf("up --no-start: %+v", rows)
 	}

@@ -97,7 +97,7 @@ services:
 	if !strings.Contains(r.stdout, "b-1  | b-line") || strings.Contains(r.stdout, "a-line") || strings.Contains(r.stdout, "c-line") {
 		t.Fatalf("up --attach b:\n%s", r.stdout)
 	}
-	r = e.must("up", "--attach-dependencies", "--timestamps", "--no-color", "--ansi", "always", "-t", "1", "b")
+	r = e.must("--ansi", "always", "up", "--attach-dependencies", "--timestamps", "--no-color", "-t", "1", "b")
 	if !strings.Contains(r.stdout, "a-1  | 20") || !strings.Contains(r.stdout, " a-line") || !strings.Contains(r.stdout, "b-1  | 20") ||
 		strings.Contains(r.stdout, "c-line") || strings.Contains(r.stdout, "\x1b[") {
 		t.Fatalf("up --attach-dependencies --timestamps --no-color b:\n%q", r.stdout)
