@@ -2,6 +2,7 @@ package compose
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -35,22 +36,48 @@ func (ev Event) String() string {
 	return fmt.Sprintf("%s %s %s %s (%s)", ev.Time.Format("2006-01-02 15:04:05.000000"), ev.Type, ev.Action, ev.ID, strings.Join(attrs, ", "))
 }
 
+// EventOptions bound the events shown by their time (zero: no bound).
+type EventOptions struct {
+	// Since replays the changes the containers' state still shows from
+	// then on (see engine.EventOptions.Replay) before the live ones.
+	Since time.Time
+	// Until ends the stream then; one in the past shows only the replay.
+	Until time.Time
+}
+
 // Events calls fn for each change of the project's containers (one-off
-// ones too), or of the named services', until ctx ends.
-func Events(ctx context.Context, e *engine.Engine, p *types.Project, services []string, fn func(Event) error) error {
+// ones too), or of the named services', until ctx ends or o.Until.
+func Events(ctx context.Context, e *engine.Engine, p *types.Project, services []string, o EventOptions, fn func(Event) error) error {
 	for _, s := range services {
 		if _, ok := p.Services[s]; !ok {
 			return fmt.Errorf("no such service: %s: %w", s, errdefs.ErrNotFound)
 		}
 	}
-	return e.Events(ctx, func(ev engine.Event) error {
+	if !o.Until.IsZero() {
+		if o.Since.IsZero() {
+			// docker events --until alone shows what happened before it.
+			o.Since = time.Unix(0, 0)
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadlineCause(ctx, o.Until, errUntil)
+		defer cancel()
+	}
+	err := e.Events(ctx, func(ev engine.Event) error {
 		l := ev.Container.Config.Labels
-		if l[LabelProject] != p.Name || len(services) > 0 && !slices.Contains(services, l[LabelService]) {
+		if l[LabelProject] != p.Name || len(services) > 0 && !slices.Contains(services, l[LabelService]) ||
+			!o.Until.IsZero() && ev.Time.After(o.Until) {
 			return nil
 		}
 		return fn(projectEvent(ev))
-	}, nil)
+	}, engine.EventOptions{Replay: o.Since})
+	if errors.Is(context.Cause(ctx), errUntil) {
+		return nil
+	}
+	return err
 }
+
+// errUntil ends berth events at --until.
+var errUntil = errors.New("until reached")
 
 // projectEvent is an engine event as docker compose shows it: the
 // container's labels (less Compose's own) as attributes, with its name,

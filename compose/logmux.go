@@ -181,7 +181,7 @@ func followTargets(parent context.Context, e *engine.Engine, join func(engine.In
 				case <-ctx.Done():
 					return ctx.Err()
 				}
-			}, func() { close(watched) })
+			}, engine.EventOptions{Watching: func() { close(watched) }})
 		}()
 		select {
 		case <-watched:

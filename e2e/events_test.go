@@ -120,3 +120,87 @@ services:
 		t.Fatal("berth events did not end on SIGINT")
 	}
 }
+
+// TestEventsMustReplaySinceAndEndAtUntil: --since replays the changes the
+// containers' state still shows (creation, last start, its end) from that
+// time on, oldest first, then streams; --until ends the stream then, and
+// one in the past shows only what happened before it.
+func TestEventsMustReplaySinceAndEndAtUntil(t *testing.T) {
+	e := newEnv(t)
+	e.writeProject(map[string]string{"compose.yaml": `
+name: evs
+services:
+  a: {image: busybox, command: [sleep, '3600']}
+  b: {image: busybox, command: [sleep, '3600'], depends_on: [a]}
+`})
+	e.downAtEnd("evs")
+	e.must("up", "-d")
+	e.must("stop", "-t", "1", "b")
+	type event struct {
+		Time    time.Time
+		Service string
+		Action  string
+	}
+	parse := func(out string) (evs []event) {
+		t.Helper()
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var ev event
+			if err := json.Unmarshal([]byte(line), &ev); err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+			evs = append(evs, ev)
+		}
+		return evs
+	}
+	actions := func(evs []event) (out []string) {
+		for _, ev := range evs {
+			out = append(out, ev.Service+" "+ev.Action)
+		}
+		return out
+	}
+	past := parse(e.must("events", "--json", "--since", "1h", "--until", "0s").stdout)
+	var ofA, ofB []string
+	for _, a := range actions(past) {
+		if strings.HasPrefix(a, "a ") {
+			ofA = append(ofA, a)
+		} else {
+			ofB = append(ofB, a)
+		}
+	}
+	if !slices.Equal(ofA, []string{"a create", "a start"}) || !slices.Equal(ofB, []string{"b create", "b start", "b die", "b stop"}) {
+		t.Fatalf("events --since 1h --until 0s: %q", actions(past))
+	}
+	for i := 1; i < len(past); i++ {
+		if past[i].Time.Before(past[i-1].Time) {
+			t.Fatalf("replay out of order: %+v", past)
+		}
+	}
+	stop := past[len(past)-1].Time.Format(time.RFC3339Nano)
+	if got := actions(parse(e.must("events", "--json", "--since", stop, "--until", "0s", "b").stdout)); !slices.Equal(got, []string{"b die", "b stop"}) {
+		t.Fatalf("events --since %s b: %q", stop, got)
+	}
+	if got := e.must("events", "--until", past[0].Time.Add(-time.Second).Format(time.RFC3339Nano)).stdout; got != "" {
+		t.Fatalf("events --until before anything happened: %q", got)
+	}
+
+	// Live, from now on, ending by itself at --until.
+	var live lockedBuffer
+	c := e.startEvents(&live, "--json", "--since", "0s", "--until", time.Now().Add(6*time.Second).Format(time.RFC3339Nano))
+	e.must("start", "b")
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("events --until in 6s: %v\n%s", err, live.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("events --until in 6s did not end")
+	}
+	if got := actions(parse(live.String())); !slices.Equal(got, []string{"b start"}) {
+		t.Fatalf("events --since 0s --until in 6s: %q", got)
+	}
+	if r := e.berth("events", "--since", "yesterday"); r.code != 1 || !strings.Contains(r.stderr, `--since "yesterday"`) {
+		t.Fatalf("events --since yesterday: %+v", r)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,14 +44,23 @@ type seen struct {
 	st runtime.Status
 }
 
+// EventOptions tune Events.
+type EventOptions struct {
+	// Replay, if not zero, first replays the events the baseline's
+	// records and statuses still show from that time on (see past).
+	Replay time.Time
+	// Watching, if set, is called once the baseline is taken (and
+	// replayed): every later change gives its event.
+	Watching func()
+}
+
 // Events calls fn for every change of a container's state, as it happens,
 // until ctx ends or fn fails: created and removed records, renames, and
 // each status the shims record (start, exit, pause, health). The store's
 // directories are watched with inotify; the records and statuses that
-// exist when Events starts are the baseline and give no event. watching,
-// if set, is called once the baseline is taken: every later change gives
-// its event.
-func (e *Engine) Events(ctx context.Context, fn func(Event) error, watching func()) error {
+// exist when Events starts are the baseline and give no event unless
+// o.Replay asks for them.
+func (e *Engine) Events(ctx context.Context, fn func(Event) error, o EventOptions) error {
 	root := e.Containers.Root()
 	// Only the record and the status matter; logs and run files change
 	// all the time.
@@ -77,8 +87,15 @@ func (e *Engine) Events(ctx context.Context, fn func(Event) error, watching func
 			known[d.Name()] = s
 		}
 	}
-	if watching != nil {
-		watching()
+	if !o.Replay.IsZero() {
+		for _, ev := range replay(known, o.Replay) {
+			if err := fn(ev); err != nil {
+				return err
+			}
+		}
+	}
+	if o.Watching != nil {
+		o.Watching()
 	}
 	batches := make(chan []string)
 	errc := make(chan error, 1)
@@ -191,5 +208,37 @@ func transitions(prev seen, had bool, cur seen) []string {
 	if h := cur.st.HealthStatus(); h != prev.st.HealthStatus() && (h == runtime.HealthHealthy || h == runtime.HealthUnhealthy) {
 		out = append(out, ActionHealth+h)
 	}
+	return out
+}
+
+// replay is the events the containers' records and statuses still show
+// from since on, oldest first: each one's creation, its last start, and
+// the end of that run (die, and stop when a command stopped it). Earlier
+// runs, pauses, health changes, renames and removed containers leave no
+// trace in the state, so they are not replayed.
+func replay(known map[string]seen, since time.Time) []Event {
+	var out []Event
+	add := func(t time.Time, action string, s seen) {
+		if !t.IsZero() && !t.Before(since) {
+			out = append(out, Event{Time: t, Action: action, Container: s.c, Status: s.st})
+		}
+	}
+	for _, s := range known {
+		add(s.c.Created, ActionCreate, s)
+		add(s.st.StartedAt, ActionStart, s)
+		if !s.st.Up() && s.st.FinishedAt.After(s.st.StartedAt) && !s.st.StartedAt.IsZero() {
+			add(s.st.FinishedAt, ActionDie, s)
+			if s.st.StoppedByUser {
+				add(s.st.FinishedAt, ActionStop, s)
+			}
+		}
+	}
+	// Stable, so a stop stays after its die.
+	slices.SortStableFunc(out, func(a, b Event) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Container.ID, b.Container.ID)
+	})
 	return out
 }

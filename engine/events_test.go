@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -48,5 +49,24 @@ func TestTransitions(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestReplay(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	known := map[string]seen{
+		"a": {c: container.Container{ID: "a", Created: at(0)}, st: runtime.Status{State: runtime.StateRunning, StartedAt: at(2)}},
+		"b": {c: container.Container{ID: "b", Created: at(1)}, st: runtime.Status{State: runtime.StateExited, StartedAt: at(3), FinishedAt: at(5), StoppedByUser: true, ExitCode: 137}},
+		"c": {c: container.Container{ID: "c", Created: at(4)}, st: runtime.Status{State: runtime.StateCreated}},
+		"d": {c: container.Container{ID: "d", Created: at(6)}, st: runtime.Status{State: runtime.StateRestarting, StartedAt: at(7), FinishedAt: at(8)}},
+	}
+	var got []string
+	for _, ev := range replay(known, at(1)) {
+		got = append(got, fmt.Sprintf("%s %s %d", ev.Container.ID, ev.Action, ev.Time.Sub(t0)/time.Second))
+	}
+	want := []string{"b create 1", "a start 2", "b start 3", "c create 4", "b die 5", "b stop 5", "d create 6", "d start 7"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q\nwant %q", got, want)
 	}
 }

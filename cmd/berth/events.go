@@ -14,17 +14,25 @@ import (
 var _ = register(newEventsCommand)
 
 func newEventsCommand(pf *projectFlags) *cobra.Command {
-	var asJSON bool
+	var (
+		asJSON       bool
+		since, until string
+	)
 	cmd := &cobra.Command{
 		Use:         "events [OPTIONS] [SERVICE...]",
 		Annotations: serviceArgs,
 		Short:       "Receive real time events from containers",
 		RunE: withProjectOrName(pf, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
-			if err := notYet(cmd, "since", "until"); err != nil {
+			var o compose.EventOptions
+			var err error
+			if o.Since, err = parseTimeFlag("since", since); err != nil {
+				return err
+			}
+			if o.Until, err = parseTimeFlag("until", until); err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			return compose.Events(cmd.Context(), e, p, args, func(ev compose.Event) error {
+			return compose.Events(cmd.Context(), e, p, args, o, func(ev compose.Event) error {
 				if !asJSON {
 					_, err := fmt.Fprintln(out, ev)
 					return err
@@ -39,7 +47,7 @@ func newEventsCommand(pf *projectFlags) *cobra.Command {
 		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "output events as a stream of json objects")
-	cmd.Flags().String("since", "", "show all events created since timestamp (not yet)")
-	cmd.Flags().String("until", "", "stream events until this timestamp (not yet)")
+	cmd.Flags().StringVar(&since, "since", "", "show all events created since timestamp")
+	cmd.Flags().StringVar(&until, "until", "", "stream events until this timestamp")
 	return cmd
 }

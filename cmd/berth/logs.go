@@ -28,10 +28,10 @@ func newLogsCommand(pf *projectFlags) *cobra.Command {
 				return err
 			}
 			o.Tail = n
-			if o.Since, err = parseLogTime("since", since); err != nil {
+			if o.Since, err = parseTimeFlag("since", since); err != nil {
 				return err
 			}
-			if o.Until, err = parseLogTime("until", until); err != nil {
+			if o.Until, err = parseTimeFlag("until", until); err != nil {
 				return err
 			}
 			o.Color = !noColor && pf.color(cmd.OutOrStdout())

@@ -21,10 +21,10 @@ func parseTail(s string) (int, error) {
 	return n, nil
 }
 
-// parseLogTime reads --since and --until as docker logs does: a time
+// parseTimeFlag reads --since and --until as docker logs and events do: a time
 // (RFC 3339, with or without a zone or seconds, or a date), a Unix time
 // in seconds (with a fraction), or a duration back from now ("42m").
-func parseLogTime(flag, s string) (time.Time, error) {
+func parseTimeFlag(flag, s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}

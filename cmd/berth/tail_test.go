@@ -22,16 +22,16 @@ func TestParseLogTime(t *testing.T) {
 		{"1357133017", time.Unix(1357133017, 0)},
 		{"1357133017.25", time.Unix(1357133017, 25e7)},
 	} {
-		got, err := parseLogTime("since", tc.in)
+		got, err := parseTimeFlag("since", tc.in)
 		if err != nil || !got.Equal(tc.want) {
 			t.Errorf("%q: %v %v, want %v", tc.in, got, err, tc.want)
 		}
 	}
-	got, err := parseLogTime("since", "42m")
+	got, err := parseTimeFlag("since", "42m")
 	if d := now.Add(-42 * time.Minute).Sub(got); err != nil || d > time.Second || d < -time.Second {
 		t.Errorf("42m: %v %v", got, err)
 	}
-	if _, err := parseLogTime("until", "yesterday"); !errors.Is(err, errdefs.ErrInvalidArgument) {
+	if _, err := parseTimeFlag("until", "yesterday"); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("yesterday: %v", err)
 	}
 }
