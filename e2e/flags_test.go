@@ -98,3 +98,97 @@ func containerIDOf(t *testing.T, e *env, service string) string {
 	t.Helper()
 	return strings.TrimSpace(e.must("-p", "gf", "ps", "-a", "-q", "--no-trunc", service).stdout)
 }
+
+// TestUpAlwaysRecreateDepsMustRecreateTheDependencies: up SERVICE
+// --always-recreate-deps recreates the services SERVICE depends on, even
+// unchanged, and keeps SERVICE itself; with --no-recreate it is refused.
+func TestUpAlwaysRecreateDepsMustRecreateTheDependencies(t *testing.T) {
+	e := newEnv(t)
+	e.writeProject(map[string]string{"compose.yaml": `
+name: ard
+services:
+  a: {image: busybox, command: [sleep, '3600']}
+  b: {image: busybox, command: [sleep, '3600'], depends_on: [a]}
+`})
+	e.downAtEnd("ard")
+	e.must("up", "-d")
+	id := func(s string) string { return strings.TrimSpace(e.must("ps", "-q", "--no-trunc", s).stdout) }
+	a, b := id("a"), id("b")
+	if r := e.berth("up", "-d", "--always-recreate-deps", "--no-recreate", "b"); r.code != 1 || !strings.Contains(r.stderr, "--always-recreate-deps and --no-recreate are incompatible") {
+		t.Fatalf("--always-recreate-deps --no-recreate: %+v", r)
+	}
+	e.must("up", "-d", "-t", "1", "--always-recreate-deps", "b")
+	if id("a") == a || id("b") != b {
+		t.Fatalf("up --always-recreate-deps b: a %s -> %s, b %s -> %s (want a recreated, b kept)", a, id("a"), b, id("b"))
+	}
+	e.must("down", "-t", "1")
+	e.mustBeGone("ard")
+}
+
+// TestComposeVariablesAndProgressMustActAsCompose: NO_COLOR keeps colours
+// out even with --ansi always; --progress (and COMPOSE_PROGRESS) plain,
+// json, quiet, none and tty, and the combinations with --ansi Compose
+// refuses (refused before anything changes); COMPOSE_ENV_FILES stands for
+// --env-file.
+func TestComposeVariablesAndProgressMustActAsCompose(t *testing.T) {
+	e := newEnv(t)
+	e.writeProject(map[string]string{
+		"other.env": "WORD=from-compose-env-files\n",
+		"compose.yaml": `
+name: cvp
+services:
+  a: {image: busybox, command: [sh, -c, 'echo word=$$W; exec sleep 3600'], environment: {W: "${WORD:-unset}"}}
+`})
+	e.downAtEnd("cvp")
+	with := func(vars []string, args ...string) result {
+		t.Helper()
+		e.environ = vars
+		defer func() { e.environ = nil }()
+		return e.berth(args...)
+	}
+	for _, args := range [][]string{{"--progress", "tty", "--ansi", "never"}, {"--progress", "plain", "--ansi", "always"}, {"--progress", "fancy"}} {
+		if r := e.berth(append(args, "up", "-d")...); r.code != 1 || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+			t.Errorf("berth %v up -d: %+v", args, r)
+		}
+	}
+	if names := psNames(e, "-p", "cvp"); names != "" {
+		t.Fatalf("a refused --progress created %s", names)
+	}
+
+	r := with([]string{"COMPOSE_PROGRESS=json", "COMPOSE_ENV_FILES=other.env"}, "up", "-d")
+	if r.code != 0 {
+		t.Fatalf("COMPOSE_PROGRESS=json up -d: %+v", r)
+	}
+	var sawStarted bool
+	for _, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+		var ev struct{ ID, Text string }
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("COMPOSE_PROGRESS=json: %q is not JSON: %v", line, err)
+		}
+		sawStarted = sawStarted || ev.ID == "Container cvp-a-1" && ev.Text == "Started"
+	}
+	if !sawStarted {
+		t.Fatalf("COMPOSE_PROGRESS=json: no Started event for cvp-a-1:\n%s", r.stderr)
+	}
+	logsContain(t, e, nil, "a", "word=from-compose-env-files")
+
+	if r := with([]string{"NO_COLOR=1"}, "--ansi", "always", "logs", "a"); r.code != 0 || strings.Contains(r.stdout, "\x1b[") || !strings.Contains(r.stdout, "word=") {
+		t.Fatalf("NO_COLOR=1 --ansi always logs: %+v", r)
+	}
+	if r := e.must("--ansi", "always", "logs", "a"); !strings.Contains(r.stdout, "\x1b[") {
+		t.Fatalf("--ansi always logs has no colour: %q", r.stdout)
+	}
+	for _, mode := range []string{"quiet", "none"} {
+		if r := e.must("--progress", mode, "restart", "-t", "1", "a"); r.stderr != "" {
+			t.Errorf("--progress %s restart: %q", mode, r.stderr)
+		}
+	}
+	if r := e.must("--progress", "plain", "restart", "-t", "1", "a"); !strings.Contains(r.stderr, "Container cvp-a-1 Started") || strings.Contains(r.stderr, "\x1b[") {
+		t.Errorf("--progress plain restart: %q", r.stderr)
+	}
+	if r := e.must("--progress", "tty", "restart", "-t", "1", "a"); !strings.Contains(r.stderr, "\x1b[") || !strings.Contains(r.stderr, "cvp-a-1") {
+		t.Errorf("--progress tty restart: %q", r.stderr)
+	}
+	e.must("down", "-t", "1")
+	e.mustBeGone("cvp")
+}

@@ -149,3 +149,56 @@ services:
 	e.must("down", "-t", "1", "--remove-orphans")
 	e.mustBeGone("runtty")
 }
+
+// TestRunMustPublishPortsAndTakeAliasesOnlyWhenAsked: a one-off gets
+// neither the service's published ports nor its network aliases (only its
+// own name) unless --service-ports and --use-aliases ask for them.
+func TestRunMustPublishPortsAndTakeAliasesOnlyWhenAsked(t *testing.T) {
+	e := newEnv(t)
+	port := freePort(t)
+	e.writeProject(map[string]string{"compose.yaml": fmt.Sprintf(`
+name: runpa
+services:
+  client: {image: busybox, command: [sleep, '3600']}
+  app:
+    image: busybox
+    ports: ["127.0.0.1:%d:80"]
+    networks: {default: {aliases: [web-alias]}}
+`, port)})
+	e.downAtEnd("runpa")
+	e.must("up", "-d", "client")
+	serve := func(word string) []string {
+		return []string{"sh", "-c", "mkdir /w; echo " + word + " > /w/index.html; exec httpd -f -p 80 -h /w"}
+	}
+	fetch := func(name string) string {
+		return e.berth("exec", "client", "wget", "-qO-", "-T", "2", "http://"+name+"/").stdout
+	}
+	e.must(append([]string{"run", "-d", "--name", "plain", "app"}, serve("plain")...)...)
+	eventually(t, 10*time.Second, func() error {
+		if got := fetch("plain"); got != "plain\n" {
+			return fmt.Errorf("plain by its name: %q", got)
+		}
+		return nil
+	})
+	if got := fetch("web-alias"); got != "" {
+		t.Fatalf("a one-off without --use-aliases answers to the service's alias: %q", got)
+	}
+	if body, err := e.httpGet(fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+		t.Fatalf("a one-off without --service-ports publishes the service's port: %q", body)
+	}
+	e.must(append([]string{"run", "-d", "--name", "asked", "--service-ports", "--use-aliases", "app"}, serve("asked")...)...)
+	eventually(t, 10*time.Second, func() error {
+		body, err := e.httpGet(fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil || !strings.Contains(body, "asked") {
+			return fmt.Errorf("--service-ports: %q %v", body, err)
+		}
+		for _, name := range []string{"web-alias", "app"} {
+			if got := fetch(name); got != "asked\n" {
+				return fmt.Errorf("--use-aliases: %s: %q", name, got)
+			}
+		}
+		return nil
+	})
+	e.must("down", "-t", "1", "--remove-orphans")
+	e.mustBeGone("runpa")
+}

@@ -151,16 +151,20 @@ func isTerminal(v any) bool {
 	return ok && isatty.IsTerminal(f.Fd())
 }
 
-// color says whether output to w is coloured: --ansi (or COMPOSE_ANSI)
-// always or never, and otherwise on a terminal unless NO_COLOR is set.
+// color says whether output to w is coloured: never when NO_COLOR is set
+// (whatever --ansi says, as docker compose does), else --ansi (or
+// COMPOSE_ANSI) always or never, and otherwise on a terminal.
 func (f *projectFlags) color(w io.Writer) bool {
+	if os.Getenv("NO_COLOR") != "" {
+		return false
+	}
 	switch f.ansi {
 	case "always":
 		return true
 	case "never":
 		return false
 	}
-	return isTerminal(w) && os.Getenv("NO_COLOR") == ""
+	return isTerminal(w)
 }
 
 // envBool reads a boolean environment variable (COMPOSE_REMOVE_ORPHANS=1).

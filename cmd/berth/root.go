@@ -33,7 +33,7 @@ type projectFlags struct {
 // applyOptions are the global flags that say how a verb carries out its
 // plan (--dry-run, --parallel, --progress), with the command's streams.
 func (f *projectFlags) applyOptions(cmd *cobra.Command) (compose.ApplyOptions, error) {
-	mode, err := progress.ParseMode(f.progress)
+	mode, err := f.progressMode()
 	if err != nil {
 		return compose.ApplyOptions{}, err
 	}
@@ -73,9 +73,9 @@ func newRootCommand() *cobra.Command {
 	fl.StringArrayVarP(&pf.files, "file", "f", nil, "compose configuration files")
 	fl.StringVarP(&pf.name, "project-name", "p", "", "project name")
 	fl.StringVar(&pf.projectDir, "project-directory", "", "alternate working directory (default: the directory of the first compose file)")
-	fl.StringArrayVar(&pf.envFiles, "env-file", nil, "alternate environment files")
+	fl.StringArrayVar(&pf.envFiles, "env-file", envList("COMPOSE_ENV_FILES"), "alternate environment files")
 	fl.StringArrayVar(&pf.profiles, "profile", nil, "profiles to enable")
-	fl.StringVar(&pf.progress, "progress", "auto", "progress output: auto, tty, plain, json or quiet")
+	fl.StringVar(&pf.progress, "progress", envOr("COMPOSE_PROGRESS", "auto"), "progress output: auto, tty, plain, json or quiet")
 	fl.StringVar(&pf.ansi, "ansi", envOr("COMPOSE_ANSI", "auto"), `control when to print ANSI control characters ("never"|"always"|"auto")`)
 	fl.BoolVar(&pf.dryRun, "dry-run", false, "print what the command would do and change nothing")
 	fl.IntVar(&pf.parallel, "parallel", envInt("COMPOSE_PARALLEL_LIMIT", 0), "control max parallelism, -1 for unlimited (default: 32)")
@@ -135,4 +135,10 @@ func execute(ctx context.Context, root *cobra.Command, args []string) int {
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	return exitCode(ctx, root.ErrOrStderr(), err)
+}
+
+// envList reads a comma-separated list from the environment
+// (COMPOSE_ENV_FILES=a.env,b.env), empty items dropped.
+func envList(name string) []string {
+	return strings.FieldsFunc(os.Getenv(name), func(r rune) bool { return r == ',' })
 }

@@ -44,6 +44,8 @@ func (f *recreateFlags) options(services []string) (compose.UpOptions, error) {
 	switch {
 	case f.force && f.never:
 		return o, fmt.Errorf("--force-recreate and --no-recreate are incompatible: %w", errdefs.ErrInvalidArgument)
+	case f.alwaysDeps && f.never:
+		return o, fmt.Errorf("--always-recreate-deps and --no-recreate are incompatible: %w", errdefs.ErrInvalidArgument)
 	case f.force:
 		o.Recreate = compose.RecreateForce
 	case f.never:
