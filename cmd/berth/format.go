@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"strings"
 	"text/tabwriter"
 	"text/template"
@@ -51,21 +52,55 @@ var templateFuncs = template.FuncMap{
 	"pad": func(s string, l, r int) string { return strings.Repeat(" ", l) + s + strings.Repeat(" ", r) },
 }
 
+// listing is how a list verb prints its rows, docker's -q, --format and
+// default table in one place.
+type listing[T any] struct {
+	table string // the default table's template
+	// headers names the columns whose header differs from the common one
+	// (docker network ls calls {{.ID}} NETWORK ID).
+	headers map[string]string
+	id      func(T) string // what -q prints of a row
+}
+
+// write prints rows: their IDs alone when quiet, else as --format says
+// (see writeRows).
+func (l listing[T]) write(w io.Writer, quiet bool, format string, rows []T) error {
+	if quiet {
+		for _, r := range rows {
+			if _, err := fmt.Fprintln(w, l.id(r)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	hs := headers
+	if len(l.headers) > 0 {
+		hs = maps.Clone(headers)
+		maps.Copy(hs, l.headers)
+	}
+	return writeTable(w, format, l.table, hs, rows)
+}
+
 // writeRows prints rows as docker does for --format: "table" (the verb's
 // default table), "json" (one object a line), "table TEMPLATE" (a table
 // with headers) or a bare Go template (one line a row). The output goes
 // out in one write: the table writer writes cell by cell, a system call
 // each (300 of them for ps of 20 containers).
 func writeRows[T any](w io.Writer, format, table string, rows []T) error {
+	return writeTable(w, format, table, headers, rows)
+}
+
+// writeTable is writeRows with the headers hs.
+func writeTable[T any](w io.Writer, format, table string, hs map[string]string, rows []T) error {
 	bw := bufio.NewWriter(w)
-	err := formatRows(bw, format, table, rows)
+	err := formatRows(bw, format, table, hs, rows)
 	if ferr := bw.Flush(); err == nil {
 		err = ferr
 	}
 	return err
 }
 
-func formatRows[T any](w io.Writer, format, table string, rows []T) error {
+func formatRows[T any](w io.Writer, format, table string, headers map[string]string, rows []T) error {
 	switch {
 	case format == "json":
 		enc := json.NewEncoder(w)

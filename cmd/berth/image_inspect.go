@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"text/template"
 	"time"
 
@@ -107,6 +106,13 @@ type historyRow struct {
 	Comment      string `json:"Comment"`
 }
 
+// historyList is docker history's output.
+var historyList = listing[historyRow]{
+	table:   "{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
+	headers: map[string]string{"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedBy": "CREATED BY", "Comment": "COMMENT"},
+	id:      func(r historyRow) string { return r.ID },
+}
+
 func newImageHistoryCommand() *cobra.Command {
 	var noTrunc, quiet bool
 	var format string
@@ -127,23 +133,7 @@ func newImageHistoryCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rows := historyRows(img, cfg, noTrunc)
-			out := cmd.OutOrStdout()
-			switch {
-			case quiet:
-				for _, r := range rows {
-					fmt.Fprintln(out, r.ID)
-				}
-				return nil
-			case format != "" && format != "table":
-				return writeRows(out, format, "", rows)
-			}
-			tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
-			fmt.Fprintln(tw, "IMAGE\tCREATED\tCREATED BY\tSIZE\tCOMMENT")
-			for _, r := range rows {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.CreatedSince, r.CreatedBy, r.Size, r.Comment)
-			}
-			return tw.Flush()
+			return historyList.write(cmd.OutOrStdout(), quiet, format, historyRows(img, cfg, noTrunc))
 		},
 	}
 	f := cmd.Flags()

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -58,6 +57,13 @@ func newNetworkCreateCommand() *cobra.Command {
 	return cmd
 }
 
+// networkList is docker network ls's output.
+var networkList = listing[compose.NetworkSummary]{
+	table:   "{{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+	headers: map[string]string{"ID": "NETWORK ID"},
+	id:      func(r compose.NetworkSummary) string { return r.ID },
+}
+
 func newNetworkLsCommand() *cobra.Command {
 	var quiet bool
 	var format string
@@ -75,22 +81,7 @@ func newNetworkLsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
-			switch {
-			case quiet:
-				for _, r := range rows {
-					fmt.Fprintln(w, r.ID)
-				}
-				return nil
-			case format != "" && format != "table":
-				return writeRows(w, format, "", rows)
-			}
-			tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
-			fmt.Fprintln(tw, "NETWORK ID\tNAME\tDRIVER\tSCOPE")
-			for _, r := range rows {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.ID, r.Name, r.Driver, r.Scope)
-			}
-			return tw.Flush()
+			return networkList.write(cmd.OutOrStdout(), quiet, format, rows)
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only display network IDs")

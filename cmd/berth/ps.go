@@ -14,8 +14,11 @@ import (
 
 var _ = register(newPsCommand)
 
-// psTable is docker compose ps's default table.
-const psTable = "{{.Name}}\t{{.Image}}\t{{.Command}}\t{{.Service}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}"
+// psList is docker compose ps's output.
+var psList = listing[compose.ContainerSummary]{
+	table: "{{.Name}}\t{{.Image}}\t{{.Command}}\t{{.Service}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}",
+	id:    func(r compose.ContainerSummary) string { return r.ID },
+}
 
 func newPsCommand(pf *projectFlags) *cobra.Command {
 	var (
@@ -41,13 +44,7 @@ func newPsCommand(pf *projectFlags) *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			switch {
-			case quiet:
-				for _, r := range rows {
-					fmt.Fprintln(out, r.ID)
-				}
-				return nil
-			case services:
+			if services && !quiet {
 				seen := map[string]bool{}
 				for _, r := range rows {
 					if !seen[r.Service] {
@@ -62,7 +59,7 @@ func newPsCommand(pf *projectFlags) *cobra.Command {
 					rows[i].Command = fmt.Sprintf("%q", truncate(rows[i].Command, 20))
 				}
 			}
-			return writeRows(out, format, psTable, rows)
+			return psList.write(out, quiet, format, rows)
 		}),
 	}
 	fl := cmd.Flags()

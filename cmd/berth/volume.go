@@ -20,6 +20,13 @@ func newVolumeCommand(*projectFlags) *cobra.Command {
 	return cmd
 }
 
+// volumeList is docker volume ls's output.
+var volumeList = listing[compose.VolumeSummary]{
+	table:   "{{.Driver}}\t{{.Name}}",
+	headers: map[string]string{"Name": "VOLUME NAME"},
+	id:      func(v compose.VolumeSummary) string { return v.Name },
+}
+
 func newVolumeLsCommand() *cobra.Command {
 	var (
 		quiet   bool
@@ -58,13 +65,7 @@ func newVolumeLsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if quiet {
-				for _, v := range vols {
-					fmt.Fprintln(cmd.OutOrStdout(), v.Name)
-				}
-				return nil
-			}
-			return writeRows(cmd.OutOrStdout(), format, "{{.Driver}}\t{{.Name}}", vols)
+			return volumeList.write(cmd.OutOrStdout(), quiet, format, vols)
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only display volume names")
