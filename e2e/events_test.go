@@ -126,15 +126,7 @@ services:
 // time on, oldest first, then streams; --until ends the stream then, and
 // one in the past shows only what happened before it.
 func TestEventsMustReplaySinceAndEndAtUntil(t *testing.T) {
-	e := newEnv(t)
-	e.writeProject(map[string]string{"compose.yaml": `
-name: evs
-services:
-  a: {image: busybox, command: [sleep, '3600']}
-  b: {image: busybox, command: [sleep, '3600'], depends_on: [a]}
-`})
-	e.downAtEnd("evs")
-	e.must("up", "-d")
+	e := upPair(t, "evs")
 	e.must("stop", "-t", "1", "b")
 	type event struct {
 		Time    time.Time

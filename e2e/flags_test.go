@@ -51,9 +51,9 @@ services:
 	}
 	logsContain(t, e, []string{"-p", "gf"}, "a", "from-dotenv\nhello file")
 
-	before := containerIDOf(t, e, "a")
+	before := containerIDOf(t, e, "a", "-p", "gf")
 	fromStdin("--env-file", "sub/other.env", "up", "-d", "--no-recreate")
-	if containerIDOf(t, e, "a") != before {
+	if containerIDOf(t, e, "a", "-p", "gf") != before {
 		t.Fatalf("up --no-recreate recreated a")
 	}
 	if out := fromStdin("--env-file", "sub/other.env", "up", "-d", "-t", "1"); !strings.Contains(out, "gf-a-1 Recreated") {
@@ -93,26 +93,33 @@ services:
 	e.mustBeGone("gf")
 }
 
-// containerIDOf is the ID of a service's first container in project gf.
-func containerIDOf(t *testing.T, e *env, service string) string {
+// containerIDOf is the full ID of a service's container (after the global
+// flags in global).
+func containerIDOf(t *testing.T, e *env, service string, global ...string) string {
 	t.Helper()
-	return strings.TrimSpace(e.must("-p", "gf", "ps", "-a", "-q", "--no-trunc", service).stdout)
+	return strings.TrimSpace(e.must(append(global, "ps", "-a", "-q", "--no-trunc", service)...).stdout)
+}
+
+// upPair brings up project: a, and b that depends on a, both sleeping.
+func upPair(t *testing.T, project string) *env {
+	t.Helper()
+	e := newEnv(t)
+	e.writeProject(map[string]string{"compose.yaml": "name: " + project + `
+services:
+  a: {image: busybox, command: [sleep, '3600']}
+  b: {image: busybox, command: [sleep, '3600'], depends_on: [a]}
+`})
+	e.downAtEnd(project)
+	e.must("up", "-d")
+	return e
 }
 
 // TestUpAlwaysRecreateDepsMustRecreateTheDependencies: up SERVICE
 // --always-recreate-deps recreates the services SERVICE depends on, even
 // unchanged, and keeps SERVICE itself; with --no-recreate it is refused.
 func TestUpAlwaysRecreateDepsMustRecreateTheDependencies(t *testing.T) {
-	e := newEnv(t)
-	e.writeProject(map[string]string{"compose.yaml": `
-name: ard
-services:
-  a: {image: busybox, command: [sleep, '3600']}
-  b: {image: busybox, command: [sleep, '3600'], depends_on: [a]}
-`})
-	e.downAtEnd("ard")
-	e.must("up", "-d")
-	id := func(s string) string { return strings.TrimSpace(e.must("ps", "-q", "--no-trunc", s).stdout) }
+	e := upPair(t, "ard")
+	id := func(s string) string { return containerIDOf(t, e, s) }
 	a, b := id("a"), id("b")
 	if r := e.berth("up", "-d", "--always-recreate-deps", "--no-recreate", "b"); r.code != 1 || !strings.Contains(r.stderr, "--always-recreate-deps and --no-recreate are incompatible") {
 		t.Fatalf("--always-recreate-deps --no-recreate: %+v", r)

@@ -31,7 +31,7 @@ services:
 	if rows := psRows(t, e); rows["app"].State != "running" || rows["other"].State != "running" || rows["opt"].State != "exited" {
 		t.Fatalf("up -d with an optional dependency that fails: %+v", rows)
 	}
-	id := func(s string) string { return strings.TrimSpace(e.must("ps", "-q", "--no-trunc", s).stdout) }
+	id := func(s string) string { return containerIDOf(t, e, s) }
 	app, db := id("app"), id("db")
 	e.environ = []string{"V=2"}
 	r := e.must("--progress", "plain", "up", "-d", "-t", "1")
