@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -124,5 +125,22 @@ services:
 	// Following with --until ends then.
 	if r := e.must("logs", "-f", "--until", "1s"); strings.Count(r.stdout, "first") != 2 {
 		t.Fatalf("logs -f --until 1s: %+v", r)
+	}
+	// Ctrl-C ends logs -f with 130, as Compose.
+	var out lockedBuffer
+	c := e.cmd(t.Context(), "logs", "-f", "--no-color")
+	c.Stdout, c.Stderr = &out, &out
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if strings.Count(out.String(), "second") != 2 {
+			return fmt.Errorf("logs -f: %q", out.String())
+		}
+		return nil
+	})
+	c.Process.Signal(syscall.SIGINT)
+	if code := exitCodeOf(t, c); code != 130 {
+		t.Fatalf("logs -f after Ctrl-C: exit %d\n%s", code, out.String())
 	}
 }
