@@ -3,7 +3,6 @@ package jsonlog
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -184,7 +183,7 @@ func watchDir(ctx context.Context, dir string) *dirWatch {
 // (cut short by a crash) is skipped.
 func emit(line []byte, fn func(Entry) error) error {
 	var e Entry
-	if json.Unmarshal(line, &e) != nil {
+	if decode(line, &e) != nil {
 		return nil
 	}
 	return fn(e)
