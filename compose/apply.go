@@ -7,8 +7,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/compose/progress"
 	"github.com/berth-dev/berth/engine"
@@ -239,7 +241,7 @@ func (a *Applier) do(ctx, waitCtx context.Context, s Step, id string) (string, e
 	case ActStop:
 		err = ignore(e.StopContainer(ctx, id, s.Timeout), errdefs.ErrNotFound)
 	case ActKill:
-		err = e.KillContainer(ctx, id, s.Signal)
+		err = killContainer(ctx, e, id, s.Signal)
 	case ActPause:
 		err = e.PauseContainer(ctx, id)
 	case ActUnpause:
@@ -375,4 +377,26 @@ func (a *Applier) lastLines(ctx context.Context, id string) string {
 		return ""
 	}
 	return "; last log lines: " + strings.Join(lines, " | ")
+}
+
+// killTimeout bounds how long a kill with SIGKILL waits for the container
+// to be gone, as dockerd does.
+const killTimeout = 10 * time.Second
+
+// killContainer sends the signal; with SIGKILL it returns once the
+// container has exited, as docker kill does, so a command after kill sees
+// it stopped. Other signals (a reload) are only sent.
+func killContainer(ctx context.Context, e *engine.Engine, id, signal string) error {
+	if err := e.KillContainer(ctx, id, signal); err != nil {
+		return err
+	}
+	if sig, err := runtime.ParseSignal(signal, unix.SIGKILL); err != nil || sig != unix.SIGKILL {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, killTimeout)
+	defer cancel()
+	if _, err := e.WaitContainer(wctx, id, engine.WaitExited); err != nil {
+		return fmt.Errorf("container %s did not exit after SIGKILL: %w", id[:min(12, len(id))], err)
+	}
+	return nil
 }

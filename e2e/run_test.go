@@ -171,7 +171,7 @@ services:
 		return []string{"sh", "-c", "mkdir /w; echo " + word + " > /w/index.html; exec httpd -f -p 80 -h /w"}
 	}
 	fetch := func(name string) string {
-		return e.berth("exec", "client", "wget", "-qO-", "-T", "2", "http://"+name+"/").stdout
+		return e.berth("exec", "-T", "client", "timeout", "5", "wget", "-q", "-O", "-", "http://"+name+"/").stdout
 	}
 	e.must(append([]string{"run", "-d", "--name", "plain", "app"}, serve("plain")...)...)
 	eventually(t, 10*time.Second, func() error {
