@@ -37,14 +37,23 @@ var palette = []color.Attribute{color.FgCyan, color.FgYellow, color.FgGreen, col
 	color.FgHiCyan, color.FgHiYellow, color.FgHiGreen, color.FgHiMagenta, color.FgHiBlue, color.FgHiRed}
 
 // LogMux writes the logs of several containers to one writer, each line
-// whole and prefixed "web-1  | " with a colour per service.
+// whole and prefixed "web-1  | " with a colour per service. Lines are
+// gathered and written together, at most flushDelay after the first one
+// or once muxBuffer bytes wait: one write per line was the mux's cost.
 type LogMux struct {
-	mu     sync.Mutex
-	out    io.Writer
-	opts   LogOptions
-	width  int
-	colors map[string]*color.Color
+	mu      sync.Mutex
+	out     io.Writer
+	opts    LogOptions
+	width   int
+	colors  map[string]*color.Color
+	buf     []byte // lines not written yet
+	pending bool   // a flush is scheduled
 }
+
+const (
+	flushDelay = 10 * time.Millisecond
+	muxBuffer  = 64 << 10
+)
 
 // NewLogMux prepares prefixes for the given prefix names (sets the width).
 func NewLogMux(out io.Writer, prefixes []string, services []string, o LogOptions) *LogMux {
@@ -87,28 +96,54 @@ func (m *LogMux) add(prefix, service string) {
 
 // Line writes one entry under prefix.
 func (m *LogMux) Line(prefix, service string, e jsonlog.Entry) {
-	text := strings.TrimSuffix(e.Log, "\n")
-	if m.opts.Timestamps {
-		text = e.Time.Format(time.RFC3339Nano) + " " + text
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.opts.NoPrefix {
-		fmt.Fprintln(m.out, text)
-		return
+	if !m.opts.NoPrefix {
+		head := prefix + strings.Repeat(" ", max(0, m.width-len(prefix))) + " |"
+		if c := m.colors[service]; c != nil && m.opts.Color {
+			head = c.Sprint(head)
+		}
+		m.buf = append(append(m.buf, head...), ' ')
 	}
-	head := fmt.Sprintf("%-*s |", m.width, prefix)
-	if c := m.colors[service]; c != nil {
-		head = c.Sprint(head)
+	if m.opts.Timestamps {
+		m.buf = append(e.Time.AppendFormat(m.buf, time.RFC3339Nano), ' ')
 	}
-	fmt.Fprintf(m.out, "%s %s\n", head, text)
+	m.buf = append(append(m.buf, strings.TrimSuffix(e.Log, "\n")...), '\n')
+	m.written()
 }
 
 // Notice writes a line of Berth's own (like "web-1 exited with code 0").
 func (m *LogMux) Notice(format string, args ...any) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	fmt.Fprintf(m.out, format+"\n", args...)
+	m.buf = fmt.Appendf(m.buf, format+"\n", args...)
+	m.written()
+}
+
+// written sees that the lines just added are written soon.
+func (m *LogMux) written() {
+	switch {
+	case len(m.buf) >= muxBuffer:
+		m.flush()
+	case !m.pending:
+		m.pending = true
+		time.AfterFunc(flushDelay, m.Flush)
+	}
+}
+
+// Flush writes the lines gathered so far.
+func (m *LogMux) Flush() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.flush()
+	m.pending = false
+}
+
+func (m *LogMux) flush() {
+	if len(m.buf) > 0 {
+		m.out.Write(m.buf)
+		m.buf = m.buf[:0]
+	}
 }
 
 // logTarget is one container to read logs from.
@@ -256,6 +291,7 @@ func followTargets(parent context.Context, e *engine.Engine, join func(engine.In
 				cancel()
 			}
 			if d.err == nil && onExit != nil {
+				mux.Flush() // its last lines before what onExit prints
 				onExit(d.t)
 			}
 			if d.err == nil && !d.noLog && o.Follow && ctx.Err() == nil {
@@ -281,6 +317,7 @@ func followTargets(parent context.Context, e *engine.Engine, join func(engine.In
 		}
 	}
 	cancel()
+	mux.Flush()
 	if evErr != nil && o.Follow {
 		<-evErr
 	}

@@ -3,6 +3,7 @@ package compose
 import (
 	"bytes"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,9 +28,65 @@ func TestLogMuxPrefixes(t *testing.T) {
 		m := NewLogMux(&buf, []string{"web-1", "client-1"}, []string{"web", "client"}, tc.opts)
 		m.Line("web-1", "web", entry)
 		m.Line("client-1", "client", entry)
+		m.Flush()
 		got := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
 		if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
 			t.Errorf("%s:\n got %q\nwant %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a writer on another goroutine.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Lines are written together: nothing at once, all within flushDelay of
+// the first, and a burst larger than the buffer without waiting.
+func TestLogMuxGathersLines(t *testing.T) {
+	t.Parallel()
+	var out syncBuffer
+	m := NewLogMux(&out, []string{"web-1"}, []string{"web"}, LogOptions{})
+	entry := jsonlog.Entry{Log: "hello\n"}
+	m.Line("web-1", "web", entry)
+	m.Notice("web-1 exited with code 0")
+	if got := out.String(); got != "" {
+		t.Fatalf("written at once: %q", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for out.String() == "" && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := out.String(); got != "web-1  | hello\nweb-1 exited with code 0\n" {
+		t.Fatalf("after flushDelay: %q", got)
+	}
+
+	var burst syncBuffer
+	m = NewLogMux(&burst, []string{"web-1"}, []string{"web"}, LogOptions{NoPrefix: true})
+	long := jsonlog.Entry{Log: strings.Repeat("x", 1023) + "\n"}
+	const total = 2 * muxBuffer
+	for range total / 1024 {
+		m.Line("web-1", "web", long)
+	}
+	// Whatever the timer did, less than a buffer's worth may wait.
+	if n := len(burst.String()); n <= total-muxBuffer {
+		t.Fatalf("%d bytes of %d written before a flush", n, total)
+	}
+	m.Flush()
+	if n := len(burst.String()); n != total {
+		t.Fatalf("%d bytes of %d written after Flush", n, total)
 	}
 }
