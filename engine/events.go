@@ -47,7 +47,7 @@ type seen struct {
 // EventOptions tune Events.
 type EventOptions struct {
 	// Replay, if not zero, first replays the events the baseline's
-	// records and statuses still show from that time on (see past).
+	// records and statuses still show from that time on (see replay).
 	Replay time.Time
 	// Watching, if set, is called once the baseline is taken (and
 	// replayed): every later change gives its event.
