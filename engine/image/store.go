@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,7 @@ import (
 // digests match the registry's and a push sends the same bytes back.
 type Store struct {
 	root string
+	memo refsMemo
 }
 
 // Config is the part of an image's run configuration a container needs.
@@ -180,24 +182,52 @@ func (s *Store) exclusive(ctx context.Context) (*lockfile.Lock, error) {
 	return l, nil
 }
 
+// readRefs returns refs.json's images and tags, the caller's to change.
+// The decoded file is kept (refsMemo), so a command that reads it again
+// before anyone replaces it does not decode it twice.
 func (s *Store) readRefs() (refs, error) {
-	var f refsFile
-	r := refs{images: map[string]record{}, tags: map[string]string{}}
-	if err := atomicfile.ReadJSON(s.path(refsName), &f); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+	path := s.path(refsName)
+	readAt := time.Now()
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return refs{images: map[string]record{}, tags: map[string]string{}}, nil
+	}
+	if err != nil {
+		return refs{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return refs{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	id, known := identify(fi)
+	if known {
+		if r, ok := s.memo.get(id); ok {
 			return r, nil
 		}
-		return refs{}, fmt.Errorf("read %s: %w", s.path(refsName), err)
 	}
-	if f.Version == 0 {
-		for ref, rec := range f.V1Refs {
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return refs{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	refsDecodes.Add(1)
+	var rf refsFile
+	if err := json.Unmarshal(data, &rf); err != nil {
+		return refs{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	r := refs{images: map[string]record{}, tags: map[string]string{}}
+	if rf.Version == 0 {
+		for ref, rec := range rf.V1Refs {
 			r.tags[ref] = rec.ID
 			r.images[rec.ID] = s.fromV1(rec)
 		}
-		return r, nil
+	} else {
+		maps.Copy(r.images, rf.Images)
+		maps.Copy(r.tags, rf.Tags)
 	}
-	maps.Copy(r.images, f.Images)
-	maps.Copy(r.tags, f.Tags)
+	if known {
+		s.memo.put(id, r, readAt)
+	}
 	return r, nil
 }
 
