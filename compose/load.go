@@ -52,9 +52,24 @@ type LoadOptions struct {
 // errdefs.ErrInvalidArgument, or errdefs.ErrNotFound when no file is found.
 func Load(ctx context.Context, o LoadOptions) (*types.Project, error) {
 	if o.CacheDir != "" {
-		return loadCached(ctx, o)
+		p, _, err := loadCached(ctx, o)
+		return p, err
 	}
 	return load(ctx, o, nil)
+}
+
+// LoadWarned is Load that also returns Unsupported's warnings for the
+// project; a load the cache answers takes them from the cache too (they
+// are a function of the model, and computing them encodes every service).
+func LoadWarned(ctx context.Context, o LoadOptions) (*types.Project, []string, error) {
+	if o.CacheDir != "" {
+		return loadCached(ctx, o)
+	}
+	p, err := load(ctx, o, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, Unsupported(p), nil
 }
 
 // load is Load without the cache; in records the files it reads.

@@ -58,6 +58,8 @@ type cacheEntry struct {
 	Inputs   []fileInput     // files read, and files whose absence counted
 	Warnings []byte          // what compose-go logged while loading, replayed on a hit
 	Project  json.RawMessage // the model (modelcodec.go)
+
+	Unsupported []string // Unsupported(the model)
 }
 
 // fileInput is a file the load depended on: its content hash, or "" when
@@ -206,43 +208,44 @@ var binaryID = func() string {
 	return exe + ":" + strconv.FormatInt(fi.Size(), 10) + ":" + strconv.FormatInt(fi.ModTime().UnixNano(), 10) + ":" + strconv.FormatUint(inode(fi), 10)
 }
 
-// get returns the cached model when every input is as it was, and replays
-// the warnings its load printed.
-func (c *loadCache) get() *types.Project {
+// get returns the cached model and its Unsupported warnings when every
+// input is as it was, and replays the warnings its load printed.
+func (c *loadCache) get() (*types.Project, []string) {
 	if c == nil || c.binary == "" {
-		return nil
+		return nil, nil
 	}
 	data, err := os.ReadFile(c.path)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	var e cacheEntry
 	if json.Unmarshal(data, &e) != nil ||
 		e.Format != loadCacheFormat || e.Env != c.env || e.Binary != c.binary {
-		return nil
+		return nil, nil
 	}
 	for _, in := range e.Inputs {
 		if sum, _ := fileSum(in.Path); sum != in.Sum {
-			return nil
+			return nil, nil
 		}
 	}
 	p := new(types.Project)
 	if decodeModel(e.Project, p) != nil {
-		return nil
+		return nil, nil
 	}
 	if len(e.Warnings) > 0 {
 		logrus.StandardLogger().Out.Write(e.Warnings)
 	}
-	return p
+	return p, e.Unsupported
 }
 
-// put stores p as the result of a load that started at start and read in.
-// Failures only mean no cache: the load itself succeeded.
-func (c *loadCache) put(p *types.Project, in *loadInputs, warnings []byte, start time.Time) {
+// put stores p and its Unsupported warnings as the result of a load that
+// started at start and read in. Failures only mean no cache: the load
+// itself succeeded.
+func (c *loadCache) put(p *types.Project, unsupported []string, in *loadInputs, warnings []byte, start time.Time) {
 	if c == nil || c.binary == "" || in.uncached != "" {
 		return
 	}
-	e := cacheEntry{Format: loadCacheFormat, Env: c.env, Binary: c.binary, Warnings: warnings}
+	e := cacheEntry{Format: loadCacheFormat, Env: c.env, Binary: c.binary, Warnings: warnings, Unsupported: unsupported}
 	seen := map[string]bool{}
 	for _, path := range in.paths {
 		if seen[path] {
@@ -336,11 +339,11 @@ func captureLogs(fn func()) []byte {
 	return buf.Bytes()
 }
 
-// loadCached is Load through the cache in o.CacheDir.
-func loadCached(ctx context.Context, o LoadOptions) (*types.Project, error) {
+// loadCached is LoadWarned through the cache in o.CacheDir.
+func loadCached(ctx context.Context, o LoadOptions) (*types.Project, []string, error) {
 	c := openLoadCache(o)
-	if p := c.get(); p != nil {
-		return p, nil
+	if p, unsupported := c.get(); p != nil {
+		return p, unsupported, nil
 	}
 	loadsRun.Add(1)
 	in := &loadInputs{}
@@ -351,10 +354,11 @@ func loadCached(ctx context.Context, o LoadOptions) (*types.Project, error) {
 	)
 	warnings := captureLogs(func() { p, err = load(ctx, o, in) })
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	c.put(p, in, warnings, start)
-	return p, nil
+	unsupported := Unsupported(p)
+	c.put(p, unsupported, in, warnings, start)
+	return p, unsupported, nil
 }
 
 // inode is fi's inode number.

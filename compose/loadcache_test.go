@@ -43,7 +43,7 @@ func loadCounted(t *testing.T, o LoadOptions) (*types.Project, bool) {
 func TestLoadCacheFidelity(t *testing.T) {
 	clearComposeEnv(t)
 	cases, _ := filepath.Glob("testdata/config/*/compose.yaml")
-	hits := 0
+	hits, warnedCases := 0, 0
 	for _, c := range cases {
 		dir := t.TempDir()
 		if err := exec.Command("cp", "-a", filepath.Dir(c)+"/.", dir).Run(); err != nil {
@@ -62,6 +62,16 @@ func TestLoadCacheFidelity(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: the cached model differs from a load", c)
 		}
+		// The warnings a hit gives are those of the model.
+		_, warned, err := LoadWarned(context.Background(), o)
+		if err != nil {
+			t.Fatalf("%s: %v", c, err)
+		}
+		if w := Unsupported(want); !reflect.DeepEqual(warned, w) {
+			t.Errorf("%s: LoadWarned through the cache warns %q, the model %q", c, warned, w)
+		} else if len(w) > 0 {
+			warnedCases++
+		}
 		uses, _ := os.ReadFile(filepath.Join(dir, "compose.yaml"))
 		if !ran {
 			hits++
@@ -72,6 +82,9 @@ func TestLoadCacheFidelity(t *testing.T) {
 	// Most of them must be cacheable, or the cache is useless.
 	if hits < len(cases)*2/3 {
 		t.Errorf("%d of %d projects hit the cache", hits, len(cases))
+	}
+	if warnedCases == 0 {
+		t.Error("no project has unsupported keys: the warnings were not compared")
 	}
 }
 

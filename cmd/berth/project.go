@@ -34,14 +34,15 @@ func openEngine(ctx context.Context) (*engine.Engine, error) {
 func loadProject(cmd *cobra.Command, pf *projectFlags, warn bool, services ...string) (*types.Project, error) {
 	o := pf.loadOptions()
 	o.Services = services
-	p, err := compose.Load(cmd.Context(), o)
+	if !warn {
+		return compose.Load(cmd.Context(), o)
+	}
+	p, warnings, err := compose.LoadWarned(cmd.Context(), o)
 	if err != nil {
 		return nil, err
 	}
-	if warn {
-		for _, w := range compose.Unsupported(p) {
-			fmt.Fprintln(cmd.ErrOrStderr(), "WARN", w)
-		}
+	for _, w := range warnings {
+		fmt.Fprintln(cmd.ErrOrStderr(), "WARN", w)
 	}
 	return p, nil
 }
