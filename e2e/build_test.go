@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -159,6 +160,37 @@ func copyTree(t testing.TB, src, dst string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// backdate makes every file under dir a minute old.
+func backdate(t testing.TB, dir string) {
+	t.Helper()
+	old := time.Now().Add(-time.Minute)
+	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err == nil {
+			err = os.Chtimes(p, old, old)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// loadCacheEntry is the inode of the env's one entry in the load cache: a
+// load the cache answers leaves it, a load that fills it replaces it.
+func loadCacheEntry(t *testing.T, e *env) uint64 {
+	t.Helper()
+	dir := filepath.Join(e.run, "cache", "load")
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) != 1 {
+		t.Fatalf("load cache %s: %v, %d entries; want 1", dir, err, len(ents))
+	}
+	st, err := os.Stat(filepath.Join(dir, ents[0].Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Sys().(*syscall.Stat_t).Ino
 }
 
 // TestGoappExampleMustBuildAndWatch builds examples/goapp (a Go service
@@ -443,6 +475,9 @@ func TestWatchActionsMustReachRunningContainers(t *testing.T) {
 func TestBuildCacheMustFollowEveryInputOfRun(t *testing.T) {
 	e := newEnv(t)
 	e.useTestdata()
+	// Old enough for the load cache, which keys the compose inputs only:
+	// a rebuild whose project load it answers still follows the build's.
+	backdate(t, e.dir)
 	t.Setenv("BUILD_TOKEN", "one")
 	all := []string{"/first", "/bound", "/secret", "/mode", "/uid", "/counts"}
 	ran := func(args ...string) []string {
@@ -473,7 +508,8 @@ func TestBuildCacheMustFollowEveryInputOfRun(t *testing.T) {
 	if got := ran(); !slices.Equal(got, all) {
 		t.Fatalf("first build ran %q", got)
 	}
-	for _, tc := range []struct {
+	var entry uint64
+	for i, tc := range []struct {
 		change string
 		do     func()
 		args   []string
@@ -492,6 +528,12 @@ func TestBuildCacheMustFollowEveryInputOfRun(t *testing.T) {
 		if got := ran(tc.args...); !slices.Equal(got, tc.want) {
 			t.Errorf("after a change of %s, the steps run were %q, want %q", tc.change, got, tc.want)
 		}
+		if i == 1 { // the environment changed: the entry was made again
+			entry = loadCacheEntry(t, e)
+		}
+	}
+	if loadCacheEntry(t, e) != entry {
+		t.Error("the rebuilds after the secret's change loaded the project again: the load cache was not used")
 	}
 	// The cache mount's step ran 7 times, and its file kept every line.
 	if r := e.must("run", "--rm", "app", "cat", "/counts"); strings.TrimSpace(r.stdout) != "7" {
