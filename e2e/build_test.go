@@ -364,7 +364,7 @@ CMD ["/srv/hello.txt"]
 
 // TestBuildComposeKeysMustReachTheBuild: --build-arg, a service's image as
 // a named context (that service built first), dockerfile_inline, ulimits,
-// --with-dependencies;
+// no_cache, --with-dependencies;
 // pull_policy build builds on every up; builder prune empties the cache.
 func TestBuildComposeKeysMustReachTheBuild(t *testing.T) {
 	e := newEnv(t)
@@ -378,6 +378,10 @@ func TestBuildComposeKeysMustReachTheBuild(t *testing.T) {
 	}
 	e.must("build", "--with-dependencies", "--build-arg", "FROM_CLI=from the cli", "app")
 	e.must("image", "inspect", "buildkeys-dep")
+	// no_cache: every build of dep runs its step again.
+	if r := e.must("--progress", "plain", "build", "dep"); strings.Contains(r.stderr, "CACHED") || !strings.Contains(r.stderr, "RUN echo") {
+		t.Errorf("a no_cache service's build used the cache:\n%s", r.stderr)
+	}
 	// The image as built: no up in between may rebuild it without the arg.
 	e.must("up", "-d", "--no-build")
 	eventually(t, 10*time.Second, func() error {
