@@ -431,7 +431,12 @@ func (s *server) serveSandbox(path string, sb *sandbox) error {
 	if err := start(sb.tcp); err != nil {
 		return err
 	}
-	sb.udp = serveUDP(sb.sock.udp, h)
+	u, err := serveUDP(sb.sock.udp, h)
+	if err != nil {
+		shutdown(sb.tcp)
+		return err
+	}
+	sb.udp = u
 	return nil
 }
 

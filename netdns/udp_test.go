@@ -25,7 +25,10 @@ func TestUDPServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := serveUDP(conn, &sandboxHandler{s: s, key: "web1"})
+	u, err := serveUDP(conn, &sandboxHandler{s: s, key: "web1"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	addr := conn.LocalAddr().String()
 
 	ask := func(name string, qtype uint16) *dns.Msg {
