@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	goruntime "runtime"
 	"strings"
 
 	"github.com/containerd/errdefs"
@@ -47,6 +48,13 @@ func DNS(ctx context.Context, args []string) error {
 	}
 	if *dir == "" {
 		*dir = engine.OptionsFromEnv().Run + "/dns"
+	}
+	// One P: each query is answered on the thread its socket's reader
+	// blocks in, and a second P only adds hand-offs (on 2 cores at 20k q/s:
+	// 19 rather than 23 µs of CPU per query and 0.08 rather than 0.13 ms).
+	// GOMAXPROCS in the environment wins.
+	if os.Getenv("GOMAXPROCS") == "" {
+		goruntime.GOMAXPROCS(1)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	cfg := netdns.Config{Dir: *dir, Logger: log}
