@@ -58,8 +58,8 @@ bench: build ## up/down timings for 3 and 20 services; ps and no-op up -d; pull 
 	  printf "DNS from a container    %s q/s (%s-%s); mean latency at 20k q/s %s ms (%s-%s)\n", \
 	  m["dns-qps"], m["dns-min-qps"], m["dns-max-qps"], m["at20k-ms"], m["at20k-min-ms"], m["at20k-max-ms"]} \
 	/^BenchmarkPublishedPort/ {head(); for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
-	  split("v4-tcp v4-udp v6-tcp v6-udp", k, " "); for(j=1;j<=4;j++){f=substr(k[j],1,2); p=substr(k[j],4); \
-	  printf "%s published/direct  %s Gbps (%s-%s) / %s Gbps (%s-%s) = %s\n", k[j], \
+	  split("v4-tcp v4-udp v6-tcp v6-udp remote-v4-tcp remote-v4-udp remote-v6-tcp remote-v6-udp", k, " "); for(j=1;j<=8;j++){p=substr(k[j],length(k[j])-2); f=substr(k[j],1,length(k[j])-4); \
+	  printf "%-13s published/direct  %s Gbps (%s-%s) / %s Gbps (%s-%s) = %s\n", k[j], \
 	  m[f"-published-"p"-Gbps"], m[f"-published-"p"-min-Gbps"], m[f"-published-"p"-max-Gbps"], \
 	  m[f"-direct-"p"-Gbps"], m[f"-direct-"p"-min-Gbps"], m[f"-direct-"p"-max-Gbps"], m[k[j]"-ratio"]}} \
 	/^BenchmarkNetworkCreateRemove/ {head(); for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
