@@ -97,18 +97,25 @@ func TestContainerVerbsMustActThroughTheShim(t *testing.T) {
 	}
 
 	// restart restarts the service and its dependents; --no-deps only it.
-	starts := func(service string) int { return strings.Count(e.must("logs", service).stdout, service+" start") }
-	e.must("restart", "-t", "5", "db")
-	if starts("db") != 2 || starts("web") != 2 {
-		t.Fatalf("after restart db: db started %d times, web %d", starts("db"), starts("web"))
+	// A container's first line reaches its log a moment after restart
+	// returns: count until both counts are what they should be.
+	starts := func(step string, db, web int) {
+		eventually(t, 5*time.Second, func() error {
+			d := strings.Count(e.must("logs", "db").stdout, "db start")
+			w := strings.Count(e.must("logs", "web").stdout, "web start")
+			if d != db || w != web {
+				return fmt.Errorf("after %s: db started %d times, web %d", step, d, w)
+			}
+			return nil
+		})
 	}
+	e.must("restart", "-t", "5", "db")
+	starts("restart db", 2, 2)
 	if !strings.Contains(e.must("logs", "db").stdout, "bye") {
 		t.Fatalf("restart did not stop db with its stop signal")
 	}
 	e.must("restart", "--no-deps", "db")
-	if starts("db") != 3 || starts("web") != 2 {
-		t.Fatalf("after restart --no-deps db: db started %d times, web %d", starts("db"), starts("web"))
-	}
+	starts("restart --no-deps db", 3, 2)
 
 	// attach with a terminal: keys in, output out, detach keys leave it.
 	p := openPty(t, 24, 80)
