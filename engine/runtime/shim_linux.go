@@ -114,6 +114,7 @@ func Serve(ctx context.Context, cfg Config, hooks Hooks) error {
 	}
 	s.status = Status{State: StateCreated, ShimPid: os.Getpid(), Protocol: ProtocolVersion}
 	s.published = s.status
+	s.reapStrays()
 	if err := s.setup(); err != nil {
 		s.cleanupFailedStart()
 		report(ready, err)

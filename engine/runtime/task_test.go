@@ -630,3 +630,27 @@ func TestFullLogDiskNeverStopsTheContainer(t *testing.T) {
 		t.Fatalf("after: %+v", st)
 	}
 }
+
+// TestStopWhileProbesStartNeverHangs: starts and stops with health probes
+// starting back to back. A stop that lands while a probe is being set up
+// can leave the probe's last bootstrap stage a zombie in the container's
+// pid namespace, which hung the stop (reap_linux.go); that window is
+// narrow and this does not always hit it. What it always checks is the
+// other side: the shim's reaping never takes a stage that libcontainer
+// waits for itself (taking the first stage failed every start).
+func TestStopWhileProbesStartNeverHangs(t *testing.T) {
+	needRoot(t)
+	for i := range 8 {
+		h := newHarness(t, "sleep", "30")
+		// Probes back to back: one is nearly always being set up.
+		h.cfg.Health = &runtime.HealthConfig{Test: []string{"CMD-SHELL", "exit 1"}, Interval: time.Millisecond}
+		h.start(t)
+		time.Sleep(time.Duration(30+7*i) * time.Millisecond)
+		ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+		_, err := runtime.Call(ctx, h.cfg.Socket, runtime.Request{Op: runtime.OpStop})
+		cancel()
+		if err != nil {
+			t.Fatalf("stop %d while probes start: %v", i, err)
+		}
+	}
+}
