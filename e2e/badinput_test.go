@@ -34,6 +34,9 @@ func TestBadInputMustFailWithOneLineAndChangeNothing(t *testing.T) {
 		{"seccomp profile that does not parse", "services:\n  web:\n    image: busybox\n    security_opt: [seccomp=/etc/hostname]\n", []string{"compose.yaml: ", `service "web": security_opt: seccomp profile: decoding seccomp profile failed`}},
 		{"missing device", "services:\n  web:\n    image: busybox\n    devices: [/dev/berth-none:/dev/x]\n", []string{"compose.yaml: ", `service "web": devices: device /dev/berth-none does not exist on this host`}},
 		{"host sysctl", "services:\n  web:\n    image: busybox\n    sysctls: {vm.swappiness: '1'}\n", []string{"compose.yaml: ", `service "web": sysctls: vm.swappiness is not namespaced`}},
+		{"storage quota", "services:\n  web:\n    image: busybox\n    storage_opt: {size: 1G}\n", []string{"compose.yaml: ", `service "web": storage_opt: a per-container storage quota is not supported`}},
+		{"other runtime", "services:\n  web:\n    image: busybox\n    runtime: runsc\n", []string{"compose.yaml: ", `service "web": runtime: runtime "runsc" is not available`}},
+		{"user namespace", "services:\n  web:\n    image: busybox\n    userns_mode: private\n", []string{"compose.yaml: ", `service "web": userns_mode: "private": user namespaces are not supported`}},
 		{"port in use", fmt.Sprintf("services:\n  a:\n    image: busybox\n    command: [sleep, '3600']\n  web:\n    image: busybox\n    command: [sleep, '3600']\n    depends_on: [a]\n    ports: ['127.0.0.1:%d:80']\n", busy), []string{"compose.yaml: ", `service "web": ports: `, fmt.Sprint(busy), "already in use"}},
 	} {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {

@@ -68,6 +68,41 @@ func TestHealthchecksMustShowInPsAndGateDependents(t *testing.T) {
 		}
 		return nil
 	})
+	// timeout: the probe that outlasts its timeout fails, the same probe
+	// with time enough passes; the last results are kept in the state
+	// (Docker's last five), with their output.
+	eventually(t, 10*time.Second, func() error {
+		rows := psRows(t, e)
+		if rows["hung"].Health != "unhealthy" || rows["patient"].Health != "healthy" {
+			return fmt.Errorf("hung %+v, patient %+v", rows["hung"], rows["patient"])
+		}
+		return nil
+	})
+	var st struct {
+		Health struct {
+			Log []struct {
+				ExitCode int    `json:"exit_code"`
+				Output   string `json:"output"`
+			} `json:"log"`
+		} `json:"health"`
+	}
+	eventually(t, 10*time.Second, func() error {
+		if err := json.Unmarshal([]byte(readFile(t, filepath.Join(e.containerDir("patient"), "status.json"))), &st); err != nil {
+			return err
+		}
+		if n := len(st.Health.Log); n != 5 || st.Health.Log[n-1].ExitCode != 0 || st.Health.Log[n-1].Output != "slow probe\n" {
+			return fmt.Errorf("patient's health log: %+v", st.Health.Log)
+		}
+		return nil
+	})
+	// The restart policy goes on beside the healthcheck: flaky is
+	// restarted after each exit, whatever its health says.
+	eventually(t, 20*time.Second, func() error {
+		if n := strings.Count(e.must("logs", "flaky").stdout, "flaky start"); n < 3 {
+			return fmt.Errorf("flaky started %d times", n)
+		}
+		return nil
+	})
 	table := e.must("ps").stdout
 	for _, want := range []string{"(healthy)", "(unhealthy)", "(health: starting)"} {
 		if !strings.Contains(table, want) {
@@ -132,9 +167,10 @@ func TestImageHealthcheckMustRunUnlessDisabled(t *testing.T) {
 	eventually(t, 10*time.Second, func() error {
 		rows := psRows(t, e)
 		// faster keeps the image's test with its own interval; inherits
-		// probes only after the image's hour.
-		if rows["faster"].Health != "healthy" || rows["inherits"].Health != "starting" || rows["disabled"].Health != "" {
-			return fmt.Errorf("health: faster %q inherits %q disabled %q", rows["faster"].Health, rows["inherits"].Health, rows["disabled"].Health)
+		// probes only after the image's hour; none (test: [NONE]) has no
+		// healthcheck at all, as disabled.
+		if rows["faster"].Health != "healthy" || rows["inherits"].Health != "starting" || rows["disabled"].Health != "" || rows["none"].Health != "" {
+			return fmt.Errorf("health: faster %q inherits %q disabled %q none %q", rows["faster"].Health, rows["inherits"].Health, rows["disabled"].Health, rows["none"].Health)
 		}
 		return nil
 	})

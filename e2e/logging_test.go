@@ -78,13 +78,14 @@ func numbered(t *testing.T, out, prefix string, last int) int {
 
 // TestLogRotationMustKeepMaxFileFiles: max-size, max-file and compress
 // bound the files on disk as Docker's json-file does, logs reads across
-// them in order, and driver none keeps nothing.
+// them in order, driver local compresses by default, and driver none keeps
+// nothing.
 func TestLogRotationMustKeepMaxFileFiles(t *testing.T) {
 	e := newEnv(t)
 	e.useTestdata()
 	e.downAtEnd("logrot")
 	e.must("up", "-d")
-	for svc, last := range map[string]string{"counter": "line 1999", "plain": "line 999"} {
+	for svc, last := range map[string]string{"counter": "line 1999", "plain": "line 999", "local": "line 999"} {
 		eventually(t, 30*time.Second, func() error {
 			if got := strings.TrimSpace(e.must("logs", "--no-log-prefix", "--tail", "1", svc).stdout); got != last {
 				return fmt.Errorf("%s: last line %q", svc, got)
@@ -125,6 +126,16 @@ func TestLogRotationMustKeepMaxFileFiles(t *testing.T) {
 		t.Errorf("plain's log files: %v", files)
 	}
 	numbered(t, e.must("logs", "--no-log-prefix", "plain").stdout, "line ", 999)
+
+	// local: the same rotation, compressed by default.
+	eventually(t, 10*time.Second, func() error {
+		files = logFiles(t, e.containerDir("local"))
+		if len(files) != 3 || !strings.HasSuffix(files[1], ".1.gz") || !strings.HasSuffix(files[2], ".2.gz") {
+			return fmt.Errorf("local's log files %v", files)
+		}
+		return nil
+	})
+	numbered(t, e.must("logs", "--no-log-prefix", "local").stdout, "line ", 999)
 
 	// quiet: no log, and logs says why.
 	if files := logFiles(t, e.containerDir("quiet")); len(files) != 0 {

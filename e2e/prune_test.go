@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -126,5 +128,51 @@ services:
 	}
 	if got := images(); got != "busybox:latest" {
 		t.Errorf("images after down --rmi all: %q, want the one rmi-b runs from", got)
+	}
+}
+
+// TestImageRmMustKeepWhatAContainerUses: image rm of an image a container
+// uses is refused naming the container; -f only untags it, and neither
+// image prune -a nor system prune -a takes the image or its layers while
+// the container exists: it still starts. Once it is gone, prune removes it.
+func TestImageRmMustKeepWhatAContainerUses(t *testing.T) {
+	e := newEnv(t)
+	e.must("image", "import", "--change", "LABEL inuse=1", busyboxTar, "inuse:1")
+	id := strings.TrimSpace(e.must("image", "ls", "-q", "inuse:1").stdout)
+	e.writeProject(map[string]string{"compose.yaml": `name: inuse
+services:
+  s:
+    image: inuse:1
+    command: ["sleep", "600"]
+`})
+	e.downAtEnd("inuse")
+	e.must("up", "-d")
+
+	if r := e.berth("image", "rm", "inuse:1"); r.code != 1 || !strings.Contains(r.stderr, "inuse-s-1") {
+		t.Fatalf("image rm of an image in use: %+v", r)
+	}
+	e.must("image", "rm", "-f", "inuse:1")
+	if got := strings.TrimSpace(e.must("image", "ls", "-q", "inuse:1").stdout); got != "" {
+		t.Errorf("inuse:1 still listed after rm -f: %q", got)
+	}
+	e.must("image", "prune", "-a")
+	e.must("system", "prune", "-a", "-f")
+	if r := e.must("image", "ls", "-q", "--no-trunc"); !strings.Contains(r.stdout, id) && !strings.Contains(r.stdout, strings.TrimPrefix(id, "sha256:")) {
+		t.Errorf("the untagged image of a container was pruned (%s): %q", id, r.stdout)
+	}
+	// The container starts again from its image's layers.
+	e.must("stop", "-t", "0")
+	e.must("start")
+	if r := e.must("exec", "-T", "s", "echo", "still-here"); r.stdout != "still-here\n" {
+		t.Errorf("exec after the image was removed: %+v", r)
+	}
+
+	e.must("down", "-t", "0")
+	e.must("image", "prune", "-a")
+	if r := e.must("image", "ls", "-q", "--no-trunc"); strings.Contains(r.stdout, strings.TrimPrefix(id, "sha256:")) {
+		t.Errorf("the image outlived its last container: %q", r.stdout)
+	}
+	if layers, _ := os.ReadDir(filepath.Join(e.root, "snapshot", "layers")); len(layers) != 0 {
+		t.Errorf("unpacked layers left: %d", len(layers))
 	}
 }

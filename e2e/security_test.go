@@ -100,6 +100,15 @@ func TestSecurityKeysMustShowInsideTheContainer(t *testing.T) {
 		if r := e.berth("exec", "-T", "caps", "mkdir", "/made"); r.code != 0 {
 			t.Errorf("mkdir refused without the profile: %+v", r)
 		}
+		// systempaths=unconfined: /proc/keys is not masked (nothing is
+		// mounted over it), as it is in every other container.
+		masks := "grep -c ' /proc/keys ' /proc/self/mountinfo || true"
+		if got := inside(t, e, "sysopen", masks); got != "0" {
+			t.Errorf("systempaths=unconfined: /proc/keys still masked (%s mounts)", got)
+		}
+		if got := inside(t, e, "caps", masks); got != "1" {
+			t.Errorf("control: /proc/keys masked %s times in a default container", got)
+		}
 	})
 	t.Run("read_only and tmpfs", func(t *testing.T) {
 		if r := e.berth("exec", "-T", "ro", "touch", "/file"); r.code == 0 || !strings.Contains(r.stderr, "Read-only file system") {
@@ -266,6 +275,12 @@ func TestResourceLimitsMustShowInTheContainersCgroups(t *testing.T) {
 		}
 		if got := read("quota", "cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us"); got != "20000\n50000" {
 			t.Errorf("cpu_quota, cpu_period: %q", got)
+		}
+		if got := read("res", "memory/memory.oom_control"); !strings.Contains(got, "oom_kill_disable 1") {
+			t.Errorf("oom_kill_disable: %q", got)
+		}
+		if got := read("deploy", "memory/memory.oom_control"); !strings.Contains(got, "oom_kill_disable 0") {
+			t.Errorf("control: oom_kill_disable set without the key: %q", got)
 		}
 	}
 	// This host's block IO controller may take no weights; then up said so.
