@@ -567,7 +567,9 @@ func TestAdd(t *testing.T) {
 	zw2.Close()
 	dir := writeContext(t, map[string]string{
 		"Dockerfile": fmt.Sprintf("FROM busybox\nADD archive.tgz /opt/\nADD --checksum=%s %s/files/data.txt /dl/\nADD plain /plain\n"+
-			"ADD bz.tar.bz2 xz.tar.xz archive.tar.zst /unpacked/\n", sum, srv.URL),
+			"ADD bz.tar.bz2 xz.tar.xz archive.tar.zst /unpacked/\n"+
+			"ADD --chown=1234:5678 --chmod=0640 plain /owned\n"+
+			"ADD --chown=nobody:nogroup --chmod=0751 %s/files/data.txt /dl-owned\n", sum, srv.URL, srv.URL),
 		"plain": "not an archive",
 	})
 	os.WriteFile(filepath.Join(dir, "archive.tgz"), tgz.Bytes(), 0o644)
@@ -596,6 +598,19 @@ func TestAdd(t *testing.T) {
 	}
 	if st, err := os.Stat(filepath.Join(root, "dl/data.txt")); err != nil || st.Mode().Perm() != 0o600 || st.ModTime().Year() != 2006 {
 		t.Errorf("downloaded file: %v %v, want mode 0600 and Last-Modified time", st, err)
+	}
+	// --chown and --chmod, on a local file and on a download.
+	for p, want := range map[string]struct {
+		uid, gid int
+		mode     os.FileMode
+	}{"owned": {1234, 5678, 0o640}, "dl-owned": {65534, 65534, 0o751}} {
+		st, err := os.Stat(filepath.Join(root, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uid, gid := ownerOf(st); uid != want.uid || gid != want.gid || st.Mode().Perm() != want.mode {
+			t.Errorf("/%s: %d:%d %v, want %d:%d %v", p, uid, gid, st.Mode().Perm(), want.uid, want.gid, want.mode)
+		}
 	}
 	// An unchanged download comes from the cache, a changed one reruns
 	// its step; a wrong checksum fails.
