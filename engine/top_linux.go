@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/procstat"
 )
 
 // Process is one process of a container, with what ps -ef shows of it.
@@ -47,19 +49,10 @@ func (e *Engine) Top(ctx context.Context, id string) ([]Process, error) {
 const clockTicks = 100
 
 func readProcess(pid int, boot time.Time) (Process, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	name, f, err := procstat.Read(pid)
 	if err != nil {
 		return Process{}, err
 	}
-	s := string(b)
-	open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || close < open {
-		return Process{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	name := s[open+1 : close]
-	f := strings.Fields(s[close+1:])
-	// Fields after the name, counted from 0: state(0) ppid(1) ... tty_nr(4)
-	// utime(11) stime(12) ... starttime(19).
 	if len(f) < 20 {
 		return Process{}, fmt.Errorf("/proc/%d/stat: short", pid)
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/procstat"
 )
 
 // libcontainer starts every process in a container (the init, each exec
@@ -94,17 +96,8 @@ func childPids() []int {
 }
 
 // bootstrapZombie says whether pid is a zombie still named as the last
-// bootstrap stage. /proc/PID/stat is "pid (comm) state ...", and comm may
-// itself hold parentheses and spaces.
+// bootstrap stage.
 func bootstrapZombie(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	stat := string(b)
-	open, end := strings.IndexByte(stat, '('), strings.LastIndexByte(stat, ')')
-	if open < 0 || end < open || len(stat) < end+3 {
-		return false
-	}
-	return stat[end+2] == 'Z' && stat[open+1:end] == bootstrapInit
+	name, f, err := procstat.Read(pid)
+	return err == nil && len(f) > 0 && f[0] == "Z" && name == bootstrapInit
 }
