@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -314,14 +315,16 @@ func httpGetIn(ns, addr, path string) (string, error) {
 // (iptables-nft with DOCKER-USER, iptables-legacy, a native nftables
 // table) and whose port 53 is taken, containers reach each other by name,
 // the outside (both families), and published ports are reached from the
-// outside and from the host; the accepts Berth adds to the host's firewall
+// outside and from the host, on a network whose bridge Berth names and on
+// one named by driver_opts; the accepts Berth adds to the host's firewall
 // carry its comment, come back after a reboot wiped them, and go with down.
 func TestNetworkingMustWorkOnADirtyHost(t *testing.T) {
 	e := newEnv(t)
 	if e.netns == "" {
 		e.netns, e.outside = dirtyHost(t)
 	}
-	port := itoa(freePort(t))
+	port, port2 := itoa(freePort(t)), itoa(freePort(t))
+	const custom = "dirtybr0" // a bridge name outside berth-*
 	e.writeProject(map[string]string{"compose.yaml": `
 name: dirty
 services:
@@ -330,13 +333,22 @@ services:
     command: ["sh", "-c", "echo hello from web > /www; httpd -f -p 80 -h /"]
     ports: ["` + port + `:80"]
     networks: [front]
+  web2:
+    image: busybox
+    command: ["sh", "-c", "echo hello from web2 > /www; httpd -f -p 80 -h /"]
+    ports: ["` + port2 + `:80"]
+    networks: [custom]
   client:
     image: busybox
     command: ["sleep", "3600"]
-    networks: [front]
+    networks: [front, custom]
 networks:
   front:
     enable_ipv6: true
+  custom:
+    enable_ipv6: true
+    driver_opts:
+      com.docker.network.bridge.name: ` + custom + `
 `})
 	e.downAtEnd("dirty")
 	e.must("up", "-d")
@@ -346,26 +358,32 @@ networks:
 	}
 	check := func(when string) {
 		t.Helper()
-		if r := e.berth("exec", "-T", "client", "timeout", "10", "wget", "-q", "-O", "-", "http://web/www"); r.code != 0 || !strings.Contains(r.stdout, "hello from web") {
-			t.Errorf("%s: client cannot reach web by name: %+v", when, r)
-		}
-		for _, addr := range []string{outsideIP, "[" + outsideIP6 + "]"} {
-			if r := e.berth("exec", "-T", "client", "timeout", "10", "wget", "-q", "-O", "-", "http://"+addr+":"+outsideHTTP+"/"); r.code != 0 || !strings.Contains(r.stdout, "outside") {
-				t.Errorf("%s: container cannot reach the outside at %s: %+v", when, addr, r)
+		for _, web := range []string{"web", "web2"} {
+			if r := e.berth("exec", "-T", "client", "timeout", "10", "wget", "-q", "-O", "-", "http://"+web+"/www"); r.code != 0 || !strings.Contains(r.stdout, "hello from "+web+"\n") {
+				t.Errorf("%s: client cannot reach %s by name: %+v", when, web, r)
 			}
 		}
-		for _, from := range []struct{ ns, addr string }{
-			{e.outside, net.JoinHostPort(uplinkIP, port)},
-			{e.outside, net.JoinHostPort(uplinkIP6, port)},
-			{e.netns, net.JoinHostPort("127.0.0.1", port)},
-		} {
-			eventually(t, 10*time.Second, func() error {
-				body, err := httpGetIn(from.ns, from.addr, "/www")
-				if err == nil && !strings.Contains(body, "hello from web") {
-					err = fmt.Errorf("%s: body %q", from.addr, body)
+		for _, from := range []string{"client", "web2"} {
+			for _, addr := range []string{outsideIP, "[" + outsideIP6 + "]"} {
+				if r := e.berth("exec", "-T", from, "timeout", "10", "wget", "-q", "-O", "-", "http://"+addr+":"+outsideHTTP+"/"); r.code != 0 || !strings.Contains(r.stdout, "outside") {
+					t.Errorf("%s: %s cannot reach the outside at %s: %+v", when, from, addr, r)
 				}
-				return err
-			})
+			}
+		}
+		for _, p := range []struct{ port, body string }{{port, "hello from web\n"}, {port2, "hello from web2\n"}} {
+			for _, from := range []struct{ ns, addr string }{
+				{e.outside, net.JoinHostPort(uplinkIP, p.port)},
+				{e.outside, net.JoinHostPort(uplinkIP6, p.port)},
+				{e.netns, net.JoinHostPort("127.0.0.1", p.port)},
+			} {
+				eventually(t, 10*time.Second, func() error {
+					body, err := httpGetIn(from.ns, from.addr, "/www")
+					if err == nil && !strings.Contains(body, p.body) {
+						err = fmt.Errorf("%s: body %q", from.addr, body)
+					}
+					return err
+				})
+			}
 		}
 	}
 	check("after up")
@@ -390,12 +408,30 @@ networks:
 			lines = append(lines, l)
 		}
 	}
-	if len(lines) < 4 || lines[1] != "-A FORWARD -j DOCKER-USER" || !strings.Contains(lines[2], "-i berth-+") || !strings.Contains(lines[3], "-o berth-+") {
-		t.Errorf("Berth's accepts must come right after the DOCKER-USER jump:\n%s", nft)
+	// Right after the jump: the pair for berth-* bridges and the custom
+	// bridge's own, in either order.
+	var after []string
+	if len(lines) >= 6 && lines[1] == "-A FORWARD -j DOCKER-USER" {
+		for _, l := range lines[2:6] {
+			after = append(after, strings.Join(strings.Fields(l)[2:4], " "))
+		}
+		slices.Sort(after)
+	}
+	if want := []string{"-i berth-+", "-i " + custom, "-o berth-+", "-o " + custom}; !slices.Equal(after, want) {
+		t.Errorf("Berth's accepts (%q) must come right after the DOCKER-USER jump:\n%s", want, nft)
 	}
 
 	e.must("down", "-t", "1")
-	if leaks := nsLeaks(t, e.netns); len(leaks) > 0 {
+	leaks := nsLeaks(t, e.netns)
+	if err := netnstest.Run(e.netns, func() error {
+		if _, err := netlink.LinkByName(custom); err == nil {
+			leaks = append(leaks, "link "+custom)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(leaks) > 0 {
 		t.Fatalf("left in the host after down: %v", leaks)
 	}
 }

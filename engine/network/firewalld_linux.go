@@ -248,5 +248,5 @@ func (m *Manager) trustBridges(ctx context.Context, conn *dbus.Conn) error {
 	for _, r := range recs {
 		bridges = append(bridges, r.Network.Bridge)
 	}
-	return errors.Join(m.host.ensure(ctx), (&firewalld{conn: conn}).trust(ctx, bridges...))
+	return errors.Join(m.host.ensure(ctx, bridges...), (&firewalld{conn: conn}).trust(ctx, bridges...))
 }

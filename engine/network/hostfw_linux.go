@@ -34,24 +34,64 @@ import (
 //
 // The accepts only stop the host's firewall from dropping what Berth's own
 // table decides: isolation, internal networks and published ports are all
-// enforced there. Each rule carries the comment "berth <instance>", and all
+// enforced there. One pair of accepts matches every bridge Berth names
+// (berth-*) and carries the comment "berth <instance>"; a network whose
+// bridge is named otherwise (com.docker.network.bridge.name) has a pair of
+// its own, "berth <instance> <bridge>", which goes with the network. All
 // go with the instance's last network.
 type hostFirewall struct{ instance string }
 
-// hostBridgePattern matches every bridge Berth names (iptables spelling).
-const hostBridgePattern = bridgePrefix + "+"
+// hostAccept is one pair of accepts (in, out) for the interfaces matched
+// by iface, in iptables spelling ("berth-+" or a bridge's name).
+type hostAccept struct{ iface, tag string }
 
-func (h hostFirewall) tag() string { return "berth " + h.instance }
+// prefix reports whether iface matches a name prefix rather than one name.
+func (a hostAccept) prefix() bool { return strings.HasSuffix(a.iface, "+") }
 
-// ensure adds whatever of the rules is missing.
-func (h hostFirewall) ensure(ctx context.Context) error {
-	var errs []error
-	for _, x := range h.xtables() {
-		if err := x.ensure(ctx, h.tag()); err != nil {
-			errs = append(errs, err)
+// all is the pair that matches every bridge Berth names.
+func (h hostFirewall) all() hostAccept {
+	return hostAccept{iface: bridgePrefix + "+", tag: "berth " + h.instance}
+}
+
+// accepts are the pairs the bridges' traffic needs: the instance's pair,
+// and a bridge's own for each name the instance's pair does not match.
+func (h hostFirewall) accepts(bridges ...string) []hostAccept {
+	out := []hostAccept{h.all()}
+	for _, b := range bridges {
+		if own, ok := h.bridgeAccept(b); ok {
+			out = append(out, own)
 		}
 	}
-	if err := h.nftEnsure(); err != nil {
+	return out
+}
+
+// bridgeAccept is the bridge's own pair, for a name outside berth-*.
+func (h hostFirewall) bridgeAccept(bridge string) (hostAccept, bool) {
+	if strings.HasPrefix(bridge, bridgePrefix) {
+		return hostAccept{}, false
+	}
+	return hostAccept{iface: bridge, tag: "berth " + h.instance + " " + bridge}, true
+}
+
+// ours reports whether a rule's comment is one of the instance's tags.
+func (h hostFirewall) ours(comment string) bool {
+	t := h.all().tag
+	return comment == t || strings.HasPrefix(comment, t+" ")
+}
+
+// ensure adds whatever of the accepts the bridges' traffic needs is
+// missing.
+func (h hostFirewall) ensure(ctx context.Context, bridges ...string) error {
+	var errs []error
+	acc := h.accepts(bridges...)
+	for _, x := range h.xtables() {
+		for _, a := range acc {
+			if err := x.ensure(ctx, a); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := h.nftEnsure(acc); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -61,24 +101,42 @@ func (h hostFirewall) ensure(ctx context.Context) error {
 }
 
 // present reports whether every rule ensure would add is there.
-func (h hostFirewall) present(ctx context.Context) bool {
+func (h hostFirewall) present(ctx context.Context, bridges ...string) bool {
+	acc := h.accepts(bridges...)
 	for _, x := range h.xtables() {
-		if !x.present(ctx, h.tag()) {
-			return false
+		for _, a := range acc {
+			if !x.present(ctx, a) {
+				return false
+			}
 		}
 	}
-	return h.nftPresent()
+	return h.nftPresent(acc)
 }
 
-// remove takes every rule of the instance out again.
+// removeBridge takes the bridge's own accepts out, if it has any.
+func (h hostFirewall) removeBridge(ctx context.Context, bridge string) error {
+	a, ok := h.bridgeAccept(bridge)
+	if !ok {
+		return nil
+	}
+	return h.removeWhere(ctx, func(c string) bool { return c == a.tag })
+}
+
+// remove takes every rule of the instance out again, those of bridges a
+// crash left behind included.
 func (h hostFirewall) remove(ctx context.Context) error {
+	return h.removeWhere(ctx, h.ours)
+}
+
+// removeWhere takes out the rules whose comment the function accepts.
+func (h hostFirewall) removeWhere(ctx context.Context, match func(comment string) bool) error {
 	var errs []error
 	for _, x := range h.xtables() {
-		if err := x.remove(ctx, h.tag()); err != nil {
+		if err := x.remove(ctx, match); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if err := h.nftRemove(); err != nil {
+	if err := h.nftRemove(match); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -148,13 +206,17 @@ func (x xtable) run(ctx context.Context, args ...string) (string, error) {
 	return out.String(), nil
 }
 
-// specs are the instance's two rules in iptables syntax.
-func (x xtable) specs(tag string) [][]string {
+// specs are the pair's two rules in iptables syntax.
+func (x xtable) specs(a hostAccept) [][]string {
 	var out [][]string
 	for _, dir := range []string{"-i", "-o"} {
-		out = append(out, []string{"FORWARD", dir, hostBridgePattern, "-m", "comment", "--comment", tag, "-j", "ACCEPT"})
+		out = append(out, accept(dir, a.iface, a.tag))
 	}
 	return out
+}
+
+func accept(dir, iface, tag string) []string {
+	return []string{"FORWARD", dir, iface, "-m", "comment", "--comment", tag, "-j", "ACCEPT"}
 }
 
 func (x xtable) has(ctx context.Context, spec []string) bool {
@@ -162,8 +224,8 @@ func (x xtable) has(ctx context.Context, spec []string) bool {
 	return err == nil
 }
 
-func (x xtable) present(ctx context.Context, tag string) bool {
-	for _, s := range x.specs(tag) {
+func (x xtable) present(ctx context.Context, a hostAccept) bool {
+	for _, s := range x.specs(a) {
 		if !x.has(ctx, s) {
 			return false
 		}
@@ -171,8 +233,8 @@ func (x xtable) present(ctx context.Context, tag string) bool {
 	return true
 }
 
-func (x xtable) ensure(ctx context.Context, tag string) error {
-	for i, s := range x.specs(tag) {
+func (x xtable) ensure(ctx context.Context, a hostAccept) error {
+	for i, s := range x.specs(a) {
 		if x.has(ctx, s) {
 			continue
 		}
@@ -208,16 +270,49 @@ func (x xtable) insertPosition(ctx context.Context) (int, error) {
 	return 1, nil
 }
 
-func (x xtable) remove(ctx context.Context, tag string) error {
-	for _, s := range x.specs(tag) {
-		// -D removes one copy; loop in case a crash left two.
-		for x.has(ctx, s) {
-			if _, err := x.run(ctx, append([]string{"-D"}, s...)...); err != nil {
-				return err
-			}
+// remove deletes the accepts in FORWARD whose comment matches (every
+// copy, in case a crash left two).
+func (x xtable) remove(ctx context.Context, match func(comment string) bool) error {
+	out, err := x.run(ctx, "-S", "FORWARD")
+	if err != nil {
+		return err
+	}
+	for _, l := range strings.Split(out, "\n") {
+		spec, ok := parseAccept(l)
+		if !ok || !match(spec[6]) {
+			continue
+		}
+		if _, err := x.run(ctx, append([]string{"-D"}, spec...)...); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// parseAccept reads back one of our accepts from a line of iptables -S:
+// -A FORWARD -i IFACE -m comment --comment "TAG" -j ACCEPT (the comment
+// quoted when it has spaces). Other lines are not ours.
+func parseAccept(line string) ([]string, bool) {
+	rest, ok := strings.CutPrefix(strings.TrimSpace(line), "-A FORWARD ")
+	if !ok {
+		return nil, false
+	}
+	head, tail, ok := strings.Cut(rest, " -m comment --comment ")
+	if !ok {
+		return nil, false
+	}
+	f := strings.Fields(head)
+	if len(f) != 2 || (f[0] != "-i" && f[0] != "-o") {
+		return nil, false
+	}
+	tag, ok := strings.CutSuffix(tail, " -j ACCEPT")
+	if !ok {
+		return nil, false
+	}
+	if uq, err := strconv.Unquote(tag); err == nil {
+		tag = uq
+	}
+	return accept(f[0], f[1], tag), true
 }
 
 // foreignChain is a forward base chain of someone else's nftables table.
@@ -281,40 +376,44 @@ func isXtablesName(name string) bool {
 	return false
 }
 
-// nftRules are the instance's rules for one foreign chain:
-// iifname "berth-*" accept, oifname "berth-*" accept.
-func (h hostFirewall) nftRules(fc foreignChain) []*nftables.Rule {
+// nftRules are one pair's rules for one foreign chain:
+// iifname "berth-*" accept, oifname "berth-*" accept (or the bridge's name).
+func (a hostAccept) nftRules(fc foreignChain) []*nftables.Rule {
+	name := strings.TrimSuffix(a.iface, "+")
 	var out []*nftables.Rule
 	for _, key := range []expr.MetaKey{expr.MetaKeyIIFNAME, expr.MetaKeyOIFNAME} {
 		out = append(out, &nftables.Rule{
 			Table: fc.table, Chain: fc.chain,
 			Exprs: []expr.Any{
 				&expr.Meta{Key: key, Register: 1},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(bridgePrefix, true)},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(name, a.prefix())},
 				&expr.Verdict{Kind: expr.VerdictAccept},
 			},
-			UserData: userdata.AppendString(nil, userdata.TypeComment, h.tag()),
+			UserData: userdata.AppendString(nil, userdata.TypeComment, a.tag),
 		})
 	}
 	return out
 }
 
-// tagged returns the chain's rules carrying the instance's comment.
-func (h hostFirewall) tagged(c *nftables.Conn, fc foreignChain) []*nftables.Rule {
+// tagged returns the chain's rules whose comment matches.
+func tagged(c *nftables.Conn, fc foreignChain, match func(comment string) bool) []*nftables.Rule {
 	rules, err := c.GetRules(fc.table, fc.chain)
 	if err != nil {
 		return nil
 	}
 	var out []*nftables.Rule
 	for _, r := range rules {
-		if s, _ := userdata.GetString(r.UserData, userdata.TypeComment); s == h.tag() {
+		if s, _ := userdata.GetString(r.UserData, userdata.TypeComment); match(s) {
 			out = append(out, r)
 		}
 	}
 	return out
 }
 
-func (h hostFirewall) nftPresent() bool {
+// is matches exactly the pair's comment.
+func (a hostAccept) is(comment string) bool { return comment == a.tag }
+
+func (h hostFirewall) nftPresent(acc []hostAccept) bool {
 	c, err := nftables.New()
 	if err != nil {
 		return false
@@ -324,14 +423,16 @@ func (h hostFirewall) nftPresent() bool {
 		return false
 	}
 	for _, fc := range fcs {
-		if len(h.tagged(c, fc)) < 2 {
-			return false
+		for _, a := range acc {
+			if len(tagged(c, fc, a.is)) < 2 {
+				return false
+			}
 		}
 	}
 	return true
 }
 
-func (h hostFirewall) nftEnsure() error {
+func (h hostFirewall) nftEnsure(acc []hostAccept) error {
 	c, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
@@ -342,21 +443,23 @@ func (h hostFirewall) nftEnsure() error {
 	}
 	n := 0
 	for _, fc := range fcs {
-		have := h.tagged(c, fc)
-		if len(have) == 2 {
-			continue
-		}
-		for _, r := range have {
-			if err := c.DelRule(r); err != nil {
-				return fmt.Errorf("nftables: %w", err)
+		for _, a := range acc {
+			have := tagged(c, fc, a.is)
+			if len(have) == 2 {
+				continue
 			}
+			for _, r := range have {
+				if err := c.DelRule(r); err != nil {
+					return fmt.Errorf("nftables: %w", err)
+				}
+			}
+			// Inserted in reverse, so they end up first and in order.
+			rules := a.nftRules(fc)
+			for i := len(rules) - 1; i >= 0; i-- {
+				c.InsertRule(rules[i])
+			}
+			n++
 		}
-		// Inserted in reverse, so they end up first and in order.
-		rules := h.nftRules(fc)
-		for i := len(rules) - 1; i >= 0; i-- {
-			c.InsertRule(rules[i])
-		}
-		n++
 	}
 	if n == 0 {
 		return nil
@@ -367,7 +470,7 @@ func (h hostFirewall) nftEnsure() error {
 	return nil
 }
 
-func (h hostFirewall) nftRemove() error {
+func (h hostFirewall) nftRemove(match func(comment string) bool) error {
 	c, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
@@ -381,7 +484,7 @@ func (h hostFirewall) nftRemove() error {
 		if ch.Hooknum == nil || *ch.Hooknum != *nftables.ChainHookForward || strings.HasPrefix(ch.Table.Name, "berth") {
 			continue
 		}
-		for _, r := range h.tagged(c, foreignChain{table: ch.Table, chain: ch}) {
+		for _, r := range tagged(c, foreignChain{table: ch.Table, chain: ch}, match) {
 			if err := c.DelRule(r); err != nil {
 				return fmt.Errorf("nftables: %w", err)
 			}

@@ -322,6 +322,7 @@ func (m *Manager) Create(ctx context.Context, s Spec) (Network, error) {
 			// Best effort: leave nothing of a half-made network behind.
 			_ = m.fw.removeNetwork(n)
 			_ = firewalldUntrust(ctx, n.Bridge)
+			_ = m.host.removeBridge(ctx, n.Bridge)
 			_ = deleteLink(n.Bridge)
 			_ = os.Remove(m.recordPath(n.Name))
 			m.dropHostRulesIfLast(ctx)
@@ -341,7 +342,7 @@ func (m *Manager) addRules(ctx context.Context, n Network) error {
 	if err := m.fw.addNetwork(n); err != nil {
 		return err
 	}
-	if err := m.host.ensure(ctx); err != nil {
+	if err := m.host.ensure(ctx, n.Bridge); err != nil {
 		return err
 	}
 	if err := firewalldTrust(ctx, n.Bridge); err != nil {
@@ -533,6 +534,9 @@ func (m *Manager) Remove(ctx context.Context, name string) error {
 		return fmt.Errorf("network %q: %w", name, err)
 	}
 	if err := firewalldUntrust(ctx, r.Network.Bridge); err != nil {
+		return fmt.Errorf("network %q: %w", name, err)
+	}
+	if err := m.host.removeBridge(ctx, r.Network.Bridge); err != nil {
 		return fmt.Errorf("network %q: %w", name, err)
 	}
 	if err := deleteLink(r.Network.Bridge); err != nil {

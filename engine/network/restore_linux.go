@@ -85,5 +85,5 @@ func (m *Manager) whole(ctx context.Context, n Network) bool {
 			return false
 		}
 	}
-	return m.fw.hasNetwork(n) && m.host.present(ctx) && firewalldTrusted(ctx, n.Bridge)
+	return m.fw.hasNetwork(n) && m.host.present(ctx, n.Bridge) && firewalldTrusted(ctx, n.Bridge)
 }
