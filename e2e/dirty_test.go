@@ -280,6 +280,24 @@ func nsLeaks(t testing.TB, ns string) []string {
 	return leaks
 }
 
+// hostState dumps what decides a dirty host's forwarding, for a failure's
+// log: every ruleset its tools see, its addresses, routes and sysctls.
+func hostState(t testing.TB, ns string) string {
+	var b strings.Builder
+	for _, args := range [][]string{
+		{"nft", "list", "ruleset"},
+		{"iptables-legacy", "-w", "5", "-S"}, {"iptables-legacy", "-w", "5", "-t", "nat", "-S"},
+		{"iptables-nft", "-S"}, {"ip6tables-nft", "-S"},
+		{"ip", "addr"}, {"ip", "route"}, {"ip", "-6", "route"},
+		{"sysctl", "net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding", "net.bridge.bridge-nf-call-iptables"},
+		{"cat", "/proc/net/ip_tables_names"},
+	} {
+		out, err := exec.Command("nsenter", append([]string{"--net=" + ns, "--"}, args...)...).CombinedOutput()
+		fmt.Fprintf(&b, "# %s (%v)\n%s\n", strings.Join(args, " "), err, out)
+	}
+	return b.String()
+}
+
 // dialIn connects to addr from inside ns ("" for the test's own).
 func dialIn(ns, network, addr string) (net.Conn, error) {
 	if ns == "" {
@@ -358,6 +376,11 @@ networks:
 	}
 	check := func(when string) {
 		t.Helper()
+		defer func() {
+			if t.Failed() {
+				t.Logf("%s: the dirty host's firewall and routes:\n%s", when, hostState(t, e.netns))
+			}
+		}()
 		for _, web := range []string{"web", "web2"} {
 			if r := e.berth("exec", "-T", "client", "timeout", "10", "wget", "-q", "-O", "-", "http://"+web+"/www"); r.code != 0 || !strings.Contains(r.stdout, "hello from "+web+"\n") {
 				t.Errorf("%s: client cannot reach %s by name: %+v", when, web, r)

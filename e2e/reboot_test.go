@@ -141,7 +141,10 @@ services:
 	if n := strings.Count(e.must("ps", "--format", "json").stdout, `"State":"running"`); n != 2 {
 		t.Fatalf("%d running after up", n)
 	}
-	if r := e.berth("exec", "-T", "client", "wget", "-q", "-O", "-", "http://web/www"); r.code != 0 || !strings.Contains(r.stdout, "up") {
+	if r := e.berth("exec", "-T", "client", "timeout", "10", "wget", "-q", "-O", "-", "http://web/www"); r.code != 0 || !strings.Contains(r.stdout, "up") {
+		if e.netns != "" {
+			t.Logf("the dirty host:\n%s", hostState(t, e.netns))
+		}
 		t.Fatalf("client cannot reach web by name after the reboot: %+v", r)
 	}
 	e.must("down", "-t", "1")

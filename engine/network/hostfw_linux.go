@@ -151,6 +151,16 @@ type xtable struct {
 // this network namespace) and whose binary is installed. A backend without
 // a filter table has no FORWARD chain to drop anything; listing it with its
 // binary would create one, so the tables are looked up without it.
+//
+// The legacy tables are read through /proc/thread-self, never /proc/net:
+// that is /proc/self/net, the namespace of the process's main thread, and
+// Go runs any goroutine on the main thread, one that switches namespace
+// too. A goroutine that ends locked to a thread in a sandbox's namespace
+// (mountNewNetns, sandboxSysctl) leaves the main thread parked there for
+// good, and /proc/net then showed the sandbox's tables: none, so the
+// legacy accepts were judged present and never put back after a reboot or
+// a firewall reload. The calling thread is in the host's namespace (or the
+// one a caller locked it into), as are the iptables commands it starts.
 func (h hostFirewall) xtables() []xtable {
 	var out []xtable
 	for _, fam := range []struct {
@@ -159,8 +169,8 @@ func (h hostFirewall) xtables() []xtable {
 		nft    string
 		table  nftables.TableFamily
 	}{
-		{"/proc/net/ip_tables_names", "iptables-legacy", "iptables-nft", nftables.TableFamilyIPv4},
-		{"/proc/net/ip6_tables_names", "ip6tables-legacy", "ip6tables-nft", nftables.TableFamilyIPv6},
+		{"/proc/thread-self/net/ip_tables_names", "iptables-legacy", "iptables-nft", nftables.TableFamilyIPv4},
+		{"/proc/thread-self/net/ip6_tables_names", "ip6tables-legacy", "ip6tables-nft", nftables.TableFamilyIPv6},
 	} {
 		if b, err := os.ReadFile(fam.names); err == nil && hasLine(b, "filter") {
 			if bin, err := exec.LookPath(fam.legacy); err == nil {

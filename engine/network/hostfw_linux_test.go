@@ -162,3 +162,38 @@ func hostComments(t *testing.T) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestHostFirewallFindsTheCallersLegacyTables: the legacy iptables tables
+// are looked up in the calling thread's namespace, wherever the process's
+// main thread is. Of two namespaces, one with a legacy filter table and one
+// without, at most one can be the main thread's, so reading /proc/net (the
+// main thread's view) fails one of them.
+func TestHostFirewallFindsTheCallersLegacyTables(t *testing.T) {
+	needRoot(t)
+	if _, err := exec.LookPath("iptables-legacy"); err != nil {
+		t.Skip("needs iptables-legacy")
+	}
+	dir := t.TempDir()
+	with, without := netnstest.New(t, filepath.Join(dir, "with")), netnstest.New(t, filepath.Join(dir, "without"))
+	h := hostFirewall{instance: "berth-t1"}
+	for _, c := range []struct {
+		ns   string
+		want bool
+	}{{with, true}, {without, false}} {
+		err := netnstest.Run(c.ns, func() error {
+			if c.want {
+				if out, err := exec.Command("iptables-legacy", "-w", "5", "-P", "FORWARD", "DROP").CombinedOutput(); err != nil {
+					t.Fatalf("iptables-legacy: %v: %s", err, out)
+				}
+			}
+			got := slices.ContainsFunc(h.xtables(), func(x xtable) bool { return filepath.Base(x.bin) == "iptables-legacy" })
+			if got != c.want {
+				t.Errorf("%s: iptables-legacy listed %v, want %v", filepath.Base(c.ns), got, c.want)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
