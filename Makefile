@@ -21,6 +21,7 @@ HELPER    := cmd/berth/berth-helper
 build: ## build bin/berth (static, cgo, seccomp), carrying the lean helper
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(HELPER) ./cmd/berth-helper
 	cd $(dir $(HELPER)) && sha256sum $(notdir $(HELPER)) > $(notdir $(HELPER)).sum
+	printf '#define BERTH_HELPER_DIR "%s"\n' $$(cut -c1-16 $(HELPER).sum) > $(HELPER).h
 	$(GO) build -tags $(TAGS),berth_helper -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/berth
 
 # NET_E2E are the networking tests, run again on a dirty host: a namespace

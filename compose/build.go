@@ -63,16 +63,31 @@ func Build(ctx context.Context, e *engine.Engine, p *types.Project, o BuildOptio
 	return buildServices(ctx, e, p, todo, o)
 }
 
-// buildForUp builds what up needs before it plans: with --build every
-// selected service that has a build section, otherwise those whose image
-// is missing or whose pull_policy is build; none with --no-build.
+// buildForUp builds what up needs before it plans (see buildsNeeded).
 func buildForUp(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest) error {
+	todo, err := buildsNeeded(ctx, e, p, r)
+	if err != nil || len(todo) == 0 {
+		return err
+	}
+	w := progress.Discard
+	if r.Progress != nil {
+		w = r.Progress()
+	}
+	err = buildServices(progress.WithWriter(ctx, w), e, p, todo, BuildOptions{})
+	w.Close()
+	return err
+}
+
+// buildsNeeded are the services up builds: with --build every selected
+// service that has a build section, otherwise those whose image is missing
+// or whose pull_policy is build; none with --no-build.
+func buildsNeeded(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest) ([]string, error) {
 	if r.NoBuild || r.DryRun {
-		return nil
+		return nil, nil
 	}
 	names, err := selectServices(p, r.Options.Services, !r.Options.NoDeps)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var todo []string
 	for _, n := range names {
@@ -82,27 +97,18 @@ func buildForUp(ctx context.Context, e *engine.Engine, p *types.Project, r UpReq
 		}
 		policy, _, err := s.GetPullPolicy()
 		if err != nil {
-			return inService(n, "pull_policy", err)
+			return nil, inService(n, "pull_policy", err)
 		}
 		if !r.Build && policy != types.PullPolicyBuild {
 			if _, err := e.Images.Get(ctx, ImageName(p, s)); err == nil {
 				continue
 			} else if !errors.Is(err, errdefs.ErrNotFound) {
-				return inService(n, "image", err)
+				return nil, inService(n, "image", err)
 			}
 		}
 		todo = append(todo, n)
 	}
-	if len(todo) == 0 {
-		return nil
-	}
-	w := progress.Discard
-	if r.Progress != nil {
-		w = r.Progress()
-	}
-	err = buildServices(progress.WithWriter(ctx, w), e, p, todo, BuildOptions{})
-	w.Close()
-	return err
+	return todo, nil
 }
 
 // buildServices builds the named services, those they name in

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/berth-dev/berth/compose/files"
 )
 
 // TestConfigMatchesDockerCompose renders every case of the corpus
@@ -25,7 +27,7 @@ func TestConfigMatchesDockerCompose(t *testing.T) {
 		}
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			t.Setenv("PWD", dir)
-			p, err := Load(t.Context(), LoadOptions{ConfigPaths: []string{filepath.Join(dir, "compose.yaml")}})
+			p, err := testLoad(t.Context(), files.Options{ConfigPaths: []string{filepath.Join(dir, "compose.yaml")}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -54,7 +56,7 @@ func TestConfigLoadsBackToTheSameProject(t *testing.T) {
 	cases, _ := filepath.Glob("testdata/config/*/compose.yaml")
 	for _, file := range cases {
 		t.Run(filepath.Base(filepath.Dir(file)), func(t *testing.T) {
-			first, err := Load(t.Context(), LoadOptions{ConfigPaths: []string{file}})
+			first, err := testLoad(t.Context(), files.Options{ConfigPaths: []string{file}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -66,7 +68,7 @@ func TestConfigLoadsBackToTheSameProject(t *testing.T) {
 			if err := os.WriteFile(again, out, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			second, err := Load(t.Context(), LoadOptions{ConfigPaths: []string{again}})
+			second, err := testLoad(t.Context(), files.Options{ConfigPaths: []string{again}})
 			if err != nil {
 				t.Fatalf("config output does not load: %v\n%s", err, out)
 			}
@@ -94,7 +96,7 @@ func TestServiceHashIsDockerComposes(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Setenv("PWD", dir)
-		p, err := Load(t.Context(), LoadOptions{ConfigPaths: []string{filepath.Join(dir, "compose.yaml")}})
+		p, err := testLoad(t.Context(), files.Options{ConfigPaths: []string{filepath.Join(dir, "compose.yaml")}})
 		if err != nil {
 			t.Fatal(err)
 		}

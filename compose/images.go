@@ -214,10 +214,19 @@ func inService(service, field string, err error) error {
 // always|missing|never) when given. A service with build and no image, or
 // pull_policy build, is left to the builder.
 func EnsureImages(ctx context.Context, e *engine.Engine, p *types.Project, override string) error {
+	pulls, err := pullsNeeded(ctx, e, p, override)
+	if err != nil {
+		return err
+	}
+	return runPulls(ctx, e, pulls)
+}
+
+// pullsNeeded are the pulls EnsureImages makes.
+func pullsNeeded(ctx context.Context, e *engine.Engine, p *types.Project, override string) ([]pullJob, error) {
 	switch override {
 	case "", types.PullPolicyAlways, types.PullPolicyMissing, types.PullPolicyNever:
 	default:
-		return fmt.Errorf("--pull %q: want always, missing or never: %w", override, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("--pull %q: want always, missing or never: %w", override, errdefs.ErrInvalidArgument)
 	}
 	var pulls []pullJob
 	for _, name := range slices.Sorted(maps.Keys(p.Services)) {
@@ -227,7 +236,7 @@ func EnsureImages(ctx context.Context, e *engine.Engine, p *types.Project, overr
 		}
 		policy, every, err := s.GetPullPolicy()
 		if err != nil {
-			return inService(name, "pull_policy", err)
+			return nil, inService(name, "pull_policy", err)
 		}
 		if override != "" {
 			policy, every = override, 0
@@ -238,7 +247,7 @@ func EnsureImages(ctx context.Context, e *engine.Engine, p *types.Project, overr
 		img, err := e.Images.Get(ctx, s.Image)
 		present := err == nil
 		if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-			return inService(name, "image", err)
+			return nil, inService(name, "image", err)
 		}
 		if !needPull(policy, every, present, img.Pulled) {
 			continue
@@ -248,7 +257,7 @@ func EnsureImages(ctx context.Context, e *engine.Engine, p *types.Project, overr
 		}
 		pulls = append(pulls, pullJob{service: name, ref: s.Image, platform: s.Platform, build: s.Build != nil})
 	}
-	return runPulls(ctx, e, pulls)
+	return pulls, nil
 }
 
 // needPull decides one service's pull: always; missing (and if_not_present)

@@ -1,6 +1,7 @@
 package compose
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/containerd/errdefs"
+
+	"github.com/berth-dev/berth/compose/files"
 )
 
 // clearComposeEnv unsets every variable that steers loading, so the
@@ -58,22 +61,22 @@ func TestLoad(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
-		opts LoadOptions
+		opts files.Options
 		want want
 	}{
 		{
 			name: "discovery searches upwards from a subdirectory",
-			opts: LoadOptions{WorkingDir: "testdata/discover/sub/deeper"},
+			opts: files.Options{WorkingDir: "testdata/discover/sub/deeper"},
 			want: want{name: "discover", workingDir: "testdata/discover", services: []string{"web"}},
 		},
 		{
 			name: "compose.yml wins over docker-compose.yaml",
-			opts: LoadOptions{WorkingDir: "testdata/precedence"},
+			opts: files.Options{WorkingDir: "testdata/precedence"},
 			want: want{name: "precedence", workingDir: "testdata/precedence", services: []string{"web"}, check: image("web", "from-compose-yml")},
 		},
 		{
 			name: "several -f merge in order",
-			opts: LoadOptions{ConfigPaths: []string{"testdata/merge/compose.yaml", "testdata/merge/override.yaml"}},
+			opts: files.Options{ConfigPaths: []string{"testdata/merge/compose.yaml", "testdata/merge/override.yaml"}},
 			want: want{name: "merged", workingDir: "testdata/merge", services: []string{"db", "web"}, check: func(t *testing.T, p *types.Project) {
 				image("web", "busybox:2")(t, p)
 				if a, b := envValue(p.Services["web"], "A"), envValue(p.Services["web"], "B"); a != "1" || b != "2" {
@@ -94,34 +97,34 @@ func TestLoad(t *testing.T) {
 		{
 			name: "-f wins over COMPOSE_FILE",
 			env:  map[string]string{"COMPOSE_FILE": "testdata/merge/compose.yaml"},
-			opts: LoadOptions{ConfigPaths: []string{"testdata/discover/compose.yaml"}},
+			opts: files.Options{ConfigPaths: []string{"testdata/discover/compose.yaml"}},
 			want: want{name: "discover", workingDir: "testdata/discover", services: []string{"web"}},
 		},
 		{
 			name: "COMPOSE_PROJECT_NAME wins over the name in the file",
 			env:  map[string]string{"COMPOSE_PROJECT_NAME": "fromenv"},
-			opts: LoadOptions{ConfigPaths: []string{"testdata/merge/compose.yaml"}},
+			opts: files.Options{ConfigPaths: []string{"testdata/merge/compose.yaml"}},
 			want: want{name: "fromenv", workingDir: "testdata/merge", services: []string{"web"}},
 		},
 		{
 			name: "-p wins over COMPOSE_PROJECT_NAME",
 			env:  map[string]string{"COMPOSE_PROJECT_NAME": "fromenv"},
-			opts: LoadOptions{ConfigPaths: []string{"testdata/merge/compose.yaml"}, ProjectName: "fromflag"},
+			opts: files.Options{ConfigPaths: []string{"testdata/merge/compose.yaml"}, ProjectName: "fromflag"},
 			want: want{name: "fromflag", workingDir: "testdata/merge", services: []string{"web"}},
 		},
 		{
 			name: "--project-directory is where discovery looks",
-			opts: LoadOptions{ProjectDir: "testdata/discover"},
+			opts: files.Options{ProjectDir: "testdata/discover"},
 			want: want{name: "discover", workingDir: "testdata/discover", services: []string{"web"}},
 		},
 		{
 			name: "--project-directory sets the working dir and .env of a -f file",
-			opts: LoadOptions{ConfigPaths: []string{"testdata/env/compose.yaml"}, ProjectDir: "testdata/discover"},
+			opts: files.Options{ConfigPaths: []string{"testdata/env/compose.yaml"}, ProjectDir: "testdata/discover"},
 			want: want{name: "discover", workingDir: "testdata/discover", services: []string{"web"}, check: image("web", "busybox:latest")},
 		},
 		{
 			name: ".env in the project directory feeds interpolation",
-			opts: LoadOptions{ConfigPaths: []string{"testdata/env/compose.yaml"}},
+			opts: files.Options{ConfigPaths: []string{"testdata/env/compose.yaml"}},
 			want: want{name: "env", workingDir: "testdata/env", services: []string{"web"}, check: func(t *testing.T, p *types.Project) {
 				image("web", "busybox:from-dotenv")(t, p)
 				if g := envValue(p.Services["web"], "GREETING"); g != "hi" {
@@ -131,7 +134,7 @@ func TestLoad(t *testing.T) {
 		},
 		{
 			name: "--env-file replaces .env",
-			opts: LoadOptions{ConfigPaths: []string{"testdata/env/compose.yaml"}, EnvFiles: []string{"testdata/env/alt.env"}},
+			opts: files.Options{ConfigPaths: []string{"testdata/env/compose.yaml"}, EnvFiles: []string{"testdata/env/alt.env"}},
 			want: want{name: "env", workingDir: "testdata/env", services: []string{"web"}, check: func(t *testing.T, p *types.Project) {
 				image("web", "busybox:from-alt")(t, p)
 				if g := envValue(p.Services["web"], "GREETING"); g != "hello" {
@@ -142,13 +145,13 @@ func TestLoad(t *testing.T) {
 		{
 			name: "the process environment wins over .env",
 			env:  map[string]string{"TAG": "fromos"},
-			opts: LoadOptions{ConfigPaths: []string{"testdata/env/compose.yaml"}},
+			opts: files.Options{ConfigPaths: []string{"testdata/env/compose.yaml"}},
 			want: want{name: "env", workingDir: "testdata/env", services: []string{"web"}, check: image("web", "busybox:fromos")},
 		},
 		{
 			name: "a required variable that is set",
 			env:  map[string]string{"TOKEN": "s3cret"},
-			opts: LoadOptions{ConfigPaths: []string{"testdata/required/compose.yaml"}},
+			opts: files.Options{ConfigPaths: []string{"testdata/required/compose.yaml"}},
 			want: want{name: "required", workingDir: "testdata/required", services: []string{"web"}, check: func(t *testing.T, p *types.Project) {
 				if v := envValue(p.Services["web"], "TOKEN"); v != "s3cret" {
 					t.Errorf("TOKEN = %q", v)
@@ -157,35 +160,35 @@ func TestLoad(t *testing.T) {
 		},
 		{
 			name: "services outside the active profiles are removed",
-			opts: LoadOptions{ConfigPaths: []string{"testdata/profiles/compose.yaml"}},
+			opts: files.Options{ConfigPaths: []string{"testdata/profiles/compose.yaml"}},
 			want: want{name: "profiles", workingDir: "testdata/profiles", services: []string{"web"}},
 		},
 		{
 			name: "--profile enables services",
-			opts: LoadOptions{ConfigPaths: []string{"testdata/profiles/compose.yaml"}, Profiles: []string{"debug"}},
+			opts: files.Options{ConfigPaths: []string{"testdata/profiles/compose.yaml"}, Profiles: []string{"debug"}},
 			want: want{name: "profiles", workingDir: "testdata/profiles", services: []string{"debug", "tools", "web"}},
 		},
 		{
 			name: "COMPOSE_PROFILES enables services",
 			env:  map[string]string{"COMPOSE_PROFILES": "tools"},
-			opts: LoadOptions{ConfigPaths: []string{"testdata/profiles/compose.yaml"}},
+			opts: files.Options{ConfigPaths: []string{"testdata/profiles/compose.yaml"}},
 			want: want{name: "profiles", workingDir: "testdata/profiles", services: []string{"tools", "web"}},
 		},
 		{
 			// As in Compose, all of its profiles become active.
 			name: "a service named on the command line is enabled with its profiles",
-			opts: LoadOptions{ConfigPaths: []string{"testdata/profiles/compose.yaml"}, Services: []string{"tools"}},
+			opts: files.Options{ConfigPaths: []string{"testdata/profiles/compose.yaml"}, Services: []string{"tools"}},
 			want: want{name: "profiles", workingDir: "testdata/profiles", services: []string{"debug", "tools", "web"}},
 		},
 		{
 			name: "an enabled or unknown service named changes nothing",
-			opts: LoadOptions{ConfigPaths: []string{"testdata/profiles/compose.yaml"}, Services: []string{"web", "nosuch"}},
+			opts: files.Options{ConfigPaths: []string{"testdata/profiles/compose.yaml"}, Services: []string{"web", "nosuch"}},
 			want: want{name: "profiles", workingDir: "testdata/profiles", services: []string{"web"}},
 		},
 		{
 			name: "--profile wins over COMPOSE_PROFILES",
 			env:  map[string]string{"COMPOSE_PROFILES": "tools"},
-			opts: LoadOptions{ConfigPaths: []string{"testdata/profiles/compose.yaml"}, Profiles: []string{"debug"}},
+			opts: files.Options{ConfigPaths: []string{"testdata/profiles/compose.yaml"}, Profiles: []string{"debug"}},
 			want: want{name: "profiles", workingDir: "testdata/profiles", services: []string{"debug", "tools", "web"}},
 		},
 	} {
@@ -194,7 +197,7 @@ func TestLoad(t *testing.T) {
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
-			p, err := Load(t.Context(), tc.opts)
+			p, err := testLoad(t.Context(), tc.opts)
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
@@ -218,67 +221,67 @@ func TestLoadErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		env   map[string]string
-		opts  LoadOptions
+		opts  files.Options
 		class error
 		msg   string // the whole message, before the class
 	}{
 		{
 			name:  "invalid YAML names the file and line",
-			opts:  LoadOptions{ConfigPaths: []string{"testdata/badyaml/compose.yaml"}},
+			opts:  files.Options{ConfigPaths: []string{"testdata/badyaml/compose.yaml"}},
 			class: errdefs.ErrInvalidArgument,
 			msg:   "testdata/badyaml/compose.yaml: line 4, column 4: did not find expected key (while parsing a block mapping that starts at line 2, column 3)",
 		},
 		{
 			name:  "invalid YAML in the second file names that file",
-			opts:  LoadOptions{ConfigPaths: []string{"testdata/merge/compose.yaml", "testdata/badyaml/compose.yaml"}},
+			opts:  files.Options{ConfigPaths: []string{"testdata/merge/compose.yaml", "testdata/badyaml/compose.yaml"}},
 			class: errdefs.ErrInvalidArgument,
 			msg:   "testdata/badyaml/compose.yaml: line 4, column 4: did not find expected key (while parsing a block mapping that starts at line 2, column 3)",
 		},
 		{
 			name:  "missing env_file names service and file",
-			opts:  LoadOptions{ConfigPaths: []string{"testdata/missingenv/compose.yaml"}},
+			opts:  files.Options{ConfigPaths: []string{"testdata/missingenv/compose.yaml"}},
 			class: errdefs.ErrInvalidArgument,
 			msg:   `testdata/missingenv/compose.yaml: service "web": env_file "missing.env" not found`,
 		},
 		{
 			name:  "a required variable that is unset",
-			opts:  LoadOptions{ConfigPaths: []string{"testdata/required/compose.yaml"}},
+			opts:  files.Options{ConfigPaths: []string{"testdata/required/compose.yaml"}},
 			class: errdefs.ErrInvalidArgument,
 			msg:   `testdata/required/compose.yaml: line 5: service "web": environment.TOKEN: required variable TOKEN is missing a value: TOKEN must be set`,
 		},
 		{
 			name:  "bad -p",
-			opts:  LoadOptions{ConfigPaths: []string{"testdata/discover/compose.yaml"}, ProjectName: "Bad Name"},
+			opts:  files.Options{ConfigPaths: []string{"testdata/discover/compose.yaml"}, ProjectName: "Bad Name"},
 			class: errdefs.ErrInvalidArgument,
 			msg:   `project name from -p: project name "Bad Name" must match ^[a-z0-9][a-z0-9_-]*$`,
 		},
 		{
 			name:  "bad COMPOSE_PROJECT_NAME",
 			env:   map[string]string{"COMPOSE_PROJECT_NAME": "Bad/Name"},
-			opts:  LoadOptions{ConfigPaths: []string{"testdata/discover/compose.yaml"}},
+			opts:  files.Options{ConfigPaths: []string{"testdata/discover/compose.yaml"}},
 			class: errdefs.ErrInvalidArgument,
 		},
 		{
 			name:  "a volume name that would escape its directory",
-			opts:  LoadOptions{ConfigPaths: []string{"testdata/badvolume/compose.yaml"}},
+			opts:  files.Options{ConfigPaths: []string{"testdata/badvolume/compose.yaml"}},
 			class: errdefs.ErrInvalidArgument,
 			msg:   `testdata/badvolume/compose.yaml: volume "data": volume name "../escape" must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`,
 		},
 		{
 			name:  "two services with one container_name",
-			opts:  LoadOptions{ConfigPaths: []string{"testdata/dupname/compose.yaml"}},
+			opts:  files.Options{ConfigPaths: []string{"testdata/dupname/compose.yaml"}},
 			class: errdefs.ErrInvalidArgument,
 			msg:   `testdata/dupname/compose.yaml: service "b": container_name "same" is already in use by service "a"`,
 		},
 		{
 			name:  "a -f file that does not exist",
-			opts:  LoadOptions{ConfigPaths: []string{"testdata/nope/compose.yaml"}},
+			opts:  files.Options{ConfigPaths: []string{"testdata/nope/compose.yaml"}},
 			class: errdefs.ErrNotFound,
 			msg:   "testdata/nope/compose.yaml: no such file or directory",
 		},
 		{
 			name:  "no compose file anywhere up the tree",
-			opts:  LoadOptions{WorkingDir: "/proc/self"},
+			opts:  files.Options{WorkingDir: "/proc/self"},
 			class: errdefs.ErrNotFound,
 			msg:   "no configuration file provided",
 		},
@@ -288,7 +291,7 @@ func TestLoadErrors(t *testing.T) {
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
-			_, err := Load(t.Context(), tc.opts)
+			_, err := testLoad(t.Context(), tc.opts)
 			if !errors.Is(err, tc.class) {
 				t.Fatalf("err = %v, want class %v", err, tc.class)
 			}
@@ -336,7 +339,7 @@ secrets:
 	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p, err := Load(t.Context(), LoadOptions{WorkingDir: dir})
+	p, err := testLoad(t.Context(), files.Options{WorkingDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +372,7 @@ func FuzzLoad(f *testing.F) {
 		if err := os.WriteFile(path, content, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		p, err := Load(t.Context(), LoadOptions{ConfigPaths: []string{path}, ProjectName: "fuzz"})
+		p, err := testLoad(t.Context(), files.Options{ConfigPaths: []string{path}, ProjectName: "fuzz"})
 		if err != nil {
 			if strings.Contains(err.Error(), "\n") {
 				t.Errorf("error spans several lines: %q", err)
@@ -384,4 +387,10 @@ func FuzzLoad(f *testing.F) {
 			t.Errorf("graph error without a class: %v", err)
 		}
 	})
+}
+
+// testLoad loads a project as berth does, without the cache.
+func testLoad(ctx context.Context, o files.Options) (*types.Project, error) {
+	p, _, err := files.Load(ctx, o, nil)
+	return p, err
 }

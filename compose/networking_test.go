@@ -12,6 +12,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/containerd/errdefs"
 
+	"github.com/berth-dev/berth/compose/files"
 	"github.com/berth-dev/berth/engine/container"
 	"github.com/berth-dev/berth/engine/network"
 )
@@ -23,7 +24,7 @@ func loadYAML(t *testing.T, yaml string) (*types.Project, error) {
 	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return Load(t.Context(), LoadOptions{WorkingDir: dir, ProjectName: "p"})
+	return testLoad(t.Context(), files.Options{WorkingDir: dir, ProjectName: "p"})
 }
 
 func TestNetworkSpecMapsEveryKey(t *testing.T) {

@@ -10,21 +10,22 @@ import (
 
 	"github.com/containerd/errdefs"
 
+	"github.com/berth-dev/berth/compose/files"
 	"github.com/berth-dev/berth/engine/container"
 )
 
 // loadService loads a one-file project and maps its service "web".
-func loadService(t *testing.T, yaml string, files map[string]string) (container.Config, error) {
+func loadService(t *testing.T, yaml string, extra map[string]string) (container.Config, error) {
 	t.Helper()
 	clearComposeEnv(t)
 	dir := t.TempDir()
-	files["compose.yaml"] = yaml
-	for name, body := range files {
+	extra["compose.yaml"] = yaml
+	for name, body := range extra {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	p, err := Load(t.Context(), LoadOptions{WorkingDir: dir})
+	p, err := testLoad(t.Context(), files.Options{WorkingDir: dir})
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}

@@ -49,7 +49,15 @@ type UpRequest struct {
 	Build, NoBuild bool
 	// Watch (--watch) acts on develop.watch while up runs.
 	Watch bool
+	// IfUpToDate makes Up change nothing and return ErrNotUpToDate unless
+	// it has nothing to do (a detached up with no image to pull or build
+	// and an empty plan): the lean helper serves a no-op up -d so, and
+	// hands anything else to berth (cmd/internal/fastpath).
+	IfUpToDate bool
 }
+
+// ErrNotUpToDate is Up's answer to IfUpToDate when it has work to do.
+var ErrNotUpToDate = errors.New("up has work to do")
 
 // Up brings the project to its desired state. On failure it removes what
 // this call created, so a failed up leaves nothing half-made. In the
@@ -61,6 +69,9 @@ func Up(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest) er
 		if _, err := attachedServices(p, r); err != nil {
 			return inFile(p, err)
 		}
+	}
+	if r.IfUpToDate && !nothingToFetch(ctx, e, p, r) {
+		return ErrNotUpToDate
 	}
 	if err := pullForUp(ctx, e, p, r); err != nil {
 		return inFile(p, err)
@@ -85,6 +96,20 @@ func Up(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest) er
 	return attach(ctx, e, p, r)
 }
 
+// nothingToFetch says whether a detached up (r.IfUpToDate's only kind)
+// has no image to pull or build.
+func nothingToFetch(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest) bool {
+	if !r.Detach || r.Wait || r.Watch || r.DryRun || r.Explain || r.Options.NoStart {
+		return false
+	}
+	pulls, err := pullsNeeded(ctx, e, p, r.Pull)
+	if err != nil || len(pulls) > 0 {
+		return false
+	}
+	builds, err := buildsNeeded(ctx, e, p, r)
+	return err == nil && len(builds) == 0
+}
+
 // ExitStatus is the exit code up passes on from a container
 // (--exit-code-from, --abort-on-container-exit); as an error it carries
 // no message of its own.
@@ -106,6 +131,9 @@ func apply(ctx context.Context, e *engine.Engine, p *types.Project, r UpRequest)
 	}
 	obs.Images = ObserveImages(ctx, e, p)
 	plan, err := PlanUp(p, obs, r.Options)
+	if r.IfUpToDate && (err != nil || !plan.Empty()) {
+		return ErrNotUpToDate
+	}
 	if err != nil {
 		return inFile(p, err)
 	}

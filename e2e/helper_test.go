@@ -55,7 +55,8 @@ services:
 	if fi, err := os.Stat(helpers[0]); err != nil || fi.Mode().Perm() != 0o500 {
 		t.Errorf("helper mode: %v %v", fi.Mode(), err)
 	}
-	// The helper is smaller than berth: it carries no Compose code.
+	// The helper is smaller than berth: it carries no compose-go loader,
+	// Kubernetes or CLI code.
 	hf, _ := os.Stat(helpers[0])
 	bf, _ := os.Stat(berthBin)
 	if hf.Size() >= bf.Size()/2 {

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/berth-dev/berth/compose"
+	"github.com/berth-dev/berth/compose/files"
 	"github.com/berth-dev/berth/compose/kube"
 )
 
@@ -65,7 +66,7 @@ func runConvert(cmd *cobra.Command, pf *projectFlags, o *convertOptions, args []
 	}
 	// Not loadProject: its warnings are about what berth up runs, and the
 	// conversion reads keys that up does not support yet.
-	p, err := compose.Load(cmd.Context(), pf.loadOptions())
+	p, _, err := files.Load(cmd.Context(), pf.loadOptions(), compose.Unsupported)
 	if err != nil {
 		return err
 	}

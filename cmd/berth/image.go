@@ -14,6 +14,7 @@ import (
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/cmd/internal/table"
 	"github.com/berth-dev/berth/compose"
 	"github.com/berth-dev/berth/engine/image"
 )
@@ -125,7 +126,7 @@ func newImageLsCommand() *cobra.Command {
 				return nil
 			}
 			if format != "" && format != "table" {
-				return writeRows(out, format, "", rows)
+				return table.Rows(out, format, "", rows)
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
 			if digests {

@@ -12,6 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/cmd/internal/table"
 	"github.com/berth-dev/berth/engine/image"
 )
 
@@ -83,7 +84,7 @@ func writeInspect(w io.Writer, objs []map[string]any, format string) error {
 		_, err = fmt.Fprintln(w, string(b))
 		return err
 	}
-	t, err := template.New("format").Funcs(templateFuncs).Parse(format)
+	t, err := template.New("format").Funcs(table.Funcs).Parse(format)
 	if err != nil {
 		return fmt.Errorf("--format: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
@@ -107,10 +108,10 @@ type historyRow struct {
 }
 
 // historyList is docker history's output.
-var historyList = listing[historyRow]{
-	table:   "{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
-	headers: map[string]string{"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedBy": "CREATED BY", "Comment": "COMMENT"},
-	id:      func(r historyRow) string { return r.ID },
+var historyList = table.List[historyRow]{
+	Table:   "{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
+	Headers: map[string]string{"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedBy": "CREATED BY", "Comment": "COMMENT"},
+	ID:      func(r historyRow) string { return r.ID },
 }
 
 func newImageHistoryCommand() *cobra.Command {
@@ -133,7 +134,7 @@ func newImageHistoryCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return historyList.write(cmd.OutOrStdout(), quiet, format, historyRows(img, cfg, noTrunc))
+			return historyList.Write(cmd.OutOrStdout(), quiet, format, historyRows(img, cfg, noTrunc))
 		},
 	}
 	f := cmd.Flags()

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/cmd/internal/table"
 	"github.com/berth-dev/berth/compose"
 )
 
@@ -58,10 +59,10 @@ func newNetworkCreateCommand() *cobra.Command {
 }
 
 // networkList is docker network ls's output.
-var networkList = listing[compose.NetworkSummary]{
-	table:   "{{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
-	headers: map[string]string{"ID": "NETWORK ID"},
-	id:      func(r compose.NetworkSummary) string { return r.ID },
+var networkList = table.List[compose.NetworkSummary]{
+	Table:   "{{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+	Headers: map[string]string{"ID": "NETWORK ID"},
+	ID:      func(r compose.NetworkSummary) string { return r.ID },
 }
 
 func newNetworkLsCommand() *cobra.Command {
@@ -81,7 +82,7 @@ func newNetworkLsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return networkList.write(cmd.OutOrStdout(), quiet, format, rows)
+			return networkList.Write(cmd.OutOrStdout(), quiet, format, rows)
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only display network IDs")

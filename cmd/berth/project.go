@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -14,7 +13,9 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/cmd/internal/fastpath"
 	"github.com/berth-dev/berth/compose"
+	"github.com/berth-dev/berth/compose/files"
 	"github.com/berth-dev/berth/engine"
 )
 
@@ -30,19 +31,16 @@ func openEngine(ctx context.Context) (*engine.Engine, error) {
 
 // loadProject loads the project; warn prints its unsupported-key warnings
 // (only the verbs that change the host for it do: up, create, run);
-// services are enabled whatever their profiles (see compose.LoadOptions).
+// services are enabled whatever their profiles (see files.Options).
 func loadProject(cmd *cobra.Command, pf *projectFlags, warn bool, services ...string) (*types.Project, error) {
 	o := pf.loadOptions()
 	o.Services = services
-	if !warn {
-		return compose.Load(cmd.Context(), o)
-	}
-	p, warnings, err := compose.LoadWarned(cmd.Context(), o)
+	p, warnings, err := files.Load(cmd.Context(), o, compose.Unsupported)
 	if err != nil {
 		return nil, err
 	}
-	for _, w := range warnings {
-		fmt.Fprintln(cmd.ErrOrStderr(), "WARN", w)
+	if warn {
+		fastpath.PrintWarnings(cmd.ErrOrStderr(), warnings)
 	}
 	return p, nil
 }
@@ -169,7 +167,4 @@ func (f *projectFlags) color(w io.Writer) bool {
 }
 
 // envBool reads a boolean environment variable (COMPOSE_REMOVE_ORPHANS=1).
-func envBool(name string) bool {
-	b, _ := strconv.ParseBool(os.Getenv(name))
-	return b
-}
+var envBool = fastpath.EnvBool

@@ -10,6 +10,7 @@ import (
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/cmd/internal/table"
 	"github.com/berth-dev/berth/compose"
 	"github.com/berth-dev/berth/engine"
 )
@@ -67,7 +68,7 @@ func newLsCommand(*projectFlags) *cobra.Command {
 				_, err = fmt.Fprintln(out, string(b))
 				return err
 			}
-			return writeRows(out, format, "{{.Name}}\t{{.Status}}\t{{.ConfigFiles}}", rows)
+			return table.Rows(out, format, "{{.Name}}\t{{.Status}}\t{{.ConfigFiles}}", rows)
 		},
 	}
 	cmd.Flags().BoolVarP(&o.All, "all", "a", false, "show all stopped compose projects")
@@ -102,11 +103,11 @@ func newImagesCommand(pf *projectFlags) *cobra.Command {
 				compose.ImageSummary
 				ShortID, HumanSize string `json:"-"`
 			}
-			var table []row
+			var images []row
 			for _, r := range rows {
-				table = append(table, row{r, shortImageID(r.ID), units.HumanSize(float64(r.Size))})
+				images = append(images, row{r, shortImageID(r.ID), units.HumanSize(float64(r.Size))})
 			}
-			return writeRows(out, format, "{{.ContainerName}}\t{{.Repository}}\t{{.Tag}}\t{{.ShortID}}\t{{.HumanSize}}", table)
+			return table.Rows(out, format, "{{.ContainerName}}\t{{.Repository}}\t{{.Tag}}\t{{.ShortID}}\t{{.HumanSize}}", images)
 		}),
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only display IDs")

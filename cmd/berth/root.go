@@ -4,16 +4,15 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/containerd/errdefs"
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/cmd/internal/fastpath"
 	"github.com/berth-dev/berth/compose"
+	"github.com/berth-dev/berth/compose/files"
 	"github.com/berth-dev/berth/compose/progress"
-	"github.com/berth-dev/berth/engine"
 )
 
 // projectFlags are the flags every project verb shares, as docker compose
@@ -44,21 +43,14 @@ func (f *projectFlags) applyOptions(cmd *cobra.Command) (compose.ApplyOptions, e
 	}, nil
 }
 
-func (f *projectFlags) loadOptions() compose.LoadOptions {
-	return compose.LoadOptions{
-		ConfigPaths: f.files,
-		ProjectName: f.name,
-		ProjectDir:  f.projectDir,
-		EnvFiles:    f.envFiles,
-		Profiles:    f.profiles,
-		// Loaded models are cached under $BERTH_RUN (tmpfs: a reboot
-		// empties it); a user who cannot write there loads every time.
-		CacheDir: filepath.Join(engine.OptionsFromEnv().Run, "cache", "load"),
-	}
+func (f *projectFlags) loadOptions() files.Options {
+	return fastpath.LoadOptions(f.files, f.name, f.projectDir, f.envFiles, f.profiles)
 }
 
-func newRootCommand() *cobra.Command {
-	pf := &projectFlags{}
+func newRootCommand() *cobra.Command { return newRoot(&projectFlags{}) }
+
+// newRoot is berth's command tree, its project flags read into pf.
+func newRoot(pf *projectFlags) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "berth",
 		Short:         "Run Compose projects on Linux with no daemon",
@@ -114,12 +106,7 @@ func envOr(name, def string) string {
 }
 
 // envInt reads an integer environment variable, or def.
-func envInt(name string, def int) int {
-	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return n
-	}
-	return def
-}
+var envInt = fastpath.EnvInt
 
 // verbs registers one constructor per file (config.go, up.go, ...), so adding
 // a verb adds a file and touches nothing else.
@@ -137,8 +124,5 @@ func execute(ctx context.Context, root *cobra.Command, args []string) int {
 	return exitCode(ctx, root.ErrOrStderr(), err)
 }
 
-// envList reads a comma-separated list from the environment
-// (COMPOSE_ENV_FILES=a.env,b.env), empty items dropped.
-func envList(name string) []string {
-	return strings.FieldsFunc(os.Getenv(name), func(r rune) bool { return r == ',' })
-}
+// envList reads a comma-separated list from the environment.
+var envList = fastpath.EnvList

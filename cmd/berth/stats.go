@@ -6,6 +6,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/cmd/internal/table"
 	"github.com/berth-dev/berth/compose"
 	"github.com/berth-dev/berth/engine"
 )
@@ -40,7 +41,7 @@ func newStatsCommand(pf *projectFlags) *cobra.Command {
 				if clear {
 					fmt.Fprint(out, "\033[2J\033[H")
 				}
-				return writeRows(out, format, statsTable, rows)
+				return table.Rows(out, format, statsTable, rows)
 			})
 		}),
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/cmd/internal/table"
 	"github.com/berth-dev/berth/compose"
 )
 
@@ -21,10 +22,10 @@ func newVolumeCommand(*projectFlags) *cobra.Command {
 }
 
 // volumeList is docker volume ls's output.
-var volumeList = listing[compose.VolumeSummary]{
-	table:   "{{.Driver}}\t{{.Name}}",
-	headers: map[string]string{"Name": "VOLUME NAME"},
-	id:      func(v compose.VolumeSummary) string { return v.Name },
+var volumeList = table.List[compose.VolumeSummary]{
+	Table:   "{{.Driver}}\t{{.Name}}",
+	Headers: map[string]string{"Name": "VOLUME NAME"},
+	ID:      func(v compose.VolumeSummary) string { return v.Name },
 }
 
 func newVolumeLsCommand() *cobra.Command {
@@ -65,7 +66,7 @@ func newVolumeLsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return volumeList.write(cmd.OutOrStdout(), quiet, format, vols)
+			return volumeList.Write(cmd.OutOrStdout(), quiet, format, vols)
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only display volume names")
@@ -90,7 +91,7 @@ func newVolumeInspectCommand() *cobra.Command {
 				return err
 			}
 			if format != "" {
-				return writeRows(cmd.OutOrStdout(), format, "", vols)
+				return table.Rows(cmd.OutOrStdout(), format, "", vols)
 			}
 			b, err := json.MarshalIndent(vols, "", "    ")
 			if err != nil {

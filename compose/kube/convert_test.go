@@ -16,7 +16,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"github.com/berth-dev/berth/compose"
+	"github.com/berth-dev/berth/compose/files"
 )
 
 // convert loads a compose file (plus extra files beside it) the way berth
@@ -38,7 +38,7 @@ func convertIn(t *testing.T, dir, yaml string, o Options) (*Result, error) {
 	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p, err := compose.Load(t.Context(), compose.LoadOptions{ConfigPaths: []string{filepath.Join(dir, "compose.yaml")}, WorkingDir: dir})
+	p, _, err := files.Load(t.Context(), files.Options{ConfigPaths: []string{filepath.Join(dir, "compose.yaml")}, WorkingDir: dir}, nil)
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}

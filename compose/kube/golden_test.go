@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/berth-dev/berth/compose"
+	"github.com/berth-dev/berth/compose/files"
 )
 
 var update = flag.Bool("update", false, "rewrite examples/*/kube.golden.yaml from the current output")
@@ -54,7 +54,7 @@ func TestGolden(t *testing.T) {
 // its warnings as YAML comments.
 func goldenOutput(t *testing.T, dir string) []byte {
 	t.Helper()
-	p, err := compose.Load(t.Context(), compose.LoadOptions{ConfigPaths: []string{filepath.Join(dir, "compose.yaml")}, WorkingDir: dir})
+	p, _, err := files.Load(t.Context(), files.Options{ConfigPaths: []string{filepath.Join(dir, "compose.yaml")}, WorkingDir: dir}, nil)
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}

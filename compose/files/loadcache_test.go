@@ -1,7 +1,6 @@
-package compose
+package files
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/berth-dev/berth/compose"
 )
 
 // backdate makes every file under dir a minute old: the cache refuses
@@ -28,10 +29,10 @@ func backdate(t *testing.T, dir string) {
 }
 
 // loadCounted loads through the cache and says whether compose-go ran.
-func loadCounted(t *testing.T, o LoadOptions) (*types.Project, bool) {
+func loadCounted(t *testing.T, o Options) (*types.Project, bool) {
 	t.Helper()
 	before := loadsRun.Load()
-	p, err := Load(context.Background(), o)
+	p, _, err := Load(context.Background(), o, compose.Unsupported)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +43,7 @@ func loadCounted(t *testing.T, o LoadOptions) (*types.Project, bool) {
 // a cache hit gives exactly the model a load gives.
 func TestLoadCacheFidelity(t *testing.T) {
 	clearComposeEnv(t)
-	cases, _ := filepath.Glob("testdata/config/*/compose.yaml")
+	cases, _ := filepath.Glob("../testdata/config/*/compose.yaml")
 	hits, warnedCases := 0, 0
 	for _, c := range cases {
 		dir := t.TempDir()
@@ -50,11 +51,11 @@ func TestLoadCacheFidelity(t *testing.T) {
 			t.Fatal(err)
 		}
 		backdate(t, dir)
-		want, err := Load(context.Background(), LoadOptions{WorkingDir: dir})
+		want, _, err := Load(context.Background(), Options{WorkingDir: dir}, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", c, err)
 		}
-		o := LoadOptions{WorkingDir: dir, CacheDir: filepath.Join(dir, ".cache")}
+		o := Options{WorkingDir: dir, CacheDir: filepath.Join(dir, ".cache")}
 		if _, ran := loadCounted(t, o); !ran {
 			t.Fatalf("%s: first load was a hit", c)
 		}
@@ -63,12 +64,12 @@ func TestLoadCacheFidelity(t *testing.T) {
 			t.Errorf("%s: the cached model differs from a load", c)
 		}
 		// The warnings a hit gives are those of the model.
-		_, warned, err := LoadWarned(context.Background(), o)
+		_, warned, err := Load(context.Background(), o, compose.Unsupported)
 		if err != nil {
 			t.Fatalf("%s: %v", c, err)
 		}
-		if w := Unsupported(want); !reflect.DeepEqual(warned, w) {
-			t.Errorf("%s: LoadWarned through the cache warns %q, the model %q", c, warned, w)
+		if w := compose.Unsupported(want); !reflect.DeepEqual(warned, w) {
+			t.Errorf("%s: Load through the cache warns %q, the model %q", c, warned, w)
 		} else if len(w) > 0 {
 			warnedCases++
 		}
@@ -105,7 +106,7 @@ func TestLoadCacheInvalidation(t *testing.T) {
 		backdate(t, dir)
 	}
 	write("compose.yaml", "services:\n  web:\n    image: busybox:${TAG:-none}\n    env_file:\n      - path: web.env\n        required: false\n    environment:\n      FROM_OS: ${BERTH_TEST_TAG:-unset}\n")
-	o := LoadOptions{WorkingDir: sub, CacheDir: filepath.Join(t.TempDir(), "cache")}
+	o := Options{WorkingDir: sub, CacheDir: filepath.Join(t.TempDir(), "cache")}
 	expect := func(what string, wantRan bool, check func(p *types.Project) string) {
 		t.Helper()
 		p, ran := loadCounted(t, o)
@@ -126,7 +127,11 @@ func TestLoadCacheInvalidation(t *testing.T) {
 	}
 	env := func(k, want string) func(p *types.Project) string {
 		return func(p *types.Project) string {
-			if got := envValue(p.Services["web"], k); got != want {
+			got := "<unset>"
+			if v := p.Services["web"].Environment[k]; v != nil {
+				got = *v
+			}
+			if got != want {
 				return k + "=" + got + ", want " + want
 			}
 			return ""
@@ -197,7 +202,7 @@ func TestLoadCacheRefuses(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "base.yaml"), []byte("services:\n  base:\n    image: one\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte("services:\n  web:\n    extends:\n      file: base.yaml\n      service: base\n"), 0o644)
 	backdate(t, dir)
-	o := LoadOptions{WorkingDir: dir, CacheDir: filepath.Join(dir, "cache")}
+	o := Options{WorkingDir: dir, CacheDir: filepath.Join(dir, "cache")}
 	loadCounted(t, o)
 	os.WriteFile(filepath.Join(dir, "base.yaml"), []byte("services:\n  base:\n    image: two\n"), 0o644)
 	backdate(t, dir)
@@ -207,32 +212,12 @@ func TestLoadCacheRefuses(t *testing.T) {
 	}
 }
 
-// TestModelCodec: what gob and encoding/json lose comes back.
-func TestModelCodec(t *testing.T) {
-	v := ""
-	web := types.ServiceConfig{Name: "web"}
-	web.Entrypoint = types.ShellCommand{} // empty: not the image's
-	web.Environment = types.MappingWithEquals{"UNSET": nil, "EMPTY": &v}
-	web.Networks = map[string]*types.ServiceNetworkConfig{"default": nil}
-	web.CustomLabels = types.Labels{"a": "b"}
-	web.Extensions = types.Extensions{"x-n": map[string]any{"i": 1, "f": 1.5, "l": []any{"s", true, nil}}}
-	in := &types.Project{Name: "p", Services: types.Services{"web": web}, ComposeFiles: []string{"/x/compose.yaml"}}
-	data, err := encodeModel(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Unset fields are left out (a cache hit decodes only what is there).
-	if bytes.Contains(data, []byte(`"CapAdd"`)) || !bytes.Contains(data, []byte(`"Entrypoint"`)) {
-		t.Fatalf("encoding has unset fields or lacks set ones: %s", data)
-	}
-	out := new(types.Project)
-	if err := decodeModel(data, out); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(in, out) {
-		t.Fatalf("decoded model differs:\n%#v\n%#v", in.Services["web"], out.Services["web"])
-	}
-	if _, err := encodeModel(&types.Project{Extensions: types.Extensions{"x-c": make(chan int)}}); err == nil {
-		t.Fatal("a channel in an extension encoded")
+// clearComposeEnv unsets every variable that steers loading (as compose's
+// tests do), so the developer's environment cannot change the outcome.
+func clearComposeEnv(t *testing.T) {
+	t.Helper()
+	for _, k := range []string{"COMPOSE_FILE", "COMPOSE_PATH_SEPARATOR", "COMPOSE_PROJECT_NAME", "COMPOSE_PROFILES", "COMPOSE_DISABLE_ENV_FILE"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
 	}
 }

@@ -1,4 +1,7 @@
-package main
+// Package table prints the rows of berth's list verbs as docker does: -q,
+// --format json, Go templates and the verb's default table. It is shared
+// by berth and the lean helper, which serves ps (docs/performance.md).
+package table
 
 import (
 	"bufio"
@@ -28,7 +31,8 @@ var headers = map[string]string{
 	"NetIO": "NET I/O", "BlockIO": "BLOCK I/O", "PIDs": "PIDS",
 }
 
-var templateFuncs = template.FuncMap{
+// Funcs are the functions --format templates may call, as docker's.
+var Funcs = template.FuncMap{
 	"json": func(v any) (string, error) {
 		b, err := json.Marshal(v)
 		return string(b), err
@@ -52,45 +56,45 @@ var templateFuncs = template.FuncMap{
 	"pad": func(s string, l, r int) string { return strings.Repeat(" ", l) + s + strings.Repeat(" ", r) },
 }
 
-// listing is how a list verb prints its rows, docker's -q, --format and
+// List is how a list verb prints its rows, docker's -q, --format and
 // default table in one place.
-type listing[T any] struct {
-	table string // the default table's template
-	// headers names the columns whose header differs from the common one
+type List[T any] struct {
+	Table string // the default table's template
+	// Headers names the columns whose header differs from the common one
 	// (docker network ls calls {{.ID}} NETWORK ID).
-	headers map[string]string
-	id      func(T) string // what -q prints of a row
+	Headers map[string]string
+	ID      func(T) string // what -q prints of a row
 }
 
-// write prints rows: their IDs alone when quiet, else as --format says
-// (see writeRows).
-func (l listing[T]) write(w io.Writer, quiet bool, format string, rows []T) error {
+// Write prints rows: their IDs alone when quiet, else as --format says
+// (see Rows).
+func (l List[T]) Write(w io.Writer, quiet bool, format string, rows []T) error {
 	if quiet {
 		for _, r := range rows {
-			if _, err := fmt.Fprintln(w, l.id(r)); err != nil {
+			if _, err := fmt.Fprintln(w, l.ID(r)); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
 	hs := headers
-	if len(l.headers) > 0 {
+	if len(l.Headers) > 0 {
 		hs = maps.Clone(headers)
-		maps.Copy(hs, l.headers)
+		maps.Copy(hs, l.Headers)
 	}
-	return writeTable(w, format, l.table, hs, rows)
+	return writeTable(w, format, l.Table, hs, rows)
 }
 
-// writeRows prints rows as docker does for --format: "table" (the verb's
+// Rows prints rows as docker does for --format: "table" (the verb's
 // default table), "json" (one object a line), "table TEMPLATE" (a table
 // with headers) or a bare Go template (one line a row). The output goes
 // out in one write: the table writer writes cell by cell, a system call
 // each (300 of them for ps of 20 containers).
-func writeRows[T any](w io.Writer, format, table string, rows []T) error {
+func Rows[T any](w io.Writer, format, table string, rows []T) error {
 	return writeTable(w, format, table, headers, rows)
 }
 
-// writeTable is writeRows with the headers hs.
+// writeTable is Rows with the headers hs.
 func writeTable[T any](w io.Writer, format, table string, hs map[string]string, rows []T) error {
 	bw := bufio.NewWriter(w)
 	err := formatRows(bw, format, table, hs, rows)
@@ -115,7 +119,7 @@ func formatRows[T any](w io.Writer, format, table string, headers map[string]str
 	}
 	tmpl, withHeader := strings.CutPrefix(format, "table ")
 	tmpl = strings.ReplaceAll(tmpl, `\t`, "\t")
-	t, err := template.New("format").Funcs(templateFuncs).Parse(tmpl)
+	t, err := template.New("format").Funcs(Funcs).Parse(tmpl)
 	if err != nil {
 		return fmt.Errorf("--format %q: %v: %w", format, err, errdefs.ErrInvalidArgument)
 	}
