@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/berth-dev/berth/cmd/internal/daemon"
@@ -27,6 +28,9 @@ import (
 // berth's constructor (cmd/berth/front_linux.c), or execs berth back to
 // run it (fastpath.Serve says which); it does not return.
 func front(ctx context.Context, berthExe string, argv []string) {
+	// A short-lived process that allocates a few MB: a collection would
+	// only cost time.
+	debug.SetGCPercent(-1)
 	if fastpath.Serve(ctx, argv[1:], berthExe, os.Stdout, os.Stderr) {
 		os.Exit(0)
 	}

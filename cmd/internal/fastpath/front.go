@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mattn/go-isatty"
 
@@ -51,6 +52,7 @@ func Serve(ctx context.Context, args []string, berthExe string, stdout, stderr i
 	if os.Geteuid() != 0 {
 		return false
 	}
+	start := time.Now()
 	c, ok := Parse(args)
 	if !ok {
 		return miss("not a command line the front serves")
@@ -59,6 +61,7 @@ func Serve(ctx context.Context, args []string, berthExe string, stdout, stderr i
 	if p == nil {
 		return miss("load cache miss")
 	}
+	loaded := time.Now()
 	eo := engine.OptionsFromEnv()
 	eo.Exe = berthExe
 	if c.Verb == "up" {
@@ -71,6 +74,7 @@ func Serve(ctx context.Context, args []string, berthExe string, stdout, stderr i
 	if err != nil {
 		return miss(err.Error())
 	}
+	opened := time.Now()
 	var out, errOut bytes.Buffer
 	errOut.Write(warnings)
 	switch c.Verb {
@@ -86,7 +90,8 @@ func Serve(ctx context.Context, args []string, berthExe string, stdout, stderr i
 	}
 	stderr.Write(errOut.Bytes())
 	stdout.Write(out.Bytes())
-	slog.Debug("front: served from the load cache", "verb", c.Verb)
+	slog.Debug("front: served from the load cache", "verb", c.Verb,
+		"load", loaded.Sub(start), "engine", opened.Sub(loaded), c.Verb, time.Since(opened))
 	return true
 }
 
