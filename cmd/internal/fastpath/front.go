@@ -36,8 +36,8 @@ import (
 // environment, so the load cache sees the same environment either way.
 const NoFront = "BERTH_NO_FRONT"
 
-// Globals are berth's project flags, as the front reads them.
-type Globals struct {
+// globals are berth's project flags, as the front reads them.
+type globals struct {
 	Files, EnvFiles, Profiles []string
 	Name, ProjectDir          string
 	envFilesSet               bool
@@ -200,7 +200,7 @@ func EnvInt(name string, def int) int {
 // parseGlobals reads the project flags before the verb; rest starts with
 // the verb. ok is false on any other flag (berth's --ansi, --progress,
 // --dry-run, --parallel, -h...): berth reads those.
-func parseGlobals(args []string) (g Globals, rest []string, ok bool) {
+func parseGlobals(args []string) (g globals, rest []string, ok bool) {
 	var files, envFiles, profiles []string
 	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
 		if v, n := valueFlag(args, "file", 'f'); n > 0 {
