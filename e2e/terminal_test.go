@@ -119,8 +119,8 @@ func (l *lockedBuffer) String() string {
 }
 
 // shellInTerminal runs berth args (a shell) in a 31x97 terminal, checks
-// the shell has a terminal of that size and runs what is typed, and that
-// berth passes on the exit code it ends with.
+// the shell has a terminal of that size, that it follows a resize, runs
+// what is typed, and that berth passes on the exit code it ends with.
 func shellInTerminal(t *testing.T, e *env, code int, args ...string) {
 	t.Helper()
 	p := openPty(t, 31, 97)
@@ -129,6 +129,13 @@ func shellInTerminal(t *testing.T, e *env, code int, args ...string) {
 	p.waitOutput(t, "/dev/pts/")
 	p.waitOutput(t, "31 97")
 	p.waitOutput(t, "42")
+	// A resize of berth's terminal reaches the process's (the shell
+	// looks until it does: berth hears of it by SIGWINCH).
+	if err := unix.IoctlSetWinsize(int(p.master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 120}); err != nil {
+		t.Fatal(err)
+	}
+	p.typeText(t, `for i in $(seq 50); do s=$(stty size); [ "$s" = "40 120" ] && break; sleep 0.1; done; echo "resized to $s"`+"\n")
+	p.waitOutput(t, "resized to 40 120")
 	p.typeText(t, fmt.Sprintf("exit %d\n", code))
 	if got := exitCodeOf(t, c); got != code {
 		t.Fatalf("berth %v: exit code %d, want %d; terminal:\n%s", args, got, code, p.out.String())
