@@ -4,6 +4,10 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -120,4 +124,52 @@ services:
 		t.Fatalf("container not stopped after Ctrl-C:\n%s", ps)
 	}
 	_ = fmt.Sprint
+}
+
+// TestContainerWhoseCleanupFailsMustShowDeadUntilRepaired loses a shim
+// while its container's run directory cannot change (immutable), so the
+// recovery's cleanup fails: ps lists the container as Dead (as Docker
+// does) without failing, --status dead finds it, and once the directory
+// can change, start repairs and starts it and down removes everything.
+func TestContainerWhoseCleanupFailsMustShowDeadUntilRepaired(t *testing.T) {
+	e := newEnv(t)
+	e.writeProject(map[string]string{"compose.yaml": "name: dead\nservices:\n  s: {image: busybox, command: [sleep, '3600']}\n"})
+	e.downAtEnd("dead")
+	e.must("up", "-d")
+	dir := filepath.Join(e.run, "containers", containerID(t, e, "s"))
+	pid, err := os.ReadFile(filepath.Join(dir, "shim.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(pid)))
+	if err := syscall.Kill(n, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chattr", "+i", dir).CombinedOutput(); err != nil {
+		t.Skipf("chattr +i %s: %v %s", dir, err, out)
+	}
+	// Runs before downAtEnd's down (cleanups run last first).
+	t.Cleanup(func() { exec.Command("chattr", "-i", dir).Run() })
+
+	if ps := e.must("ps", "-a").stdout; !strings.Contains(ps, " Dead ") {
+		t.Fatalf("ps -a after a failed cleanup:\n%s", ps)
+	}
+	if r := e.must("ps", "-a", "--status", "dead", "--format", "json").stdout; !strings.Contains(r, `"State":"dead"`) || !strings.Contains(r, `"Status":"Dead"`) {
+		t.Fatalf("ps --status dead: %s", r)
+	}
+	if r := e.berth("exec", "-T", "s", "true"); r.code == 0 {
+		t.Fatalf("exec in a dead container succeeded")
+	}
+	if r := e.berth("start"); r.code == 0 {
+		t.Fatalf("start succeeded while the cleanup still fails")
+	}
+	if out, err := exec.Command("chattr", "-i", dir).CombinedOutput(); err != nil {
+		t.Fatalf("chattr -i: %v %s", err, out)
+	}
+	e.must("start")
+	if r := e.must("ps", "--format", "json").stdout; !strings.Contains(r, `"State":"running"`) {
+		t.Fatalf("after the repair: %s", r)
+	}
+	e.must("down", "-t", "0")
+	e.mustBeGone("dead")
 }

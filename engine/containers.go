@@ -189,9 +189,12 @@ func (e *Engine) info(ctx context.Context, c container.Container, locked bool) (
 		}
 	}
 	st, err = e.recoverLostShim(ctx, c.ID, st)
-	if err != nil {
+	if err != nil && locked {
 		return Info{}, err
 	}
+	// A reader (ps, inspect) shows a container whose remains could not
+	// be cleaned up as dead, as Docker lists one; the next command that
+	// starts, stops or removes it tries again and reports the error.
 	return Info{Container: c, Status: st}, nil
 }
 
