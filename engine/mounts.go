@@ -119,6 +119,9 @@ func (e *Engine) mountSpec(ctx context.Context, c container.Container, rootfs st
 				return specs.Mount{}, err
 			}
 		}
+		if err := checkPropagation(c.Name, src, m.Propagation); err != nil {
+			return specs.Mount{}, err
+		}
 	case "tmpfs":
 		mode := m.TmpfsMode
 		if mode == 0 {

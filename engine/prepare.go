@@ -84,6 +84,7 @@ func (e *Engine) prepare(ctx context.Context, c container.Container) error {
 	}
 	net.applySpec(spec)
 	applyRun(spec, c.Config.Run)
+	rootPropagation(spec)
 	sw.Lap("spec")
 	return atomicfile.WriteJSON(filepath.Join(runDir, "config.json"), spec, 0o600)
 }
