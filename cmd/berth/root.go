@@ -60,6 +60,7 @@ func newRoot(pf *projectFlags) *cobra.Command {
 		// with docker compose; so "berth -f a.yaml logs -f" means file, then
 		// follow, and the verbs keep their own short flags.
 		TraverseChildren: true,
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) { applyDotEnv(cmd, pf) },
 	}
 	fl := root.Flags()
 	fl.StringArrayVarP(&pf.files, "file", "f", nil, "compose configuration files")
