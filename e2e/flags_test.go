@@ -185,6 +185,34 @@ services:
 	if r := e.must("--ansi", "always", "logs", "a"); !strings.Contains(r.stdout, "\x1b[") {
 		t.Fatalf("--ansi always logs has no colour: %q", r.stdout)
 	}
+
+	// COMPOSE_* variables set only in .env count as if set in the
+	// environment, as in Compose: profiles, and the flags' defaults
+	// (--progress, --remove-orphans); the environment and flags win.
+	withB := `
+name: cvp
+services:
+  a: {image: busybox, command: [sh, -c, 'echo word=$$W; exec sleep 3600'], environment: {W: "${WORD:-unset}"}}
+  b: {image: busybox, command: [sleep, '3600'], profiles: [extra]}
+`
+	e.writeProject(map[string]string{"compose.yaml": withB, ".env": "WORD=from-compose-env-files\nCOMPOSE_PROFILES=extra\nCOMPOSE_PROGRESS=quiet\n"})
+	if r := e.must("up", "-d"); r.stderr != "" {
+		t.Errorf("COMPOSE_PROGRESS=quiet in .env: up -d printed %q", r.stderr)
+	}
+	if names := psNames(e); names != "cvp-a-1,cvp-b-1" {
+		t.Fatalf("COMPOSE_PROFILES=extra in .env: running %q", names)
+	}
+	if r := with([]string{"COMPOSE_PROGRESS=plain"}, "up", "-d"); r.code != 0 || !strings.Contains(r.stderr, "Running") {
+		t.Errorf("COMPOSE_PROGRESS=plain in the environment did not win over .env: %+v", r)
+	}
+	e.writeProject(map[string]string{"compose.yaml": strings.SplitAfter(withB, "3600'], environment: {W: \"${WORD:-unset}\"}}\n")[0],
+		".env": "WORD=from-compose-env-files\nCOMPOSE_REMOVE_ORPHANS=1\n"})
+	if r := e.must("--progress", "plain", "up", "-d"); !strings.Contains(r.stderr, "cvp-b-1") {
+		t.Errorf("--progress plain did not win over .env, or no orphan removed: %q", r.stderr)
+	}
+	if names := psNames(e); names != "cvp-a-1" {
+		t.Fatalf("COMPOSE_REMOVE_ORPHANS=1 in .env: left %q", names)
+	}
 	for _, mode := range []string{"quiet", "none"} {
 		if r := e.must("--progress", mode, "restart", "-t", "1", "a"); r.stderr != "" {
 			t.Errorf("--progress %s restart: %q", mode, r.stderr)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -175,4 +176,53 @@ services:
 	if layers, _ := os.ReadDir(filepath.Join(e.root, "snapshot", "layers")); len(layers) != 0 {
 		t.Errorf("unpacked layers left: %d", len(layers))
 	}
+}
+
+// TestSystemPruneRacingAStartMustKeepOrRemoveTheWholeContainer races
+// system prune -a against the start of a created container whose image
+// nothing else uses: either the start wins (the container runs, with its
+// image and layers kept) or the prune does (the container is gone and the
+// start finds nothing to start); never a running container whose image or layers went,
+// nor a failed prune.
+func TestSystemPruneRacingAStartMustKeepOrRemoveTheWholeContainer(t *testing.T) {
+	e := newEnv(t)
+	e.writeProject(map[string]string{"compose.yaml": "name: prunerace\nservices:\n  s: {image: busybox, command: [sleep, '3600']}\n"})
+	e.downAtEnd("prunerace")
+	outcomes := map[string]int{}
+	for i := range 4 {
+		if i > 0 {
+			e.must("image", "import", busyboxTar, "busybox")
+		}
+		e.must("create")
+		var start, prune result
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); start = e.berth("start") }()
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(i) * 15 * time.Millisecond)
+			prune = e.berth("system", "prune", "-a", "-f")
+		}()
+		wg.Wait()
+		if prune.code != 0 {
+			t.Fatalf("round %d: prune failed beside a start: %+v", i, prune)
+		}
+		names := psNames(e)
+		switch {
+		case start.code == 0 && names == "prunerace-s-1":
+			outcomes["start first"]++
+			if got := execOut(e, "s", "sh", "-c", "ls /bin/busybox && echo ok"); !strings.HasSuffix(got, "ok") {
+				t.Fatalf("round %d: the started container's root: %q", i, got)
+			}
+			if imgs := e.must("image", "ls", "--format", "{{.Repository}}").stdout; strings.TrimSpace(imgs) != "busybox" {
+				t.Fatalf("round %d: the running container's image was pruned: %q", i, imgs)
+			}
+			e.must("down", "-t", "0")
+		case names == "":
+			outcomes["prune first"]++
+		default:
+			t.Fatalf("round %d: start %+v, prune %+v, containers left %q", i, start, prune, names)
+		}
+	}
+	t.Logf("outcomes: %v", outcomes)
 }

@@ -188,6 +188,29 @@ func TestSecurityKeysMustShowInsideTheContainer(t *testing.T) {
 			t.Errorf("unrelated containers share an ipc namespace")
 		}
 	})
+	t.Run("ipc none and private", func(t *testing.T) {
+		// none: an IPC namespace of its own and no /dev/shm at all;
+		// private: its own namespace and /dev/shm, shared with no one.
+		host, _ := os.Readlink("/proc/self/ns/ipc")
+		shm := "grep -c ' /dev/shm ' /proc/self/mountinfo || true"
+		if got := inside(t, e, "ipcnone", shm); got != "0" {
+			t.Errorf("ipc: none has /dev/shm mounted %s times", got)
+		}
+		if got := inside(t, e, "ipcpriv", shm); got != "1" {
+			t.Errorf("ipc: private has /dev/shm mounted %s times", got)
+		}
+		seen := map[string]string{host: "the host"}
+		for _, svc := range []string{"ipcnone", "ipcpriv", "donor"} {
+			ns := inside(t, e, svc, "readlink /proc/self/ns/ipc")
+			if other, ok := seen[ns]; ok {
+				t.Errorf("%s shares its ipc namespace with %s", svc, other)
+			}
+			seen[ns] = svc
+		}
+		if got := inside(t, e, "ipcpriv", "echo mine > /dev/shm/own && cat /dev/shm/own; ls /dev/shm"); got != "mine\nown" {
+			t.Errorf("ipc: private's /dev/shm: %q", got)
+		}
+	})
 	t.Run("cgroup_parent and cgroup", func(t *testing.T) {
 		if got := inside(t, e, "cg", "cat /proc/self/cgroup"); !strings.Contains(got, "/berth-e2e-parent/") {
 			t.Errorf("cgroup_parent: %q", got)
@@ -195,6 +218,13 @@ func TestSecurityKeysMustShowInsideTheContainer(t *testing.T) {
 		host, _ := os.Readlink("/proc/self/ns/cgroup")
 		if got := inside(t, e, "cgns", "readlink /proc/self/ns/cgroup"); got == host {
 			t.Errorf("cgroup: private shares the host's cgroup namespace")
+		}
+		if got := inside(t, e, "cghost", "readlink /proc/self/ns/cgroup"); got != host {
+			t.Errorf("cgroup: host: namespace %s, the host's %s", got, host)
+		}
+		// In the host's namespace the container sees its cgroup's full path.
+		if got := inside(t, e, "cghost", "grep pids /proc/self/cgroup"); !strings.Contains(got, "/berth-") {
+			t.Errorf("cgroup: host: /proc/self/cgroup %q lacks the host path", got)
 		}
 	})
 	t.Run("init", func(t *testing.T) {
@@ -275,6 +305,11 @@ func TestResourceLimitsMustShowInTheContainersCgroups(t *testing.T) {
 		}
 		if got := read("quota", "cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us"); got != "20000\n50000" {
 			t.Errorf("cpu_quota, cpu_period: %q", got)
+		}
+		// The real-time budget is the container's, granted by the
+		// cgroups above it (a new cgroup has none to give).
+		if got := read("rt", "cpu/cpu.rt_runtime_us", "cpu/cpu.rt_period_us"); got != "10000\n100000" {
+			t.Errorf("cpu_rt_runtime, cpu_rt_period: %q", got)
 		}
 		if got := read("res", "memory/memory.oom_control"); !strings.Contains(got, "oom_kill_disable 1") {
 			t.Errorf("oom_kill_disable: %q", got)

@@ -87,13 +87,23 @@ func TestContainerVerbsMustActThroughTheShim(t *testing.T) {
 	if out := e.must("stats", "--no-stream").stdout; !strings.Contains(out, "CPU %") || !strings.Contains(out, "verbs-db-1") {
 		t.Fatalf("stats table:\n%s", out)
 	}
+	// Block I/O: 4 MiB written and read back with O_DIRECT (buffered
+	// writes reach the disk from the kernel's flusher, charged to no
+	// container on cgroup v1) show as at least that much each way.
+	e.must("exec", "-T", "web", "sh", "-c", "dd if=/dev/zero of=/blk bs=64k count=64 oflag=direct && dd if=/blk of=/dev/null bs=64k iflag=direct && rm /blk")
 	out := e.must("stats", "--no-stream", "--format", "json", "web").stdout
-	var row struct{ Name, CPUPerc, MemUsage, PIDs, NetIO string }
+	var row struct{ Container, ID, Name, CPUPerc, MemUsage, MemPerc, PIDs, NetIO, BlockIO string }
 	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &row); err != nil {
 		t.Fatalf("stats json %q: %v", out, err)
 	}
-	if row.Name != "verbs-web-1" || !strings.HasSuffix(row.CPUPerc, "%") || !strings.Contains(row.MemUsage, " / ") || row.PIDs == "0" || !strings.Contains(row.NetIO, " / ") {
+	if row.Name != "verbs-web-1" || row.Container != row.Name || len(row.ID) != 12 || !strings.HasSuffix(row.CPUPerc, "%") || !strings.Contains(row.MemUsage, " / ") ||
+		!strings.HasSuffix(row.MemPerc, "%") || row.PIDs == "0" || !strings.Contains(row.NetIO, " / ") {
 		t.Fatalf("stats row %+v", row)
+	}
+	var read, written float64
+	var ru, wu string
+	if n, _ := fmt.Sscanf(row.BlockIO, "%g%s / %g%s", &read, &ru, &written, &wu); n != 4 || ru != "MB" || wu != "MB" || read < 4.19 || written < 4.19 {
+		t.Fatalf("stats block I/O %q after 4 MiB each way", row.BlockIO)
 	}
 
 	// restart restarts the service and its dependents; --no-deps only it.
@@ -117,17 +127,27 @@ func TestContainerVerbsMustActThroughTheShim(t *testing.T) {
 	e.must("restart", "--no-deps", "db")
 	starts("restart --no-deps db", 3, 2)
 
-	// attach with a terminal: keys in, output out, detach keys leave it.
-	p := openPty(t, 24, 80)
-	c := p.run(e, "attach", "term")
-	p.typeText(t, "echo hi-from-attach\n")
-	p.waitOutput(t, "hi-from-attach")
-	p.typeText(t, "\x10\x11")
-	if code := exitCodeOf(t, c); code != 0 {
-		t.Fatalf("detach from attach: exit %d; terminal:\n%s", code, p.out.String())
-	}
-	if rows := psRows(t, e); rows["term"].State != "running" {
-		t.Fatalf("term after detach: %+v", rows["term"])
+	// attach with a terminal: keys in, output out, detach keys leave it;
+	// --detach-keys replaces Ctrl-P Ctrl-Q (which then reach the shell).
+	for _, tc := range []struct{ typed, want, detach string }{
+		{"echo hi-from-attach\n", "hi-from-attach", "\x10\x11"},
+		{"\x10\x11echo still-$((1+1))\n", "still-2", "\x18y"},
+	} {
+		p := openPty(t, 24, 80)
+		args := []string{"attach", "term"}
+		if tc.detach != "\x10\x11" {
+			args = []string{"attach", "--detach-keys", "ctrl-x,y", "--index", "1", "term"}
+		}
+		c := p.run(e, args...)
+		p.typeText(t, tc.typed)
+		p.waitOutput(t, tc.want)
+		p.typeText(t, tc.detach)
+		if code := exitCodeOf(t, c); code != 0 {
+			t.Fatalf("detach from %v: exit %d; terminal:\n%s", args, code, p.out.String())
+		}
+		if rows := psRows(t, e); rows["term"].State != "running" {
+			t.Fatalf("term after detach: %+v", rows["term"])
+		}
 	}
 
 	// attach without a terminal: input reaches the process; its exit code

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // execOut runs a command in a service and returns its trimmed output.
@@ -187,5 +189,92 @@ func TestBadMountsMustFailBeforeAnythingIsCreated(t *testing.T) {
 				t.Fatalf("created networks %v", nets)
 			}
 		})
+	}
+}
+
+// TestBindPropagationAndNocopyMustShowInsideAndOnTheHost: binds from a
+// shared host mount with propagation rshared pass mounts both ways,
+// rslave only from the host, the default (rprivate) neither; rshared
+// from a private mount is refused before anything is created, as Docker
+// refuses it; a volume with nocopy does not receive the image's content
+// at its target, one without does.
+func TestBindPropagationAndNocopyMustShowInsideAndOnTheHost(t *testing.T) {
+	e := newEnv(t)
+	shared, private := filepath.Join(e.dir, "shared"), filepath.Join(e.dir, "private")
+	for _, d := range []string{"a/sub", "a/in", "b/sub", "b/in", "c/sub"} {
+		os.MkdirAll(filepath.Join(shared, d), 0o755)
+	}
+	os.MkdirAll(private, 0o755)
+	// The host's own mounts may be private (as this one's) or shared:
+	// the test makes one of each. Unmounted after the down below.
+	for dir, kind := range map[string]uintptr{shared: unix.MS_SHARED, private: unix.MS_PRIVATE} {
+		if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+		if err := unix.Mount("", dir, "", kind, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.writeProject(map[string]string{
+		"compose.yaml": `name: prop
+services:
+  p:
+    image: busybox
+    command: [sleep, '3600']
+    privileged: true
+    volumes:
+      - {type: bind, source: ./shared/a, target: /a, bind: {propagation: rshared}}
+      - {type: bind, source: ./shared/b, target: /b, bind: {propagation: rslave}}
+      - {type: bind, source: ./shared/c, target: /c}
+      - {type: volume, source: nc, target: /var, volume: {nocopy: true}}
+  copy:
+    image: busybox
+    command: [sleep, '3600']
+    volumes: [cp:/var]
+volumes: {nc: {}, cp: {}}
+`,
+		"refused.yaml": `name: propbad
+services:
+  s:
+    image: busybox
+    command: [sleep, '3600']
+    volumes: [{type: bind, source: ./private, target: /x, bind: {propagation: rshared}}]
+`})
+	e.downAtEnd("prop")
+	e.downAtEnd("propbad")
+
+	r := e.berth("-f", "refused.yaml", "up", "-d")
+	if r.code == 0 || !strings.Contains(r.stderr, "propagation rshared needs a shared mount") {
+		t.Errorf("rshared from a private mount: %+v", r)
+	}
+	if ps := e.must("-p", "propbad", "ps", "-a", "-q").stdout; strings.TrimSpace(ps) != "" {
+		t.Errorf("refused up left containers: %q", ps)
+	}
+
+	e.must("up", "-d")
+	for _, d := range []string{"a", "b", "c"} {
+		if err := unix.Mount("tmpfs", filepath.Join(shared, d, "sub"), "tmpfs", 0, "size=64k"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.must("exec", "-T", "p", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /a/in && mount -t tmpfs -o size=64k tmpfs /b/in")
+	inside := execOut(e, "p", "sh", "-c", "for d in a b c; do grep -c \" /$d/sub \" /proc/self/mountinfo; done; true")
+	if inside != "1\n1\n0" {
+		t.Errorf("the host's mounts seen inside at /a (rshared), /b (rslave), /c (rprivate): %q, want 1 1 0", strings.Fields(inside))
+	}
+	host := readFile(t, "/proc/self/mountinfo")
+	if !strings.Contains(host, " "+filepath.Join(shared, "a", "in")+" ") {
+		t.Errorf("the container's mount at /a/in (rshared) did not reach the host")
+	}
+	if strings.Contains(host, " "+filepath.Join(shared, "b", "in")+" ") {
+		t.Errorf("the container's mount at /b/in (rslave) reached the host")
+	}
+
+	if got := execOut(e, "p", "ls", "/var"); got != "" {
+		t.Errorf("nocopy volume received the image's /var: %q", got)
+	}
+	if got := execOut(e, "copy", "ls", "/var"); got != "www" {
+		t.Errorf("volume without nocopy: /var holds %q, want the image's www", got)
 	}
 }
