@@ -202,7 +202,7 @@ services:
 	if names := psNames(e); names != "cvp-a-1,cvp-b-1" {
 		t.Fatalf("COMPOSE_PROFILES=extra in .env: running %q", names)
 	}
-	if r := with([]string{"COMPOSE_PROGRESS=plain"}, "up", "-d"); r.code != 0 || !strings.Contains(r.stderr, "Running") {
+	if r := with([]string{"COMPOSE_PROGRESS=plain"}, "restart", "-t", "1", "b"); r.code != 0 || !strings.Contains(r.stderr, "Container cvp-b-1 Started") {
 		t.Errorf("COMPOSE_PROGRESS=plain in the environment did not win over .env: %+v", r)
 	}
 	e.writeProject(map[string]string{"compose.yaml": strings.SplitAfter(withB, "3600'], environment: {W: \"${WORD:-unset}\"}}\n")[0],

@@ -2,11 +2,12 @@ package main
 
 import (
 	"os"
+	"strconv"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/berth-dev/berth/compose"
+	"github.com/berth-dev/berth/compose/loadcache"
 )
 
 // composeEnvFlags are the flags whose default comes from a COMPOSE_*
@@ -16,24 +17,35 @@ var composeEnvFlags = map[string]string{
 	"remove-orphans": "COMPOSE_REMOVE_ORPHANS",
 }
 
+// dotEnv holds the COMPOSE_* variables the project's .env sets and the
+// environment does not (applyDotEnv).
+var dotEnv map[string]string
+
 // applyDotEnv does what docker compose does before a verb runs: the
 // COMPOSE_* variables the project's .env (or --env-file) sets, and the
-// environment does not, are put in the environment, and the flags the
-// command line left alone take their defaults from them.
+// environment does not, count as if set there, so the flags the command
+// line left alone take their defaults from them. (They are not put in
+// the process environment: the load cache is keyed by it, and the front
+// path, which reads the same files, would never find an entry.)
 func applyDotEnv(cmd *cobra.Command, pf *projectFlags) {
-	vars := compose.DotEnvCompose(pf.loadOptions())
-	if len(vars) == 0 {
-		return
-	}
-	for k, v := range vars {
-		os.Setenv(k, v)
-	}
+	dotEnv = loadcache.DotEnvCompose(pf.loadOptions())
 	for _, fs := range []*pflag.FlagSet{cmd.Root().Flags(), cmd.Flags()} {
 		for name, env := range composeEnvFlags {
 			f := fs.Lookup(name)
-			if v, ok := vars[env]; ok && f != nil && !f.Changed {
-				_ = f.Value.Set(v) // a bad value is reported as the environment's would be
+			if v, ok := dotEnv[env]; ok && f != nil && !f.Changed {
+				_ = f.Value.Set(v) // a bad value is ignored, as the environment's would be
 			}
 		}
 	}
+}
+
+// composeEnvBool reads a boolean COMPOSE_* variable from the environment,
+// else from the project's .env.
+func composeEnvBool(name string) bool {
+	v, ok := os.LookupEnv(name)
+	if !ok {
+		v = dotEnv[name]
+	}
+	b, _ := strconv.ParseBool(v)
+	return b
 }

@@ -40,7 +40,7 @@ func (f *recreateFlags) add(cmd *cobra.Command) {
 // options turns the flags into up options for the services named.
 func (f *recreateFlags) options(services []string) (compose.UpOptions, error) {
 	o := compose.UpOptions{Services: services, NoDeps: f.noDeps, RemoveOrphans: f.removeOrphans,
-		IgnoreOrphans: envBool("COMPOSE_IGNORE_ORPHANS")}
+		IgnoreOrphans: composeEnvBool("COMPOSE_IGNORE_ORPHANS")}
 	switch {
 	case f.force && f.never:
 		return o, fmt.Errorf("--force-recreate and --no-recreate are incompatible: %w", errdefs.ErrInvalidArgument)

@@ -186,6 +186,9 @@ func Parse(args []string) (c Command, ok bool) {
 	}
 	c.Load = LoadOptions(g.Files, g.Name, g.ProjectDir, g.EnvFiles, g.Profiles)
 	c.Load.Services = services
+	if c.Verb == "up" && len(loadcache.DotEnvCompose(c.Load)) > 0 {
+		return c, false // .env steers up's flags (berth's applyDotEnv)
+	}
 	return c, true
 }
 
