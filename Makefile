@@ -14,13 +14,16 @@ BENCH     ?= .
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-# The lean helper (shims, container init, DNS server) is built first and
-# embedded in berth (tag berth_helper); see docs/architecture.md.
+# The lean helper (shims, container init, DNS server) and the front path
+# (ps and a no-op up -d) are built first and embedded in berth (tag
+# berth_helper), under one sum of both; see docs/architecture.md.
 HELPER    := cmd/berth/berth-helper
+FRONT     := cmd/berth/berth-front
 
-build: ## build bin/berth (static, cgo, seccomp), carrying the lean helper
+build: ## build bin/berth (static, cgo, seccomp), carrying the lean helper and the front
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(HELPER) ./cmd/berth-helper
-	cd $(dir $(HELPER)) && sha256sum $(notdir $(HELPER)) > $(notdir $(HELPER)).sum
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(FRONT) ./cmd/berth-front
+	cat $(HELPER) $(FRONT) | sha256sum > $(HELPER).sum
 	printf '#define BERTH_HELPER_DIR "%s"\n' $$(cut -c1-16 $(HELPER).sum) > $(HELPER).h
 	$(GO) build -tags $(TAGS),berth_helper -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/berth
 
@@ -89,4 +92,4 @@ fuzz: ## run each fuzz target for FUZZTIME (20 s)
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./engine/build/
 
 clean: ## remove build outputs
-	rm -rf bin bench.out $(HELPER) $(HELPER).sum
+	rm -rf bin bench.out $(HELPER) $(HELPER).sum $(HELPER).h $(FRONT)

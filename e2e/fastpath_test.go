@@ -9,12 +9,12 @@ import (
 )
 
 // TestFrontPathMustPrintWhatBerthPrints: berth hands ps and up -d to its
-// lean helper before Go starts, and the helper answers from the load
+// front (cmd/berth-front) before Go starts, and the front answers from the load
 // cache (cmd/internal/fastpath). Every command must print, byte for byte,
 // and exit as berth does itself (BERTH_NO_FRONT turns the front off): the
 // table, json, -q, -a, --services, templates, warnings, errors, the shapes
-// the helper hands back, an up -d with work to do, and a corrupt cache
-// entry or helper binary, which must fall back to berth.
+// the front hands back, an up -d with work to do, and a corrupt cache
+// entry or front binary, which must fall back to berth.
 func TestFrontPathMustPrintWhatBerthPrints(t *testing.T) {
 	e := newEnv(t)
 	port := freePort(t)
@@ -75,7 +75,7 @@ services:
 		{"ps", "--format", "{{.Name}} {{.Ports}} {{.Status}}"}, {"ps", "--format", "table {{.ID}}\t{{.Service}}"},
 		{"ps", "--no-trunc"}, {"ps", "--status", "running"}, {"ps", "--filter", "status=exited"}, {"ps", "worker"},
 		{"-f", "compose.yaml", "ps"}, {"--project-directory", ".", "ps", "-a", "web"},
-		// errors, and shapes the helper hands back to berth
+		// errors, and shapes the front hands back to berth
 		{"ps", "nosuch"}, {"ps", "--filter", "name=x"}, {"ps", "--status", "bogus"}, {"ps", "--format", "{{.Nope"},
 		{"ps", "--orphans=false"}, {"ps", "-h"}, {"--ansi", "never", "ps"},
 		{"up", "-d"}, {"up", "-d", "worker"}, {"up", "--detach", "web"}, {"up", "-d", "nosuch"},
@@ -99,7 +99,7 @@ services:
 	served("ps")
 	served("up", "-d")
 
-	// A corrupt cache entry, or a helper that cannot run, is berth's.
+	// A corrupt cache entry, or a front that cannot run, is berth's.
 	entries, _ := filepath.Glob(filepath.Join(e.run, "cache", "load", "*"))
 	if len(entries) == 0 {
 		t.Fatal("no load cache entry")
@@ -109,20 +109,20 @@ services:
 	}
 	both("ps")
 	both("up", "-d")
-	helpers, _ := filepath.Glob(filepath.Join(e.run, "helper", "*", "berth"))
-	if len(helpers) != 1 {
-		t.Fatalf("helpers: %v", helpers)
+	fronts, _ := filepath.Glob(filepath.Join(e.run, "helper", "*", "front"))
+	if len(fronts) != 1 {
+		t.Fatalf("fronts installed: %v, want one", fronts)
 	}
-	fi, err := os.Stat(helpers[0])
+	fi, err := os.Stat(fronts[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Its shims run it: the garbage of the same size takes its name.
+	// Garbage of the same size, so that berth does not reinstall it.
 	garbage := []byte(strings.Repeat("x", int(fi.Size())))
-	if err := os.WriteFile(helpers[0]+".new", garbage, 0o500); err != nil {
+	if err := os.WriteFile(fronts[0]+".new", garbage, 0o500); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Rename(helpers[0]+".new", helpers[0]); err != nil {
+	if err := os.Rename(fronts[0]+".new", fronts[0]); err != nil {
 		t.Fatal(err)
 	}
 	both("ps")

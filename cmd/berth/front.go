@@ -1,6 +1,6 @@
 //go:build berth_helper
 
-// The front path's constructor (front_linux.c) is built with the helper
+// The front path's constructor (front_linux.c) is built with the front
 // it hands commands to: only a binary that carries one has it.
 
 package main

@@ -2,7 +2,7 @@
 
 // The front path: before the Go runtime starts (and pays every package
 // initialiser berth links, compose-go's JSON schema compile first), hand
-// a command the lean helper can serve to it. The helper answers berth ps,
+// a command the front can serve to it. The front answers berth ps,
 // and an up -d with nothing to do, from the load cache when the cache
 // holds the project; on a miss, an up with work to do, or any
 // flag it does not read, it execs berth back with BERTH_NO_FRONT set, and
@@ -10,9 +10,10 @@
 // cache's key, see the environment the user set) and lets berth run. See
 // cmd/internal/fastpath/front.go and docs/performance.md.
 //
-// The helper is the one this binary carries, installed by berth under
-// $BERTH_RUN/helper/<sum>/berth (helper.go); when it is not there (yet),
-// or cannot be run, berth goes on as if there were no front.
+// The front (cmd/berth-front) is the one this binary carries, installed by
+// berth beside the lean helper as $BERTH_RUN/helper/<sum>/front (helper.go);
+// when it is not there (yet), or cannot be run, berth goes on as if there
+// were no front.
 #define _GNU_SOURCE
 #include <limits.h>
 #include <stdio.h>
@@ -38,10 +39,10 @@ static int global_value(const char *a)
 
 static int has_prefix(const char *a, const char *p) { return strncmp(a, p, strlen(p)) == 0; }
 
-// front_serves says whether argv is a shape the helper may answer: the
+// front_serves says whether argv is a shape the front may answer: the
 // verb ps, or up with -d, with the project's files rather than -p alone
 // (berth answers that from the state, faster than a hand-over). The
-// helper reads the command line exactly (fastpath.Parse); this only keeps
+// front reads the command line exactly (fastpath.Parse); this only keeps
 // every other command from paying a hand-over.
 static int front_serves(int argc, char **argv)
 {
@@ -80,8 +81,8 @@ __attribute__((constructor)) static void berth_front(int argc, char **argv)
 		run = "/run/berth";
 	if (run[0] != '/')
 		return;
-	char helper[PATH_MAX], exe[PATH_MAX];
-	if (snprintf(helper, sizeof(helper), "%s/helper/%s/berth", run, BERTH_HELPER_DIR) >= (int)sizeof(helper))
+	char front[PATH_MAX], exe[PATH_MAX];
+	if (snprintf(front, sizeof(front), "%s/helper/%s/front", run, BERTH_HELPER_DIR) >= (int)sizeof(front))
 		return;
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (n <= 0 || n >= (ssize_t)sizeof(exe) - 1)
@@ -97,6 +98,6 @@ __attribute__((constructor)) static void berth_front(int argc, char **argv)
 	args[2] = exe;
 	memcpy(args + 3, argv, argc * sizeof(char *));
 	args[argc + 3] = NULL;
-	execve(helper, args, environ);
+	execve(front, args, environ);
 	free(args); // not installed, or not runnable: berth runs the command
 }

@@ -7,8 +7,8 @@ import (
 )
 
 func TestHelperPath(t *testing.T) {
-	bin, sum := helperBinary, helperSum
-	defer func() { helperBinary, helperSum = bin, sum }()
+	bin, front, sum := helperBinary, frontBinary, helperSum
+	defer func() { helperBinary, frontBinary, helperSum = bin, front, sum }()
 
 	helperBinary, helperSum = nil, ""
 	if p := helperPath(t.TempDir()); p != "" {
@@ -17,7 +17,8 @@ func TestHelperPath(t *testing.T) {
 
 	run := t.TempDir()
 	helperBinary = []byte("#!/bin/sh\n")
-	helperSum = "0123456789abcdef0123  berth-helper\n"
+	frontBinary = []byte("#!/bin/sh\nexit 1\n")
+	helperSum = "0123456789abcdef0123  -\n"
 	p := helperPath(run)
 	if want := filepath.Join(run, "helper", "0123456789abcdef", "berth"); p != want {
 		t.Fatalf("installed at %q, want %q", p, want)
@@ -28,6 +29,11 @@ func TestHelperPath(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(p); string(got) != string(helperBinary) {
 		t.Fatalf("content %q", got)
+	}
+	// The front beside it, where berth's constructor looks for it.
+	fp := filepath.Join(filepath.Dir(p), "front")
+	if got, _ := os.ReadFile(fp); string(got) != string(frontBinary) {
+		t.Fatalf("front content %q", got)
 	}
 	// Installed once: a present file of the right size is used as it is.
 	before := fi.ModTime()
@@ -45,5 +51,14 @@ func TestHelperPath(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(p); string(got) != string(helperBinary) {
 		t.Fatalf("content after repair %q", got)
+	}
+	// So is a torn front.
+	os.Chmod(fp, 0o600)
+	os.WriteFile(fp, []byte("#!"), 0o600)
+	if helperPath(run) != p {
+		t.Fatal("helper lost with the front")
+	}
+	if got, _ := os.ReadFile(fp); string(got) != string(frontBinary) {
+		t.Fatalf("front after repair %q", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -19,15 +20,15 @@ import (
 )
 
 // The front path. berth's C constructor (cmd/berth/front_linux.c) hands
-// an argv it may serve to the lean helper before berth's Go runtime
-// starts, as
+// an argv it may serve to the front (cmd/berth-front) before berth's Go
+// runtime starts, as
 //
-//	helper front BERTH_EXE ARGV0 ARGS...
+//	front front BERTH_EXE ARGV0 ARGS...
 //
-// and the helper calls Serve. Serve answers only a command line it reads
+// and the front calls Serve. Serve answers only a command line it reads
 // exactly as berth's flags would (anything else, -h included, is berth's)
 // whose project the load cache holds, and prints only once the whole
-// answer is made: on any miss or error it prints nothing, and the helper
+// answer is made: on any miss or error it prints nothing, and the front
 // execs berth back with NoFront set, which turns the constructor off, so
 // berth runs the command (and prints its errors) itself.
 
@@ -65,9 +66,13 @@ func Serve(ctx context.Context, args []string, berthExe string, stdout, stderr i
 	eo := engine.OptionsFromEnv()
 	eo.Exe = berthExe
 	if c.Verb == "up" {
-		// As berth's openEngine: shims run the helper, this binary.
-		if eo.Helper, _ = os.Executable(); isTerminal(os.Stderr) {
+		if isTerminal(os.Stderr) {
 			return miss("a terminal: up's progress display is berth's")
+		}
+		// As berth's openEngine: shims run the lean helper, installed
+		// next to this binary (cmd/berth/helper.go).
+		if exe, err := os.Executable(); err == nil {
+			eo.Helper = filepath.Join(filepath.Dir(exe), "berth")
 		}
 	}
 	e, err := engine.Open(ctx, eo)
