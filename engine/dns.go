@@ -17,8 +17,13 @@ import (
 
 // syncDNS publishes the current endpoints of every network to the DNS
 // server, starting it if needed, and returns once it answers in every
-// sandbox; with no networks left the server is stopped.
+// sandbox; with no networks left the server is stopped. Concurrent calls
+// (the starts of one up level) share a publication.
 func (e *Engine) syncDNS(ctx context.Context) error {
+	return e.dnsSync.do(ctx, e.publishDNS)
+}
+
+func (e *Engine) publishDNS(ctx context.Context) error {
 	recs, err := e.dnsRecords(ctx)
 	if err != nil {
 		return err
@@ -34,7 +39,12 @@ func (e *Engine) syncDNS(ctx context.Context) error {
 
 // dropDNS publishes records after endpoints went away. It never starts a
 // server: the names it drops belong to containers that are gone.
+// Concurrent calls (the teardowns of one down) share a publication.
 func (e *Engine) dropDNS(ctx context.Context) error {
+	return e.dnsDrop.do(ctx, e.unpublishDNS)
+}
+
+func (e *Engine) unpublishDNS(ctx context.Context) error {
 	recs, err := e.dnsRecords(ctx)
 	if err != nil {
 		return err

@@ -58,6 +58,8 @@ type Engine struct {
 	Volumes    *volume.Store
 	Networks   *network.Manager
 	Containers *container.Store
+
+	dnsSync, dnsDrop publishBatch // DNS publications shared by concurrent starts, teardowns
 }
 
 // Instance names the kernel objects shared per engine (nftables table,

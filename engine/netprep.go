@@ -296,7 +296,7 @@ func (e *Engine) writeEtcFiles(c container.Container, hostname string, hosts, re
 	var mounts []specs.Mount
 	for _, name := range []string{"hostname", "hosts", "resolv.conf"} {
 		p := filepath.Join(dir, name)
-		if err := atomicfile.Write(p, files[name], 0o644); err != nil {
+		if err := atomicfile.Replace(p, files[name], 0o644); err != nil {
 			return nil, err
 		}
 		mounts = append(mounts, specs.Mount{Destination: "/etc/" + name, Type: "bind", Source: p, Options: []string{"rbind", "rprivate"}})

@@ -86,7 +86,7 @@ func (e *Engine) prepare(ctx context.Context, c container.Container) error {
 	applyRun(spec, c.Config.Run)
 	rootPropagation(spec)
 	sw.Lap("spec")
-	return atomicfile.WriteJSON(filepath.Join(runDir, "config.json"), spec, 0o600)
+	return atomicfile.ReplaceJSON(filepath.Join(runDir, "config.json"), spec, 0o600)
 }
 
 // volumeMounts turns the container's volumes, binds, tmpfs mounts,

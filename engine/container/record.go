@@ -197,6 +197,14 @@ func (s *Store) Rename(ctx context.Context, id, name string) (Container, error) 
 
 // Get finds a container by ID, unique ID prefix or name.
 func (s *Store) Get(ctx context.Context, ref string) (Container, error) {
+	if len(ref) == 64 && strings.Trim(ref, "0123456789abcdef") == "" {
+		// A full ID (what the engine passes around): its own record,
+		// without reading every other one.
+		var c Container
+		if err := atomicfile.ReadJSON(filepath.Join(s.Dir(ref), "container.json"), &c); err == nil && c.ID == ref {
+			return c, nil
+		}
+	}
 	all, err := s.List(ctx)
 	if err != nil {
 		return Container{}, err

@@ -60,7 +60,7 @@ func spawn(ctx context.Context, exe string, cfg Config, logPath string) (*Spawne
 		return nil, err
 	}
 	confPath := filepath.Join(dir, "shim.json")
-	if err := atomicfile.WriteJSON(confPath, cfg, 0o600); err != nil {
+	if err := atomicfile.ReplaceJSON(confPath, cfg, 0o600); err != nil {
 		return nil, err
 	}
 	// The socket listens from here on and passes to the shim: a client

@@ -11,6 +11,27 @@ import (
 // Write replaces path with data: temp file in the same directory, fsync,
 // rename, then fsync of the directory so the rename itself is durable.
 func Write(path string, data []byte, perm os.FileMode) error {
+	return write(path, data, perm, true)
+}
+
+// Replace replaces path with data as Write does (a reader sees the old
+// content or the new, never a mix) but does not make it durable: for files
+// that are made again before they are needed after a crash (what lives in
+// $BERTH_RUN, a container's files rewritten at each start).
+func Replace(path string, data []byte, perm os.FileMode) error {
+	return write(path, data, perm, false)
+}
+
+// ReplaceJSON marshals v compactly and writes it with Replace.
+func ReplaceJSON(path string, v any, perm os.FileMode) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return Replace(path, data, perm)
+}
+
+func write(path string, data []byte, perm os.FileMode, durable bool) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -30,8 +51,10 @@ func Write(path string, data []byte, perm os.FileMode) error {
 	if err := f.Chmod(perm); err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		return err
+	if durable {
+		if err := f.Sync(); err != nil {
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err
@@ -40,6 +63,9 @@ func Write(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	ok = true
+	if !durable {
+		return nil
+	}
 	return SyncDir(dir)
 }
 
