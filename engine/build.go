@@ -121,7 +121,7 @@ func (s stepRunner) Run(ctx context.Context, p build.Process) (int, error) {
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		_ = e.teardown(cctx, p.ID)
+		_ = e.host.Teardown(cctx, p.ID)
 	}()
 	if err != nil {
 		return -1, err

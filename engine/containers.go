@@ -241,10 +241,10 @@ func (e *Engine) startContainer(ctx context.Context, id string, extra runtime.Co
 			return nil, err
 		}
 	}
-	if e.needsTeardown(c.ID) {
+	if e.host.NeedsTeardown(c.ID) {
 		// A start or a shim was interrupted: undo what it left (mount,
 		// netns, rules) so this start begins from scratch.
-		if err := e.teardown(ctx, c.ID); err != nil {
+		if err := e.host.Teardown(ctx, c.ID); err != nil {
 			return nil, fmt.Errorf("clean up after an interrupted start of %s: %w", c.Name, err)
 		}
 	}
@@ -255,7 +255,7 @@ func (e *Engine) startContainer(ctx context.Context, id string, extra runtime.Co
 		if err != nil && !e.shimLive(c.ID) {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
-			_ = e.teardown(cctx, c.ID)
+			_ = e.host.Teardown(cctx, c.ID)
 		}
 	}()
 	sw := stopwatch.Start(ctx, "start", "container", c.Name)
@@ -384,8 +384,8 @@ func (e *Engine) RemoveContainer(ctx context.Context, id string, force bool) err
 	if err := e.stopLocked(ctx, c, 0); err != nil {
 		return err
 	}
-	if e.needsTeardown(c.ID) {
-		if err := e.teardown(ctx, c.ID); err != nil {
+	if e.host.NeedsTeardown(c.ID) {
+		if err := e.host.Teardown(ctx, c.ID); err != nil {
 			return err
 		}
 	}

@@ -2,13 +2,12 @@ package engine
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/berth-dev/berth/engine/container"
+	"github.com/berth-dev/berth/engine/hostside"
 	"github.com/berth-dev/berth/engine/image"
 	"github.com/berth-dev/berth/engine/network"
 	"github.com/berth-dev/berth/engine/snapshot"
@@ -19,8 +18,8 @@ import (
 
 // Default locations of persistent and volatile state.
 const (
-	DefaultRoot = "/var/lib/berth"
-	DefaultRun  = "/run/berth"
+	DefaultRoot = hostside.DefaultRoot
+	DefaultRun  = hostside.DefaultRun
 )
 
 // Options locate an engine's state. Two engines with different roots share
@@ -38,14 +37,8 @@ type Options struct {
 
 // OptionsFromEnv reads BERTH_ROOT and BERTH_RUN, falling back to defaults.
 func OptionsFromEnv() Options {
-	o := Options{Root: os.Getenv("BERTH_ROOT"), Run: os.Getenv("BERTH_RUN")}
-	if o.Root == "" {
-		o.Root = DefaultRoot
-	}
-	if o.Run == "" {
-		o.Run = DefaultRun
-	}
-	return o
+	root, run := hostside.StateFromEnv()
+	return Options{Root: root, Run: run}
 }
 
 // Engine ties the stores together and runs container lifecycles.
@@ -59,19 +52,12 @@ type Engine struct {
 	Networks   *network.Manager
 	Containers *container.Store
 
-	dnsSync, dnsDrop publishBatch // DNS publications shared by concurrent starts, teardowns
+	host *hostside.Host // what starts leave on the host: teardown, DNS publication
 }
 
-// Instance names the kernel objects shared per engine (nftables table,
-// cgroup parent): "berth" for the default root, "berth-<hash>" for others, so
-// engines with different roots never touch each other's objects.
-func Instance(root string) string {
-	if root == DefaultRoot {
-		return "berth"
-	}
-	sum := sha256.Sum256([]byte(root))
-	return "berth-" + hex.EncodeToString(sum[:4])
-}
+// Instance names the kernel objects shared per engine (see
+// hostside.Instance).
+func Instance(root string) string { return hostside.Instance(root) }
 
 // Open prepares the state directories and opens every store.
 func Open(ctx context.Context, o Options) (*Engine, error) {
@@ -118,22 +104,14 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 	if e.Volumes, err = volume.Open(filepath.Join(o.Root, "volumes")); err != nil {
 		return nil, err
 	}
-	if e.Containers, err = container.Open(filepath.Join(o.Root, "containers")); err != nil {
-		return nil, err
-	}
 	pools, err := networkPools()
 	if err != nil {
 		return nil, err
 	}
-	e.Networks, err = network.New(network.Config{
-		StateDir: filepath.Join(o.Root, "network"),
-		RunDir:   filepath.Join(o.Run, "network"),
-		Table:    e.instance,
-		Pools:    pools,
-	})
-	if err != nil {
+	if e.host, err = hostside.Open(hostside.Config{Root: o.Root, Run: o.Run, Helper: o.Helper, Instance: e.instance, Pools: pools}); err != nil {
 		return nil, err
 	}
+	e.Networks, e.Containers = e.host.Networks, e.host.Containers
 	return e, nil
 }
 
@@ -152,8 +130,10 @@ func (e *Engine) Options() Options { return e.opts }
 // InstanceName is the engine's kernel object prefix (see Instance).
 func (e *Engine) InstanceName() string { return e.instance }
 
-func (e *Engine) runDir(id string) string    { return filepath.Join(e.opts.Run, "containers", id) }
-func (e *Engine) rootfsDir(id string) string { return filepath.Join(e.runDir(id), "rootfs") }
+func (e *Engine) runDir(id string) string    { return e.host.RunDir(id) }
+func (e *Engine) rootfsDir(id string) string { return e.host.RootfsDir(id) }
 func (e *Engine) libcontainerRoot() string   { return filepath.Join(e.opts.Run, "runc") }
-func (e *Engine) dnsDir() string             { return filepath.Join(e.opts.Run, "dns") }
-func (e *Engine) cgroupParent() string       { return "/" + e.instance }
+func (e *Engine) cgroupParent() string       { return e.host.CgroupParent() }
+
+// DNSDir is where the DNS server of this engine keeps its records.
+func (e *Engine) DNSDir() string { return e.host.DNSDir() }

@@ -15,6 +15,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-dev/berth/engine/container"
+	"github.com/berth-dev/berth/engine/hostside"
 	"github.com/berth-dev/berth/engine/network"
 	"github.com/berth-dev/berth/internal/atomicfile"
 	"github.com/berth-dev/berth/internal/stopwatch"
@@ -52,7 +53,7 @@ func (e *Engine) prepareNetwork(ctx context.Context, c container.Container, sw *
 		ns.hostname = c.ShortID()
 	}
 	hostResolv, _ := os.ReadFile("/etc/resolv.conf")
-	resolver, err := resolverOf(cfg.Net)
+	resolver, err := hostside.ResolverOf(cfg.Net)
 	if err != nil {
 		return netSetup{}, fmt.Errorf("container %s: %w", c.Name, err)
 	}
@@ -95,7 +96,7 @@ func (e *Engine) prepareNetwork(ctx context.Context, c container.Container, sw *
 	}
 	sw.Lap("publish")
 	if len(endpoints) > 0 {
-		if err := e.syncDNS(ctx); err != nil {
+		if err := e.host.SyncDNS(ctx); err != nil {
 			return netSetup{}, fmt.Errorf("dns: %w", err)
 		}
 	}
@@ -228,29 +229,6 @@ func toNetworkPorts(ps []container.Port, defaultIP netip.Addr) ([]network.Port, 
 		out = append(out, np)
 	}
 	return out, nil
-}
-
-// resolverOf reads the service's dns, dns_search and dns_opt.
-func resolverOf(n container.Networking) (netdns.Resolver, error) {
-	r := netdns.Resolver{Search: n.DNSSearch, Options: n.DNSOptions}
-	for _, s := range n.DNS {
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return r, fmt.Errorf("dns: %q is not an ip address: %w", s, errdefs.ErrInvalidArgument)
-		}
-		r.Nameservers = append(r.Nameservers, a)
-	}
-	return r, nil
-}
-
-// dnsSettings are what the DNS server needs of a container's config: the
-// resolvers that replace the host's, and its links.
-func dnsSettings(cfg container.Config) (upstreams []string, links map[string]string) {
-	r, _ := resolverOf(cfg.Net)
-	for _, a := range r.Nameservers {
-		upstreams = append(upstreams, netip.AddrPortFrom(a, 53).String())
-	}
-	return upstreams, cfg.Net.Links
 }
 
 // extraHosts turns "name:address" entries into hosts lines; host-gateway

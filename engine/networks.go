@@ -24,7 +24,7 @@ func (e *Engine) RemoveNetwork(ctx context.Context, name string) error {
 	if err := e.Networks.Remove(ctx, name); err != nil {
 		return err
 	}
-	return e.syncDNS(ctx)
+	return e.host.SyncDNS(ctx)
 }
 
 // NetworkInfo is a network with the running containers attached to it.
@@ -104,7 +104,7 @@ func (e *Engine) PruneNetworks(ctx context.Context) ([]string, error) {
 		}
 	}
 	if len(removed) > 0 {
-		if err := e.syncDNS(ctx); err != nil {
+		if err := e.host.SyncDNS(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}

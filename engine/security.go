@@ -2,10 +2,8 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -15,7 +13,6 @@ import (
 
 	"github.com/berth-dev/berth/engine/container"
 	"github.com/berth-dev/berth/engine/runtime"
-	"github.com/berth-dev/berth/engine/snapshot"
 )
 
 // defaultShmSize is Docker's /dev/shm size.
@@ -94,7 +91,7 @@ func (e *Engine) sharer(ctx context.Context, c container.Container, key, ref str
 	return info.Container, info.Status.Pid, nil
 }
 
-func (e *Engine) shmDir(id string) string { return filepath.Join(e.runDir(id), "shm") }
+func (e *Engine) shmDir(id string) string { return e.host.ShmDir(id) }
 
 // mountShm mounts a container's shareable /dev/shm on the host, where
 // containers that join its IPC namespace find it too. Teardown unmounts it.
@@ -112,18 +109,6 @@ func (e *Engine) mountShm(c container.Container) (string, error) {
 		return "", fmt.Errorf("container %s: mount shareable /dev/shm: %w", c.Name, err)
 	}
 	return dir, nil
-}
-
-// unmountShm undoes mountShm; a container without one has nothing to undo.
-func (e *Engine) unmountShm(id string) error {
-	dir := e.shmDir(id)
-	if err := snapshot.Unmount(dir); err != nil {
-		return err
-	}
-	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return nil
 }
 
 // cgroupsPath is where a container's cgroup goes: under the instance's

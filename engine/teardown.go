@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"time"
@@ -11,73 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/engine/runtime"
-	"github.com/berth-dev/berth/engine/snapshot"
-	"github.com/berth-dev/berth/internal/stopwatch"
 )
-
-// teardown undoes what prepare did, in reverse. Every step tolerates the
-// thing being gone already, so it can run after a crash at any point.
-func (e *Engine) teardown(ctx context.Context, id string) error {
-	sw := stopwatch.Start(ctx, "teardown", "id", id[:12])
-	defer sw.Done()
-	var errs []error
-	if err := e.Networks.Unpublish(ctx, id); err != nil {
-		errs = append(errs, err)
-	}
-	sw.Lap("unpublish")
-	nets, err := e.Networks.List(ctx)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	for _, n := range nets {
-		if err := e.Networks.Disconnect(ctx, n.Name, id); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	sw.Lap("disconnect")
-	if err := e.Networks.RemoveSandbox(ctx, id); err != nil {
-		errs = append(errs, err)
-	}
-	sw.Lap("sandbox")
-	if err := e.dropDNS(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	sw.Lap("dns")
-	if err := snapshot.Unmount(e.rootfsDir(id)); err != nil {
-		errs = append(errs, err)
-	}
-	if err := e.unmountShm(id); err != nil {
-		errs = append(errs, err)
-	}
-	sw.Lap("unmount")
-	e.removeCgroupParent()
-	if len(errs) == 0 {
-		// The empty mount point is the marker that a start made something
-		// to undo (see needsTeardown); with everything undone, drop it.
-		if err := os.Remove(e.rootfsDir(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// needsTeardown reports whether a start left something to undo. prepare
-// creates the rootfs mount point before any other host object, and teardown
-// removes it last, so its presence is a safe marker.
-func (e *Engine) needsTeardown(id string) bool {
-	_, err := os.Stat(e.rootfsDir(id))
-	return err == nil
-}
-
-// removeCgroupParent removes the instance's parent cgroup once it is empty;
-// libcontainer removes only each container's own leaf.
-func (e *Engine) removeCgroupParent() {
-	dirs, _ := filepath.Glob("/sys/fs/cgroup/*" + e.cgroupParent())
-	dirs = append(dirs, "/sys/fs/cgroup"+e.cgroupParent())
-	for _, d := range dirs {
-		_ = unix.Rmdir(d) // fails while another container still uses it
-	}
-}
 
 // recoverLostShim handles a container whose shim died: it kills whatever is
 // left of the container, tears down its resources and records the exit.
@@ -87,7 +20,7 @@ func (e *Engine) recoverLostShim(ctx context.Context, id string, st runtime.Stat
 		killAndWait(c)
 		_ = c.Destroy()
 	}
-	if err := e.teardown(ctx, id); err != nil {
+	if err := e.host.Teardown(ctx, id); err != nil {
 		st.State = runtime.StateDead
 		st.Error = "shim exited unexpectedly; cleanup failed: " + err.Error()
 		_ = runtime.WriteStatus(e.Containers.StatusPath(id), st)
@@ -137,21 +70,4 @@ func killAndWait(c *libcontainer.Container) {
 	}
 	// A thawed, killed init exits at once; bound the wait for a frozen one.
 	_, _ = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 10000)
-}
-
-// RunShim is the body of "berth shim CONFIG": it supervises one container
-// and, when it exits, tears down its network and mounts, since no daemon is
-// left to do so.
-func (e *Engine) RunShim(ctx context.Context, cfg runtime.Config) error {
-	wctx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	return runtime.Serve(ctx, cfg, runtime.Hooks{
-		Running: func() { go e.watchDNS(wctx) },
-		Exit: func(ctx context.Context, _ runtime.Status) error {
-			stopWatch()
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			defer cancel()
-			return e.teardown(ctx, cfg.ID)
-		},
-	})
 }

@@ -14,7 +14,7 @@ import (
 
 	"github.com/containerd/errdefs"
 
-	"github.com/berth-dev/berth/engine"
+	"github.com/berth-dev/berth/engine/hostside"
 	"github.com/berth-dev/berth/engine/runtime"
 	"github.com/berth-dev/berth/netdns"
 )
@@ -28,11 +28,11 @@ func Shim(ctx context.Context, config string) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("berth needs root (namespaces, cgroups, bridges): %w", errdefs.ErrFailedPrecondition)
 	}
-	e, err := engine.Open(ctx, engine.OptionsFromEnv())
+	h, err := hostside.OpenFromEnv()
 	if err != nil {
 		return err
 	}
-	return e.RunShim(ctx, cfg)
+	return h.RunShim(ctx, cfg)
 }
 
 // DNS serves DNS for Berth networks (`dns [--dir DIR] [--ready-fd N]`).
@@ -47,7 +47,8 @@ func DNS(ctx context.Context, args []string) error {
 		return fmt.Errorf("dns: unexpected arguments %q: %w", fs.Args(), errdefs.ErrInvalidArgument)
 	}
 	if *dir == "" {
-		*dir = engine.OptionsFromEnv().Run + "/dns"
+		_, run := hostside.StateFromEnv()
+		*dir = run + "/dns"
 	}
 	// One P: each query is answered on the thread its socket's reader
 	// blocks in, and a second P only adds hand-offs (on 2 cores at 20k q/s:
@@ -70,10 +71,10 @@ func DNS(ctx context.Context, args []string) error {
 	// The server lives as long as the instance has running containers: it
 	// also puts the bridges back into firewalld's trusted zone when
 	// firewalld reloads or starts.
-	if e, err := engine.Open(ctx, engine.OptionsFromEnv()); err != nil {
+	if h, err := hostside.OpenFromEnv(); err != nil {
 		log.Warn("firewalld watch", "err", err)
 	} else {
-		go e.Networks.WatchFirewalld(ctx, log)
+		go h.Networks.WatchFirewalld(ctx, log)
 	}
 	return netdns.Serve(ctx, cfg)
 }

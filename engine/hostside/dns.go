@@ -1,9 +1,11 @@
-package engine
+package hostside
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,51 +13,53 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/containerd/errdefs"
+
 	"github.com/berth-dev/berth/engine/container"
 	"github.com/berth-dev/berth/netdns"
 )
 
-// syncDNS publishes the current endpoints of every network to the DNS
+// SyncDNS publishes the current endpoints of every network to the DNS
 // server, starting it if needed, and returns once it answers in every
 // sandbox; with no networks left the server is stopped. Concurrent calls
 // (the starts of one up level) share a publication.
-func (e *Engine) syncDNS(ctx context.Context) error {
-	return e.dnsSync.do(ctx, e.publishDNS)
+func (h *Host) SyncDNS(ctx context.Context) error {
+	return h.dnsSync.do(ctx, h.publishDNS)
 }
 
-func (e *Engine) publishDNS(ctx context.Context) error {
-	recs, err := e.dnsRecords(ctx)
+func (h *Host) publishDNS(ctx context.Context) error {
+	recs, err := h.dnsRecords(ctx)
 	if err != nil {
 		return err
 	}
-	if err := netdns.Ensure(ctx, e.dnsDir(), recs, e.spawnDNS); err != nil {
+	if err := netdns.Ensure(ctx, h.DNSDir(), recs, h.spawnDNS); err != nil {
 		return err
 	}
 	if len(recs.Networks) == 0 {
-		return netdns.Stop(ctx, e.dnsDir())
+		return netdns.Stop(ctx, h.DNSDir())
 	}
 	return nil
 }
 
-// dropDNS publishes records after endpoints went away. It never starts a
+// DropDNS publishes records after endpoints went away. It never starts a
 // server: the names it drops belong to containers that are gone.
 // Concurrent calls (the teardowns of one down) share a publication.
-func (e *Engine) dropDNS(ctx context.Context) error {
-	return e.dnsDrop.do(ctx, e.unpublishDNS)
+func (h *Host) DropDNS(ctx context.Context) error {
+	return h.dnsDrop.do(ctx, h.unpublishDNS)
 }
 
-func (e *Engine) unpublishDNS(ctx context.Context) error {
-	recs, err := e.dnsRecords(ctx)
+func (h *Host) unpublishDNS(ctx context.Context) error {
+	recs, err := h.dnsRecords(ctx)
 	if err != nil {
 		return err
 	}
-	return netdns.Update(ctx, e.dnsDir(), recs)
+	return netdns.Update(ctx, h.DNSDir(), recs)
 }
 
 // dnsRecords gathers every network's endpoints, and one sandbox for each
 // container attached to a network, with the container's resolver settings.
-func (e *Engine) dnsRecords(ctx context.Context) (netdns.Records, error) {
-	nets, err := e.Networks.List(ctx)
+func (h *Host) dnsRecords(ctx context.Context) (netdns.Records, error) {
+	nets, err := h.Networks.List(ctx)
 	if err != nil {
 		return netdns.Records{}, err
 	}
@@ -65,7 +69,7 @@ func (e *Engine) dnsRecords(ctx context.Context) (netdns.Records, error) {
 	}
 	byContainer := map[string][]attached{}
 	for _, n := range nets {
-		eps, err := e.Networks.Endpoints(ctx, n.Name)
+		eps, err := h.Networks.Endpoints(ctx, n.Name)
 		if err != nil {
 			return netdns.Records{}, err
 		}
@@ -83,7 +87,7 @@ func (e *Engine) dnsRecords(ctx context.Context) (netdns.Records, error) {
 		recs.Networks = append(recs.Networks, rn)
 	}
 	configs := map[string]container.Config{}
-	if cs, err := e.Containers.List(ctx); err == nil {
+	if cs, err := h.Containers.List(ctx); err == nil {
 		for _, c := range cs {
 			configs[c.ID] = c.Config
 		}
@@ -92,7 +96,7 @@ func (e *Engine) dnsRecords(ctx context.Context) (netdns.Records, error) {
 		att := byContainer[id]
 		// eth0 first: its network answers a name that several hold.
 		slices.SortFunc(att, func(a, b attached) int { return compareIfName(a.ifName, b.ifName) })
-		sb := netdns.Sandbox{Netns: e.Networks.SandboxPath(id), ContainerID: id}
+		sb := netdns.Sandbox{Netns: h.Networks.SandboxPath(id), ContainerID: id}
 		for _, a := range att {
 			sb.Networks = append(sb.Networks, a.network)
 		}
@@ -112,16 +116,16 @@ func compareIfName(a, b string) int {
 
 // spawnDNS starts "berth dns" in its own session so it outlives this CLI;
 // ready becomes its fd 3, on which it reports that it serves.
-func (e *Engine) spawnDNS(ready *os.File) error {
-	if err := os.MkdirAll(e.dnsDir(), 0o700); err != nil {
+func (h *Host) spawnDNS(ready *os.File) error {
+	if err := os.MkdirAll(h.DNSDir(), 0o700); err != nil {
 		return err
 	}
-	logf, err := os.OpenFile(filepath.Join(e.dnsDir(), "dns.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	logf, err := os.OpenFile(filepath.Join(h.DNSDir(), "dns.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(e.opts.Helper, "dns", "--dir", e.dnsDir(), "--ready-fd", "3")
+	cmd := exec.Command(h.helper, "dns", "--dir", h.DNSDir(), "--ready-fd", "3")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{ready}
 	cmd.Dir = "/"
@@ -136,11 +140,31 @@ func (e *Engine) spawnDNS(ready *os.File) error {
 // watchDNS restarts the DNS server whenever it dies while this shim's
 // container runs: the server's end of a held connection is the event, so
 // it is back within a spawn's time, well inside a resolver's retry.
-func (e *Engine) watchDNS(ctx context.Context) {
-	netdns.Watch(ctx, e.dnsDir(), e.spawnDNS, func(err error) {
+func (h *Host) watchDNS(ctx context.Context) {
+	netdns.Watch(ctx, h.DNSDir(), h.spawnDNS, func(err error) {
 		slog.WarnContext(ctx, "restart dns server", "err", err)
 	})
 }
 
-// DNSDir is where the DNS server of this engine keeps its records.
-func (e *Engine) DNSDir() string { return e.dnsDir() }
+// ResolverOf reads a container's dns, dns_search and dns_opt.
+func ResolverOf(n container.Networking) (netdns.Resolver, error) {
+	r := netdns.Resolver{Search: n.DNSSearch, Options: n.DNSOptions}
+	for _, s := range n.DNS {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return r, fmt.Errorf("dns: %q is not an ip address: %w", s, errdefs.ErrInvalidArgument)
+		}
+		r.Nameservers = append(r.Nameservers, a)
+	}
+	return r, nil
+}
+
+// dnsSettings are what the DNS server needs of a container's config: the
+// resolvers that replace the host's, and its links.
+func dnsSettings(cfg container.Config) (upstreams []string, links map[string]string) {
+	r, _ := ResolverOf(cfg.Net)
+	for _, a := range r.Nameservers {
+		upstreams = append(upstreams, netip.AddrPortFrom(a, 53).String())
+	}
+	return upstreams, cfg.Net.Links
+}
