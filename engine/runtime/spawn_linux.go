@@ -100,7 +100,6 @@ func spawn(ctx context.Context, exe string, cfg Config, logPath string) (*Spawne
 	}
 	defer logf.Close()
 	cmd := exec.Command(exe, "shim", confPath)
-	cmd.Env = shimEnv(os.Environ())
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.ExtraFiles = []*os.File{w, lock, sock, holdR} // fds 3, 4, 5, 6
@@ -148,23 +147,6 @@ func spawn(ctx context.Context, exe string, cfg Config, logPath string) (*Spawne
 				lastLine(string(diag)), errdefs.ErrUnknown)
 		}
 	}
-}
-
-// shimEnv is the environment a shim runs with: the spawner's, with one P
-// (GOMAXPROCS=1) unless the spawner sets GOMAXPROCS. A shim's goroutines
-// mostly wait; one P is enough for its log copying and saves memory: with
-// it a shim keeps about 0.1 MiB less private (the runtime's per-P caches
-// and what the second P's workers touch). Set at exec, not with
-// runtime.GOMAXPROCS in the shim: resizing after start kept more.
-// libcontainer starts the container's init with an environment of its
-// own, so the container never sees it.
-func shimEnv(env []string) []string {
-	for _, kv := range env {
-		if strings.HasPrefix(kv, "GOMAXPROCS=") {
-			return env
-		}
-	}
-	return append(env, "GOMAXPROCS=1")
 }
 
 func lastLine(s string) string {
