@@ -135,6 +135,14 @@ func (s *sandboxSockets) close() {
 // port, and while no socket holds that port (the server is being restarted)
 // the refusals the kernel would send are dropped, so the client's resolver
 // waits and retries instead of failing the name at once.
+//
+// UDP is rewritten without connection tracking: the query's destination
+// port becomes port and the reply's source port 53 again, both untracked,
+// in a chain ahead of conntrack. Each datagram then costs two port writes
+// instead of a conntrack lookup and a NAT on its way out and in (and an
+// entry made and expired for every new client port, as each lookup of a
+// resolver that opens a socket per query has). TCP, a connection's worth of
+// packets, keeps the DNAT.
 func redirect(ns netns.NsHandle, port uint16) error {
 	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
 	if err != nil {
@@ -151,20 +159,21 @@ func redirect(ns netns.NsHandle, port uint16) error {
 		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest, Policy: &accept})
 	quiet := c.AddChain(&nftables.Chain{Name: "quiet", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	raw := c.AddChain(&nftables.Chain{Name: "udp", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityRaw, Policy: &accept})
 	addr := ServerAddr.As4()
-	for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
-		c.AddRule(&nftables.Rule{Table: t, Chain: nat, Exprs: []expr.Any{
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr[:]},
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, 53)},
-			&expr.Immediate{Register: 1, Data: addr[:]},
-			&expr.Immediate{Register: 2, Data: binary.BigEndian.AppendUint16(nil, port)},
-			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2},
-		}})
-	}
+	// ip daddr 127.0.0.11 tcp dport 53 dnat to 127.0.0.11:port
+	c.AddRule(&nftables.Rule{Table: t, Chain: nat, Exprs: append(matchServer(16, unix.IPPROTO_TCP, 2, 53),
+		&expr.Immediate{Register: 1, Data: addr[:]},
+		&expr.Immediate{Register: 2, Data: binary.BigEndian.AppendUint16(nil, port)},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2},
+	)})
+	// ip daddr 127.0.0.11 udp dport 53 notrack udp dport set port
+	c.AddRule(&nftables.Rule{Table: t, Chain: raw, Exprs: append(matchServer(16, unix.IPPROTO_UDP, 2, 53),
+		setUDPPort(2, port)...)})
+	// ip saddr 127.0.0.11 udp sport port notrack udp sport set 53
+	c.AddRule(&nftables.Rule{Table: t, Chain: raw, Exprs: append(matchServer(12, unix.IPPROTO_UDP, 0, port),
+		setUDPPort(0, 53)...)})
 	// ip saddr 127.0.0.11 icmp type destination-unreachable drop
 	c.AddRule(&nftables.Rule{Table: t, Chain: quiet, Exprs: []expr.Any{
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
@@ -190,6 +199,32 @@ func redirect(ns netns.NsHandle, port uint16) error {
 		return fmt.Errorf("nftables table %s: %w", dnsTable, err)
 	}
 	return nil
+}
+
+// matchServer matches a packet of proto whose address at the network
+// header's offset (12 source, 16 destination) is ServerAddr and whose port
+// at the transport header's offset (0 source, 2 destination) is port.
+func matchServer(addrOff uint32, proto byte, portOff uint32, port uint16) []expr.Any {
+	addr := ServerAddr.As4()
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: addrOff, Len: 4},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr[:]},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: portOff, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, port)},
+	}
+}
+
+// setUDPPort leaves the datagram untracked and writes port at the UDP
+// header's offset (0 source, 2 destination), updating its checksum.
+func setUDPPort(off uint32, port uint16) []expr.Any {
+	return []expr.Any{
+		&expr.Notrack{},
+		&expr.Immediate{Register: 1, Data: binary.BigEndian.AppendUint16(nil, port)},
+		&expr.Payload{OperationType: expr.PayloadWrite, SourceRegister: 1, Base: expr.PayloadBaseTransportHeader,
+			Offset: off, Len: 2, CsumType: expr.CsumTypeInet, CsumOffset: 6},
+	}
 }
 
 // forgetFlows deletes the sandbox's conntrack entries towards ServerAddr, so

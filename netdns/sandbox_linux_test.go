@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/netnstest"
@@ -189,17 +190,44 @@ func TestServeAnswersInsideSandboxes(t *testing.T) {
 		}
 	}
 
+	// UDP queries and answers pass untracked: no conntrack entry towards
+	// the server (TCP's DNAT makes one per connection).
+	if n := trackedUDP(t, sbA); n != 0 {
+		t.Errorf("%d conntrack entries of UDP to %s in the sandbox, want none", n, ServerAddr)
+	}
+
 	// A container may run its own DNS server on 0.0.0.0:53: the resolver's
-	// socket is elsewhere.
-	if err := netnstest.Run(sbA, func() error {
-		pc, err := net.ListenPacket("udp4", "0.0.0.0:53")
-		if err == nil {
-			pc.Close()
-		}
+	// socket is elsewhere, and 127.0.0.11:53 still reaches the resolver.
+	var pc net.PacketConn
+	if err := netnstest.Run(sbA, func() (err error) {
+		pc, err = net.ListenPacket("udp4", "0.0.0.0:53")
 		return err
 	}); err != nil {
-		t.Errorf("port 53 taken in the sandbox: %v", err)
+		t.Fatalf("port 53 taken in the sandbox: %v", err)
 	}
+	defer pc.Close()
+	if m, err := ask(t, sbA, "udp", "web", dns.TypeA, 3*time.Second); err != nil || len(m.Answer) != 1 {
+		t.Errorf("with the container's own server on 0.0.0.0:53: %v %v", m, err)
+	}
+}
+
+// trackedUDP counts the sandbox's conntrack entries of UDP to ServerAddr.
+func trackedUDP(t *testing.T, sandbox string) int {
+	t.Helper()
+	n := 0
+	err := netnstest.Run(sandbox, func() error {
+		flows, err := netlink.ConntrackTableList(netlink.ConntrackTable, unix.AF_INET)
+		for _, f := range flows {
+			if f.Forward.Protocol == unix.IPPROTO_UDP && f.Forward.DstIP.Equal(ServerAddr.AsSlice()) {
+				n++
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // A server that dies comes back at the next Ensure or from a watcher, with
