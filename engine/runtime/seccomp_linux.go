@@ -219,6 +219,13 @@ type seccompNotifResp struct {
 // capture lets libcontainer build and load cfg's program on this thread,
 // with the load intercepted, and returns the program.
 func capture(cfg *configs.Seccomp) (*program, error) {
+	// The receiver must run while this thread sits in the intercepted
+	// load, which libcontainer makes with a raw system call (keeping its P)
+	// when the profile has flags: with one P (GOMAXPROCS=1 exported, or a
+	// cgroup limited to one CPU) the two would wait for each other.
+	if goruntime.GOMAXPROCS(0) < 2 {
+		goruntime.GOMAXPROCS(2)
+	}
 	// This thread gets the trap filter and never runs anything else: it is
 	// never unlocked, and the helper exits when done.
 	goruntime.LockOSThread()
