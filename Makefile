@@ -43,7 +43,7 @@ test-unit: ## tests of every package but e2e
 test-e2e: build ## end-to-end tests against bin/berth
 	BERTH=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m -v ./e2e/
 
-bench: build ## up/down timings for 3 and 20 services; ps and no-op up -d; pull and unpack of a 100 MB image; builds; DNS, published ports, 100 networks; logs of 20 chatty services (BENCH=regexp picks some)
+bench: build ## up/down timings for 3 and 20 services; ps and no-op up -d; up -d after one change, a health-gated chain; pull and unpack of a 100 MB image; builds; DNS, published ports, 100 networks; logs of 20 chatty services (BENCH=regexp picks some)
 	BERTH=$(CURDIR)/$(BIN) $(GO) test -count=1 -run '^$$' -bench '$(BENCH)' -benchtime 5x -timeout 30m ./e2e/ | tee bench.out
 	@awk -v h="services   up -d (median s)   down -t 1 (median s)" 'function head(){if(!shown++)printf "\n%s\n", h} /^BenchmarkUpDown/ {head(); split($$1,a,"="); sub(/-[0-9]+$$/,"",a[2]); for(i=1;i<=NF;i++){if($$i=="up-s")u=$$(i-1); if($$i=="down-s")d=$$(i-1)}; printf "%-10s %-18s %s\n", a[2], u, d}' bench.out
 	@awk -v h="start cost, 20 services (median)" 'function head(){if(!shown++)printf "\n%s\n", h} /^BenchmarkStartCost/ {head(); for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
