@@ -23,6 +23,7 @@ import (
 	"github.com/berth-dev/berth/engine/network"
 	"github.com/berth-dev/berth/engine/runtime"
 	"github.com/berth-dev/berth/engine/snapshot"
+	"github.com/berth-dev/berth/internal/lockfile"
 	"github.com/berth-dev/berth/internal/stopwatch"
 )
 
@@ -151,8 +152,14 @@ func (h *Host) unmountShm(id string) error {
 }
 
 // removeCgroupParent removes the instance's parent cgroup once it is empty;
-// libcontainer removes only each container's own leaf.
+// libcontainer removes only each container's own leaf. A start making its
+// cgroups holds the lock shared: then the parent is left for it.
 func (h *Host) removeCgroupParent() {
+	l, ok, err := lockfile.TryAcquire(runtime.CgroupParentLock(filepath.Join(h.run, "runc")))
+	if err != nil || !ok {
+		return
+	}
+	defer l.Unlock()
 	dirs, _ := filepath.Glob("/sys/fs/cgroup/*" + h.CgroupParent())
 	dirs = append(dirs, "/sys/fs/cgroup"+h.CgroupParent())
 	for _, d := range dirs {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/berth-dev/berth/engine/jsonlog"
 	"github.com/berth-dev/berth/internal/atomicfile"
+	"github.com/berth-dev/berth/internal/lockfile"
 	"github.com/berth-dev/berth/internal/stopwatch"
 )
 
@@ -277,9 +278,23 @@ func (s *shim) firstRun(ready *os.File, released <-chan struct{}) error {
 	return nil
 }
 
+// CgroupParentLock is the lock, under libcontainer's state root, that a
+// start holds shared while it makes the container's cgroups, and that the
+// removal of the instance's emptied parent cgroup must take exclusively.
+func CgroupParentLock(stateRoot string) string {
+	return filepath.Join(stateRoot, "cgroup-parent.lock")
+}
+
 // create makes a new libcontainer container whose init waits at the exec
 // fifo for start (containerd's create), with its stdio wired to the shim.
 func (s *shim) create() (*run, error) {
+	// Until the container's own cgroups exist, its instance's parent cgroup
+	// is empty, and a teardown elsewhere would remove it under this start.
+	parent, err := lockfile.AcquireShared(context.Background(), CgroupParentLock(s.cfg.StateRoot))
+	if err != nil {
+		return nil, err
+	}
+	defer parent.Unlock()
 	c, err := libcontainer.Create(s.cfg.StateRoot, s.cfg.ID, s.lcfg)
 	if err != nil {
 		return nil, fmt.Errorf("create container: %w", err)
