@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -230,6 +231,37 @@ func TestShimOutlivesCaller(t *testing.T) {
 	}
 	if strings.TrimSpace(string(out)) != fmt.Sprint(st.ShimPid) {
 		t.Errorf("shim is not a session leader: sid %s", out)
+	}
+}
+
+// TestShimRunsWithOnePButTheContainerDoesNot: a shim keeps less memory
+// with one P (docs/performance.md), set in its environment by the spawner;
+// the container's command must not inherit it.
+func TestShimRunsWithOnePButTheContainerDoesNot(t *testing.T) {
+	needRoot(t)
+	if _, set := os.LookupEnv("GOMAXPROCS"); set {
+		t.Skip("GOMAXPROCS is set here, and a shim keeps the spawner's")
+	}
+	h := newHarness(t, "sleep", "30")
+	h.start(t)
+	st, err := runtime.ReadStatus(h.cfg.StatusPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	environ := func(pid int) []string {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Split(string(b), "\x00")
+	}
+	if env := environ(st.ShimPid); !slices.Contains(env, "GOMAXPROCS=1") {
+		t.Errorf("shim environment lacks GOMAXPROCS=1: %q", env)
+	}
+	for _, kv := range environ(st.Pid) {
+		if strings.HasPrefix(kv, "GOMAXPROCS=") {
+			t.Errorf("the container's process inherited %s", kv)
+		}
 	}
 }
 
