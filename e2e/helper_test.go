@@ -11,7 +11,8 @@ import (
 // TestShimsAndDNSMustRunTheLeanHelper: berth (as make build makes it)
 // installs the helper it carries under $BERTH_RUN/helper/<sum>/berth and
 // runs every shim and the DNS server from it; containers, exec and
-// init: true work through it, and ps still names the processes berth.
+// init: true work through it, and ps still names the processes berth;
+// all of it with relative state roots.
 func TestShimsAndDNSMustRunTheLeanHelper(t *testing.T) {
 	e := newEnv(t)
 	// The project is named in the file: exec (inside) takes no -p.
@@ -27,6 +28,13 @@ services:
     command: ["sleep", "3600"]
 `})
 	e.downAtEnd("leanhelper")
+	// The state roots relative to the project directory berth runs in
+	// (the same directories as e.root and e.run): shims and the DNS server
+	// run from / and must still find them.
+	e.environ = []string{"BERTH_ROOT=../" + filepath.Base(e.root), "BERTH_RUN=../" + filepath.Base(e.run)}
+	if filepath.Dir(e.root) != filepath.Dir(e.dir) || filepath.Dir(e.run) != filepath.Dir(e.dir) {
+		t.Fatal("the env's layout changed")
+	}
 	e.must("up", "-d")
 	helpers, _ := filepath.Glob(filepath.Join(e.run, "helper", "*", "berth"))
 	if len(helpers) != 1 {
@@ -73,4 +81,11 @@ services:
 	if again, _ := filepath.Glob(filepath.Join(e.run, "helper", "*", "berth")); len(again) != 1 {
 		t.Errorf("helpers after a second up: %v", again)
 	}
+	// Name resolution goes through the DNS server (started from / too).
+	if got := inside(t, e, "plain", "nslookup withinit >/dev/null && echo found"); strings.TrimSpace(got) != "found" {
+		t.Errorf("plain resolving withinit: %q", got)
+	}
+	// Nothing is left in another state root or instance.
+	e.must("down", "-t", "0")
+	e.mustBeGone("leanhelper")
 }

@@ -48,7 +48,7 @@ services:
 
 // TestVerbFlagsMustActAsCompose: config keeps $$ and loads back to the
 // same text; COMPOSE_PROJECT_NAME names the project, and ps and down work
-// from it without any file; logs -n; ps --filter status=; ls --filter
+// from it without any file, set in the environment or in .env; logs -n; ps --filter status=; ls --filter
 // name=; kill --remove-orphans kills and removes the orphans; rm -s -v
 // takes the anonymous volumes along.
 func TestVerbFlagsMustActAsCompose(t *testing.T) {
@@ -108,6 +108,13 @@ services:
 	}
 	if r := e.must("ps", "--format", "{{.Name}}"); r.stdout != "envp-a-1\n" {
 		t.Fatalf("ps from COMPOSE_PROJECT_NAME alone: %q", r.stdout)
+	}
+	// Set only in .env, as docker compose reads it (its COMPOSE_*
+	// variables count as the environment's).
+	e.environ = nil
+	e.writeProject(map[string]string{".env": "COMPOSE_PROJECT_NAME=envp\n"})
+	if r := e.must("ps", "--format", "{{.Name}}"); r.stdout != "envp-a-1\n" {
+		t.Fatalf("ps from COMPOSE_PROJECT_NAME in .env alone: %q", r.stdout)
 	}
 	e.must("down", "-v", "-t", "1")
 	e.mustBeGone("envp")

@@ -39,13 +39,17 @@ func applyDotEnv(cmd *cobra.Command, pf *projectFlags) {
 	}
 }
 
-// composeEnvBool reads a boolean COMPOSE_* variable from the environment,
-// else from the project's .env.
-func composeEnvBool(name string) bool {
-	v, ok := os.LookupEnv(name)
-	if !ok {
-		v = dotEnv[name]
+// composeEnv reads a COMPOSE_* variable from the environment, else from
+// the project's .env.
+func composeEnv(name string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
 	}
-	b, _ := strconv.ParseBool(v)
+	return dotEnv[name]
+}
+
+// composeEnvBool reads a boolean COMPOSE_* variable as composeEnv does.
+func composeEnvBool(name string) bool {
+	b, _ := strconv.ParseBool(composeEnv(name))
 	return b
 }

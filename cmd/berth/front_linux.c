@@ -79,7 +79,10 @@ __attribute__((constructor)) static void berth_front(int argc, char **argv)
 	const char *run = getenv("BERTH_RUN");
 	if (run == NULL || run[0] == 0)
 		run = "/run/berth";
-	if (run[0] != '/')
+	const char *root = getenv("BERTH_ROOT");
+	// berth makes relative state roots absolute in its environment
+	// (main.go), which keys the load cache: the front would always miss.
+	if (run[0] != '/' || (root != NULL && root[0] != 0 && root[0] != '/'))
 		return;
 	char front[PATH_MAX], exe[PATH_MAX];
 	if (snprintf(front, sizeof(front), "%s/helper/%s/front", run, BERTH_HELPER_DIR) >= (int)sizeof(front))

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/berth-dev/berth/internal/atomicfile"
 )
@@ -18,6 +21,9 @@ import (
 // The front (cmd/berth-front) is installed beside it, as <sum>/front, where
 // berth's constructor looks for it (front_linux.c); <sum> covers both. When
 // the front cannot be installed, berth simply runs every command itself.
+//
+// This process holds <sum> locked shared until it exits (useVersion), and
+// removes the other versions no process uses (pruneVersions).
 func helperPath(run string) string {
 	sum := strings.Fields(helperSum)
 	if len(helperBinary) == 0 || len(sum) == 0 || len(sum[0]) < 16 {
@@ -28,20 +34,176 @@ func helperPath(run string) string {
 		return ""
 	}
 	dir := filepath.Join(run, "helper", sum[0][:16])
-	path := filepath.Join(dir, "berth")
+	if !useVersion(dir) {
+		return ""
+	}
 	install(dir, "front", frontBinary) // without it, berth serves everything
 	if !install(dir, "berth", helperBinary) {
 		return ""
 	}
-	return path
+	pruneVersions(filepath.Dir(dir), filepath.Base(dir))
+	return filepath.Join(dir, "berth")
 }
 
-// install writes b as dir/name unless a regular file of b's size is there,
-// and reports whether it is there now.
-func install(dir, name string, b []byte) bool {
-	path := filepath.Join(dir, name)
-	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == int64(len(b)) {
-		return true
+// versionLock is the version directory this process uses, held locked
+// shared (flock) for the process's life: a berth of another build prunes a
+// version only when it can take that lock exclusively, so a version is
+// never removed between this berth's install and the shims it spawns.
+var versionLock *os.File
+
+// useVersion makes dir and locks it shared (versionLock). A prune may
+// hold it exclusively and remove it meanwhile: the lock is then taken on
+// a directory no longer there, so it is made again.
+func useVersion(dir string) bool {
+	for range 3 {
+		if os.MkdirAll(dir, 0o700) != nil {
+			return false
+		}
+		f, err := os.Open(dir)
+		if err != nil {
+			continue
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_SH) == nil && sameFile(f, dir) {
+			if versionLock != nil {
+				versionLock.Close()
+			}
+			versionLock = f
+			return true
+		}
+		f.Close()
 	}
-	return len(b) > 0 && os.MkdirAll(dir, 0o700) == nil && atomicfile.Write(path, b, 0o500) == nil
+	return false
+}
+
+// sameFile says whether the open f is what path names now.
+func sameFile(f *os.File, path string) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(path)
+	return err == nil && os.SameFile(a, b)
+}
+
+// install writes b as dir/name unless it is there already, and reports
+// whether it is there now. "There" is checked cheaply, on every command:
+// the file is the one install wrote, unchanged since, when its device,
+// inode, size and change time (which no one can set back) are those
+// recorded in dir/.name.ok as it was written. A binary of the right size
+// with other content (written over in place, or replaced) is written
+// again. Hashing the file instead would cost milliseconds per command
+// (docs/performance.md).
+func install(dir, name string, b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	path, stampPath := filepath.Join(dir, name), filepath.Join(dir, "."+name+".ok")
+	if s, ok := stamp(path, int64(len(b))); ok {
+		if got, err := os.ReadFile(stampPath); err == nil && string(got) == s {
+			return true
+		}
+	}
+	if os.MkdirAll(dir, 0o700) != nil || atomicfile.Write(path, b, 0o500) != nil {
+		return false
+	}
+	if s, ok := stamp(path, int64(len(b))); ok {
+		_ = atomicfile.Replace(stampPath, []byte(s), 0o600) // else the next command writes it again
+	}
+	return true
+}
+
+// stamp identifies the regular file at path, of the given size, as install
+// records it.
+func stamp(path string, size int64) (string, bool) {
+	var st syscall.Stat_t
+	if syscall.Stat(path, &st) != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Size != size {
+		return "", false
+	}
+	return fmt.Sprintf("%d %d %d %d.%09d\n", st.Dev, st.Ino, st.Size, st.Ctim.Sec, st.Ctim.Nsec), true
+}
+
+// pruneVersions removes the helper versions under dir other than keep that
+// nothing can still use. A version is in use while
+//   - a berth of its build runs: it holds the version's lock shared from
+//     before it installs until it exits (useVersion), and its shims are
+//     spawned from there;
+//   - a process runs from it: a shim or DNS server (which later respawns
+//     the DNS server from that path, and whose libcontainer runs
+//     /proc/self/exe), a container's init as it starts, or a front.
+//
+// So a version is removed only with its lock held exclusively (no berth of
+// that build can start using it meanwhile: it waits, then makes the
+// directory again) and no /proc/*/exe inside it. A berth built before
+// this lock existed does not take it (docs/compat.md). The cost when
+// there is nothing to prune is one directory read; while an old version is
+// still in use, one /proc scan per command that opens the engine.
+func pruneVersions(dir, keep string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	var locked []*os.File
+	defer func() {
+		for _, f := range locked {
+			f.Close()
+		}
+	}()
+	var stale []string
+	for _, ent := range entries {
+		if name := ent.Name(); name != keep && ent.IsDir() && isVersion(name) {
+			f, err := os.Open(filepath.Join(dir, name))
+			if err != nil {
+				continue
+			}
+			if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+				f.Close()
+				continue
+			}
+			locked = append(locked, f)
+			stale = append(stale, filepath.Join(dir, name))
+		}
+	}
+	if len(stale) == 0 {
+		return
+	}
+	inUse, ok := exeDirs()
+	if !ok {
+		return
+	}
+	for _, d := range stale {
+		if !inUse[d] {
+			_ = os.RemoveAll(d)
+		}
+	}
+}
+
+// isVersion says whether name is a version directory's: 16 hex digits.
+func isVersion(name string) bool {
+	if len(name) != 16 {
+		return false
+	}
+	_, err := strconv.ParseUint(name, 16, 64)
+	return err == nil
+}
+
+// exeDirs is the set of directories holding some process's executable,
+// from /proc/*/exe (a deleted one's too); ok is false when /proc cannot be
+// read.
+func exeDirs() (map[string]bool, bool) {
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, false
+	}
+	dirs := map[string]bool{}
+	for _, p := range procs {
+		if c := p.Name()[0]; c < '0' || c > '9' {
+			continue
+		}
+		exe, err := os.Readlink("/proc/" + p.Name() + "/exe")
+		if err != nil {
+			continue // a kernel thread, or gone
+		}
+		dirs[filepath.Dir(strings.TrimSuffix(exe, " (deleted)"))] = true
+	}
+	return dirs, true
 }

@@ -2,8 +2,11 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestHelperPath(t *testing.T) {
@@ -43,6 +46,24 @@ func TestHelperPath(t *testing.T) {
 	if fi, _ := os.Stat(p); !fi.ModTime().Equal(before) {
 		t.Fatal("reinstalled")
 	}
+	// So is a binary of the right size written over in place (the
+	// change time moves on: wait past the clock's coarse tick first).
+	time.Sleep(50 * time.Millisecond)
+	os.Chmod(p, 0o600)
+	os.WriteFile(p, []byte("#!/bin/no\n"), 0o600)
+	if helperPath(run) != p {
+		t.Fatal("not reinstalled after a same-size corruption")
+	}
+	if got, _ := os.ReadFile(p); string(got) != string(helperBinary) {
+		t.Fatalf("content after a same-size corruption %q", got)
+	}
+	// And one replaced by another file.
+	os.Remove(fp)
+	os.WriteFile(fp, []byte("#!/bin/sh\nexit 2\n"), 0o500)
+	helperPath(run)
+	if got, _ := os.ReadFile(fp); string(got) != string(frontBinary) {
+		t.Fatalf("front after a replacement %q", got)
+	}
 	// A torn file (another size) is replaced.
 	os.Chmod(p, 0o600)
 	os.WriteFile(p, []byte("#!"), 0o600)
@@ -60,5 +81,100 @@ func TestHelperPath(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(fp); string(got) != string(frontBinary) {
 		t.Fatalf("front after repair %q", got)
+	}
+}
+
+// TestHelperVersionsMustBePrunedOnlyWhenUnused: another build's helper
+// directory goes once nothing uses it, and stays while a process runs
+// from it (a shim) or a berth of its build holds it (between its install
+// and its spawns); this build's own and other names are left.
+func TestHelperVersionsMustBePrunedOnlyWhenUnused(t *testing.T) {
+	bin, front, sum := helperBinary, frontBinary, helperSum
+	defer func() { helperBinary, frontBinary, helperSum = bin, front, sum }()
+	helperBinary, frontBinary = []byte("#!/bin/sh\n"), []byte("#!/bin/sh\nexit 1\n")
+	helperSum = "0123456789abcdef0123  -\n"
+
+	run := t.TempDir()
+	dir := filepath.Join(run, "helper")
+	old := func(name string) string {
+		d := filepath.Join(dir, name)
+		os.MkdirAll(d, 0o700)
+		os.WriteFile(filepath.Join(d, "front"), []byte("x"), 0o500)
+		return d
+	}
+	exists := func(d string) bool { _, err := os.Stat(d); return err == nil }
+
+	// One runs a process from its directory, as a shim of an old build.
+	running := old("1111111111111111")
+	sleep, err := os.ReadFile("/bin/sleep")
+	if err != nil {
+		t.Skip(err)
+	}
+	os.WriteFile(filepath.Join(running, "berth"), sleep, 0o500)
+	shim := exec.Command(filepath.Join(running, "berth"), "60")
+	if err := shim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { shim.Process.Kill(); shim.Wait() }()
+	// One is held by a berth of its build.
+	held := old("2222222222222222")
+	f, err := os.Open(held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+		t.Fatal(err)
+	}
+	unused := old("3333333333333333")
+	other := old("not-a-version")
+
+	p := helperPath(run)
+	if p == "" || !exists(p) {
+		t.Fatalf("own helper: %q", p)
+	}
+	if exists(unused) {
+		t.Error("an unused old version was kept")
+	}
+	if !exists(running) || !exists(held) || !exists(other) {
+		t.Fatalf("removed one in use or not ours: running %v, held %v, other %v", exists(running), exists(held), exists(other))
+	}
+
+	// Once the process ends and the lock goes, both go at the next
+	// command; this build's own stays, and is held by this process.
+	shim.Process.Kill()
+	shim.Wait()
+	f.Close()
+	if helperPath(run) != p {
+		t.Fatal("own helper lost")
+	}
+	if exists(running) || exists(held) {
+		t.Errorf("unused after all: running %v, held %v", exists(running), exists(held))
+	}
+	if !exists(p) {
+		t.Fatal("own version removed")
+	}
+	g, _ := os.Open(filepath.Dir(p))
+	defer g.Close()
+	if syscall.Flock(int(g.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+		t.Error("this berth does not hold its own version")
+	}
+}
+
+// TestRelativeStateDirsMustBeMadeAbsolute: shims inherit berth's
+// environment and run from /, so a relative BERTH_ROOT or BERTH_RUN is
+// made absolute from berth's directory first.
+func TestRelativeStateDirsMustBeMadeAbsolute(t *testing.T) {
+	wd, _ := os.Getwd()
+	t.Setenv("BERTH_ROOT", "rel/root")
+	t.Setenv("BERTH_RUN", "/abs/run")
+	if err := absStateDirs(); err != nil {
+		t.Fatal(err)
+	}
+	if got := os.Getenv("BERTH_ROOT"); got != filepath.Join(wd, "rel/root") {
+		t.Errorf("BERTH_ROOT=%q", got)
+	}
+	if got := os.Getenv("BERTH_RUN"); got != "/abs/run" {
+		t.Errorf("BERTH_RUN=%q", got)
 	}
 }

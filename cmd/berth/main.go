@@ -3,9 +3,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 )
 
@@ -15,6 +17,10 @@ func main() {
 	if os.Getenv("BERTH_DEBUG") != "" {
 		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	}
+	if err := absStateDirs(); err != nil {
+		fmt.Fprintln(os.Stderr, "berth:", err)
+		os.Exit(1)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// The first Ctrl-C cancels gracefully; restoring the default handler
 	// then lets a second one end berth at once, as with docker compose.
@@ -23,4 +29,25 @@ func main() {
 	code := execute(ctx, newRootCommand(), os.Args[1:])
 	stop()
 	os.Exit(code)
+}
+
+// absStateDirs makes a relative BERTH_ROOT or BERTH_RUN absolute, from the
+// directory berth runs in, in berth's environment: shims and the DNS
+// server inherit it and run from /, where a relative root would name
+// another engine's state (and instance).
+func absStateDirs() error {
+	for _, name := range []string{"BERTH_ROOT", "BERTH_RUN"} {
+		v := os.Getenv(name)
+		if v == "" || filepath.IsAbs(v) {
+			continue
+		}
+		abs, err := filepath.Abs(v)
+		if err != nil {
+			return fmt.Errorf("%s=%s: %w", name, v, err)
+		}
+		if err := os.Setenv(name, abs); err != nil {
+			return fmt.Errorf("%s=%s: %w", name, v, err)
+		}
+	}
+	return nil
 }

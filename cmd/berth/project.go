@@ -48,15 +48,16 @@ func loadProject(cmd *cobra.Command, pf *projectFlags, warn bool, services ...st
 // projectOrName is for verbs that work from state alone (down, ps, logs,
 // start, stop, rm), as docker compose's: with -p and no -f the files are not
 // read at all and the project is what its containers' labels say; else the
-// files are loaded, and when they do not load, COMPOSE_PROJECT_NAME still
-// names the project.
+// files are loaded, and when they do not load, COMPOSE_PROJECT_NAME (from
+// the environment, else the project directory's .env, as docker compose
+// reads it) still names the project.
 func projectOrName(cmd *cobra.Command, pf *projectFlags, e *engine.Engine, args []string) (*types.Project, error) {
 	if pf.name != "" && len(pf.files) == 0 {
 		return compose.ProjectFromState(cmd.Context(), e, pf.name)
 	}
 	p, err := loadProject(cmd, pf, false, targets(cmd, args)...)
 	if err != nil {
-		if name := os.Getenv("COMPOSE_PROJECT_NAME"); name != "" && len(pf.files) == 0 {
+		if name := composeEnv("COMPOSE_PROJECT_NAME"); name != "" && len(pf.files) == 0 {
 			return compose.ProjectFromState(cmd.Context(), e, name)
 		}
 		return nil, err
