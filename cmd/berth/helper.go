@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/berth-dev/berth/internal/atomicfile"
 )
@@ -136,7 +137,7 @@ func stamp(path string, size int64) (string, bool) {
 // directory again) and no /proc/*/exe inside it. A berth built before
 // this lock existed does not take it (docs/compat.md). The cost when
 // there is nothing to prune is one directory read; while an old version is
-// still in use, one /proc scan per command that opens the engine.
+// still in use, one /proc scan a minute (below).
 func pruneVersions(dir, keep string) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -163,19 +164,35 @@ func pruneVersions(dir, keep string) {
 			stale = append(stale, filepath.Join(dir, name))
 		}
 	}
+	// A version that outlives its berth, with shims still running from it,
+	// is looked for again at most once a minute: the scan costs about
+	// 5 µs per process on the host.
+	recent := filepath.Join(dir, ".in-use")
 	if len(stale) == 0 {
+		return
+	}
+	if fi, err := os.Stat(recent); err == nil && time.Since(fi.ModTime()) < pruneEvery {
 		return
 	}
 	inUse, ok := exeDirs()
 	if !ok {
 		return
 	}
+	kept := false
 	for _, d := range stale {
-		if !inUse[d] {
+		if inUse[d] {
+			kept = true
+		} else {
 			_ = os.RemoveAll(d)
 		}
 	}
+	if kept {
+		_ = atomicfile.Replace(recent, nil, 0o600)
+	}
 }
+
+// pruneEvery is how often a version found in use is looked at again.
+const pruneEvery = time.Minute
 
 // isVersion says whether name is a version directory's: 16 hex digits.
 func isVersion(name string) bool {

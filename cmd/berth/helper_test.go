@@ -141,10 +141,20 @@ func TestHelperVersionsMustBePrunedOnlyWhenUnused(t *testing.T) {
 	}
 
 	// Once the process ends and the lock goes, both go at the next
-	// command; this build's own stays, and is held by this process.
+	// command that looks (a version found in use is looked at again a
+	// minute later: so, once a minute has passed); this build's own
+	// stays, and is held by this process.
 	shim.Process.Kill()
 	shim.Wait()
 	f.Close()
+	helperPath(run)
+	if !exists(running) {
+		t.Fatal("a version found in use was looked at again within the minute")
+	}
+	ago := time.Now().Add(-pruneEvery)
+	if err := os.Chtimes(filepath.Join(dir, ".in-use"), ago, ago); err != nil {
+		t.Fatal(err)
+	}
 	if helperPath(run) != p {
 		t.Fatal("own helper lost")
 	}
