@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -58,6 +59,37 @@ func TestCpMustCopyBothWaysAndStayInsideTheContainer(t *testing.T) {
 	e.must("cp", "dir", "app:/opt/newdir")
 	if r := e.must("exec", "-T", "app", "sh", "-c", "cat /data/in.txt /opt/newdir/sub/f; stat -c %u:%a /opt/newdir/sub/f"); r.stdout != "hello volume\ndeep\n0:600\n" {
 		t.Fatalf("after cp in: %q", r.stdout)
+	}
+	// -a keeps owners both ways (else: root's in the container, the
+	// caller's here); -L copies what a link points to, not the link.
+	os.WriteFile(local("owned.txt"), []byte("owned\n"), 0o644)
+	os.Chown(local("owned.txt"), 4321, 4322)
+	e.must("cp", "owned.txt", "app:/tmp/plain.txt")
+	e.must("cp", "-a", "owned.txt", "app:/tmp/kept.txt")
+	if r := e.must("exec", "-T", "app", "sh", "-c", "stat -c %u:%g /tmp/plain.txt /tmp/kept.txt; chown 1234:1235 /tmp/plain.txt"); r.stdout != "0:0\n4321:4322\n" {
+		t.Fatalf("owners after cp and cp -a in: %q", r.stdout)
+	}
+	e.must("cp", "app:/tmp/plain.txt", "out-plain.txt")
+	e.must("cp", "--archive", "app:/tmp/plain.txt", "out-kept.txt")
+	owner := func(p string) string {
+		fi, err := os.Stat(local(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		return fmt.Sprintf("%d:%d", st.Uid, st.Gid)
+	}
+	if o, k := owner("out-plain.txt"), owner("out-kept.txt"); o != fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid()) || k != "1234:1235" {
+		t.Fatalf("owners after cp and cp -a out: %s, %s", o, k)
+	}
+	e.must("cp", "-L", "app:/srv/site/pw", "pw-followed")
+	if fi, err := os.Lstat(local("pw-followed")); err != nil || !fi.Mode().IsRegular() || !strings.HasPrefix(read("pw-followed"), "root:") {
+		t.Fatalf("cp -L of a link: %v %v %q", fi, err, read("pw-followed"))
+	}
+	os.Symlink("owned.txt", local("link.txt"))
+	e.must("cp", "--follow-link", "link.txt", "app:/tmp/followed.txt")
+	if r := e.must("exec", "-T", "app", "sh", "-c", "[ -f /tmp/followed.txt ] && [ ! -L /tmp/followed.txt ] && cat /tmp/followed.txt"); r.stdout != "owned\n" {
+		t.Fatalf("cp --follow-link in: %q", r.stdout)
 	}
 
 	// Paths and links resolve inside the container, never on the host.

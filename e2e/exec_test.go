@@ -95,6 +95,33 @@ func TestExecWithATerminalMustBehaveAsOne(t *testing.T) {
 
 	shellInTerminal(t, e, 3, "exec", "s", "sh")
 
+	// -i and -t written out, as docker exec takes them: -t gives a
+	// terminal even when stdout is not one (the default then is none);
+	// -T, given too, wins, as in Compose.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-i", "-t"}, "/dev/pts/"},
+		{[]string{"--interactive", "--tty"}, "/dev/pts/"},
+		{[]string{"-it"}, "/dev/pts/"},
+		{nil, "not a tty"},
+		{[]string{"-t", "-T"}, "not a tty"},
+	} {
+		p := openPty(t, 24, 80)
+		c := e.cmd(t.Context(), append(append([]string{"exec"}, tc.args...), "s", "tty")...)
+		var out lockedBuffer
+		c.Stdin, c.Stdout, c.Stderr = p.slave, &out, &out
+		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exitCodeOf(t, c) // tty exits 1 without a terminal
+		if !strings.Contains(out.String(), tc.want) {
+			t.Errorf("exec %v s tty, stdout a pipe: %q, want %q", tc.args, out.String(), tc.want)
+		}
+	}
+
 	// Ctrl-P Ctrl-Q: berth exits 0 and the shell goes on without it.
 	p2 := openPty(t, 24, 80)
 	c := p2.run(e, "exec", "s", "sh")

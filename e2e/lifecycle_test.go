@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -196,6 +197,10 @@ func TestScaleMustReuseLowNumbersAndRemoveTheHighest(t *testing.T) {
 	if r := e.must("images", "--format", "{{.ContainerName}} {{.Repository}}"); r.stdout != "sc-w-1 busybox\nsc-w-2 busybox\nsc-w-3 busybox\n" {
 		t.Fatalf("images: %q", r.stdout)
 	}
+	// -q: each image once, as docker compose prints it (no "sha256:").
+	if r := e.must("images", "-q"); !regexp.MustCompile(`^[0-9a-f]{64}\n$`).MatchString(r.stdout) {
+		t.Fatalf("images -q: %q", r.stdout)
+	}
 	e.must("scale", "w=2")
 	if names := psNames(e); names != "sc-w-1,sc-w-2" {
 		t.Fatalf("after scale w=2: %s", names)
@@ -210,6 +215,17 @@ func TestScaleMustReuseLowNumbersAndRemoveTheHighest(t *testing.T) {
 	}
 	if r := e.must("ls", "-a", "-q"); r.stdout != "sc\n" {
 		t.Fatalf("ls -a -q: %q", r.stdout)
+	}
+	// scale --no-deps leaves w's dependency alone; without it, scale
+	// starts it too.
+	e.writeProject(map[string]string{"compose.yaml": "name: sc\nservices:\n  w: {image: busybox, command: [sleep, '3600'], depends_on: [d]}\n  d: {image: busybox, command: [sleep, '3600']}\n"})
+	e.must("scale", "--no-deps", "w=2")
+	if names := psNames(e); names != "sc-w-1,sc-w-2" {
+		t.Fatalf("after scale --no-deps w=2: %s", names)
+	}
+	e.must("scale", "w=2")
+	if names := psNames(e); names != "sc-d-1,sc-w-1,sc-w-2" {
+		t.Fatalf("after scale w=2 with its dependency: %s", names)
 	}
 	e.writeProject(map[string]string{"compose.yaml": "name: sc\nservices:\n  w: {image: busybox, command: [sleep, '3600'], container_name: only}\n"})
 	if r := e.berth("up", "-d", "--scale", "w=2"); r.code == 0 || !strings.Contains(r.stderr, "container_name") {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,7 +51,7 @@ services:
 // same text; COMPOSE_PROJECT_NAME names the project, and ps and down work
 // from it without any file, set in the environment or in .env; logs -n; ps --filter status=; ls --filter
 // name=; kill --remove-orphans kills and removes the orphans; rm -s -v
-// takes the anonymous volumes along.
+// takes the anonymous volumes along; config -o and --hash; create's flags.
 func TestVerbFlagsMustActAsCompose(t *testing.T) {
 	e := newEnv(t)
 	const file = `
@@ -69,6 +70,14 @@ services:
 	}
 	if r := e.must("config", "--services"); r.stdout != "a\nb\n" {
 		t.Fatalf("config --services: %q", r.stdout)
+	}
+	// -o writes what config prints to the file, in either format.
+	e.must("config", "-o", "out.yaml")
+	e.must("config", "--format", "json", "--output", "out.json")
+	outYAML, _ := os.ReadFile(filepath.Join(e.dir, "out.yaml"))
+	outJSON, _ := os.ReadFile(filepath.Join(e.dir, "out.json"))
+	if string(outYAML) != cfg || !json.Valid(outJSON) || string(outJSON) != e.must("config", "--format", "json").stdout {
+		t.Fatalf("config -o: %q, json %q", outYAML, outJSON)
 	}
 
 	e.environ = []string{"COMPOSE_PROJECT_NAME=envp"}
@@ -100,6 +109,48 @@ services:
 	e.must("rm", "-s", "-v", "a")
 	if vols := e.must("volume", "ls", "-q").stdout; vols != "" || psNames(e) != "" {
 		t.Fatalf("rm -s -v left %q, containers %q", vols, psNames(e))
+	}
+
+	// create, as docker compose's: --scale, --pull, --build, a changed
+	// service recreated unless --no-recreate, --force-recreate an
+	// unchanged one, --remove-orphans.
+	more := file + "  b: {image: busybox, command: [sleep, '3600']}\n  c: {build: ./c, command: [sleep, '3600']}\n"
+	e.writeProject(map[string]string{"compose.yaml": more, "c/Dockerfile": "FROM busybox\nLABEL v=1\n"})
+	ids := func(service string) string { return e.must("ps", "-a", "-q", "--no-trunc", service).stdout }
+	if r := e.berth("create", "--pull", "always", "a"); r.code == 0 || !strings.Contains(r.stderr, "busybox") || psNames(e) != "" {
+		t.Fatalf("create --pull always with no registry: %+v, containers %s", r, psNames(e))
+	}
+	e.must("create", "--scale", "b=2", "--pull", "missing")
+	if names, states := psNames(e), e.must("ps", "-a", "--format", "{{.State}}").stdout; names != "envp-a-1,envp-b-1,envp-b-2,envp-c-1" || states != strings.Repeat("created\n", 4) {
+		t.Fatalf("create --scale b=2: %s\n%s", names, states)
+	}
+	a0, b0, c0 := ids("a"), ids("b"), ids("c")
+	e.writeProject(map[string]string{".env": "WORD=changed\n", "c/Dockerfile": "FROM busybox\nLABEL v=2\n"})
+	e.must("create", "--no-recreate", "a", "c")
+	if ids("a") != a0 || ids("c") != c0 {
+		t.Fatal("create --no-recreate recreated")
+	}
+	e.must("create", "a", "c")
+	if ids("a") == a0 || ids("c") != c0 {
+		t.Fatal("create must recreate the changed a, and keep c (its image is not rebuilt without --build)")
+	}
+	e.must("create", "--build", "c")
+	if ids("c") == c0 {
+		t.Fatal("create --build must rebuild c's image and recreate c")
+	}
+	e.must("create", "--force-recreate", "--scale", "b=2", "b")
+	if b := ids("b"); b == b0 || strings.Count(b, "\n") != 2 {
+		t.Fatalf("create --force-recreate b: %q, was %q", b, b0)
+	}
+	// config --hash is the hash berth labels the containers with.
+	hash := strings.Fields(e.must("config", "--hash", "a").stdout)
+	if labels := e.must("ps", "-a", "--format", "{{.Labels}}", "a").stdout; len(hash) != 2 || hash[0] != "a" || !strings.Contains(labels, "com.docker.compose.config-hash="+hash[1]) {
+		t.Fatalf("config --hash a: %q; a's labels %q", hash, labels)
+	}
+	e.writeProject(map[string]string{"compose.yaml": file, ".env": "WORD=dotenv-word\n"})
+	e.must("create", "--remove-orphans")
+	if names := psNames(e); names != "envp-a-1" {
+		t.Fatalf("create --remove-orphans: %s", names)
 	}
 
 	e.must("up", "-d")

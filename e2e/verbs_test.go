@@ -24,8 +24,9 @@ func containerID(t *testing.T, e *env, service string) string {
 }
 
 // TestContainerVerbsMustActThroughTheShim: kill -s, pause/unpause (the
-// freezer), top, stats, restart, attach (with a terminal, with input and
-// signals proxied), and wait do what docker compose's do.
+// freezer), top, stats (-a, --no-trunc), restart, attach (with a
+// terminal, with input, with signals proxied or not), and wait (and
+// --down-project) do what docker compose's do.
 func TestContainerVerbsMustActThroughTheShim(t *testing.T) {
 	e := newEnv(t)
 	e.useTestdata()
@@ -169,6 +170,32 @@ func TestContainerVerbsMustActThroughTheShim(t *testing.T) {
 		t.Fatalf("wait job: %+v", r)
 	}
 
+	// stats -a shows the exited job too, --no-trunc its full ID.
+	statsNames := func(args ...string) string {
+		return e.must(append([]string{"stats", "--no-stream", "--format", "{{.Name}} {{.ID}}"}, args...)...).stdout
+	}
+	jobID := containerID(t, e, "job")
+	if out := statsNames(); strings.Contains(out, "verbs-job-1") || !strings.Contains(out, "verbs-db-1 "+containerID(t, e, "db")[:12]+"\n") {
+		t.Fatalf("stats: %q", out)
+	}
+	if out := statsNames("-a", "--no-trunc"); !strings.Contains(out, "verbs-job-1 "+jobID+"\n") {
+		t.Fatalf("stats -a --no-trunc: %q", out)
+	}
+
+	// --sig-proxy=false: a SIGTERM ends berth attach alone; db goes on.
+	byes := strings.Count(e.must("logs", "db").stdout, "bye") // from the restarts above
+	np := e.cmd(t.Context(), "attach", "--no-stdin", "--sig-proxy=false", "db")
+	var npOut lockedBuffer
+	np.Stdout = &npOut
+	np.Start()
+	time.Sleep(500 * time.Millisecond)
+	np.Process.Signal(syscall.SIGTERM)
+	exitCodeOf(t, np)
+	time.Sleep(300 * time.Millisecond) // a proxied SIGTERM would have made db say bye by now
+	if strings.Contains(npOut.String(), "bye") || psRows(t, e)["db"].State != "running" || strings.Count(e.must("logs", "db").stdout, "bye") != byes {
+		t.Fatalf("attach --sig-proxy=false passed the SIGTERM on: output %q, db %+v", npOut.String(), psRows(t, e)["db"])
+	}
+
 	// --sig-proxy: a SIGTERM to berth attach goes to the container.
 	sp := e.cmd(t.Context(), "attach", "--no-stdin", "db")
 	var spOut lockedBuffer
@@ -179,6 +206,21 @@ func TestContainerVerbsMustActThroughTheShim(t *testing.T) {
 	if code := exitCodeOf(t, sp); code != 0 || !strings.Contains(spOut.String(), "bye") {
 		t.Fatalf("attach db after SIGTERM: exit %d, output %q", code, spOut.String())
 	}
-	e.must("down", "-t", "1")
+
+	// wait --down-project: the first container to exit (web, killed)
+	// gives the exit code and takes the whole project down.
+	e.must("stop", "-t", "0", "term") // sh as PID 1 ignores the down's SIGTERM
+	w := e.cmd(t.Context(), "wait", "--down-project", "web")
+	var wOut lockedBuffer
+	w.Stdout, w.Stderr = &wOut, &wOut
+	w.Start()
+	time.Sleep(500 * time.Millisecond)
+	e.must("kill", "web")
+	if code := exitCodeOf(t, w); code != 137 {
+		t.Fatalf("wait --down-project: exit %d\n%s", code, wOut.String())
+	}
+	if names := psNames(e); names != "" {
+		t.Fatalf("wait --down-project left %s", names)
+	}
 	e.mustBeGone("verbs")
 }

@@ -16,7 +16,7 @@ var _ = register(newExecCommand)
 
 // execFlags are docker compose exec's flags.
 type execFlags struct {
-	noTTY       bool
+	noTTY, tty  bool
 	interactive bool
 	detachKeys  string
 }
@@ -33,6 +33,11 @@ func newExecCommand(pf *projectFlags) *cobra.Command {
 		Args:        cobra.MinimumNArgs(2),
 		RunE: withProject(pf, false, func(cmd *cobra.Command, p *types.Project, e *engine.Engine, args []string) error {
 			r.Service, r.Args = args[0], args[1:]
+			// -t (as in docker exec -it) asks for a terminal even when
+			// stdout is not one; -T, given too, wins, as in Compose.
+			if f := cmd.Flags(); f.Changed("tty") && !f.Changed("no-TTY") {
+				fl.noTTY = !fl.tty
+			}
 			session, err := openSession(cmd, !fl.noTTY, fl.interactive && !r.Detach, fl.detachKeys)
 			if err != nil {
 				return err
@@ -53,6 +58,8 @@ func newExecCommand(pf *projectFlags) *cobra.Command {
 	f.BoolVarP(&fl.noTTY, "no-TTY", "T", !isTerminal(cmd.OutOrStdout()), "disable pseudo-TTY allocation (default: allocate when stdout is a terminal)")
 	f.BoolVarP(&fl.interactive, "interactive", "i", true, "keep STDIN open")
 	_ = f.MarkHidden("interactive")
+	f.BoolVarP(&fl.tty, "tty", "t", true, "allocate a pseudo-TTY (the default when stdout is a terminal)")
+	_ = f.MarkHidden("tty")
 	f.BoolVarP(&r.Detach, "detach", "d", false, "run the command in the background")
 	f.BoolVar(&r.Privileged, "privileged", false, "give extended privileges to the process")
 	f.StringArrayVarP(&r.Env, "env", "e", nil, "set environment variables")

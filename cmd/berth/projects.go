@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -94,8 +95,18 @@ func newImagesCommand(pf *projectFlags) *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			if quiet {
+				// As docker compose images -q: each image once, its ID
+				// without the algorithm.
+				var ids []string
 				for _, r := range rows {
-					fmt.Fprintln(out, r.ID)
+					_, id, ok := strings.Cut(r.ID, ":")
+					if !ok {
+						id = r.ID
+					}
+					if !slices.Contains(ids, id) {
+						ids = append(ids, id)
+						fmt.Fprintln(out, id)
+					}
 				}
 				return nil
 			}
