@@ -76,9 +76,13 @@ services:
 	if got := inside(t, e, "plain", "echo hi"); strings.TrimSpace(got) != "hi" {
 		t.Errorf("exec through the helper's shim: %q", got)
 	}
-	// A second up reuses the installed helper.
+	// A second up reuses the installed helper, and removes another
+	// build's that nothing uses.
+	stale := filepath.Join(e.run, "helper", "00000000000000aa")
+	os.MkdirAll(stale, 0o700)
+	os.WriteFile(filepath.Join(stale, "berth"), []byte("old"), 0o500)
 	e.must("up", "-d", "--force-recreate")
-	if again, _ := filepath.Glob(filepath.Join(e.run, "helper", "*", "berth")); len(again) != 1 {
+	if again, _ := filepath.Glob(filepath.Join(e.run, "helper", "*", "berth")); len(again) != 1 || again[0] != helpers[0] {
 		t.Errorf("helpers after a second up: %v", again)
 	}
 	// Name resolution goes through the DNS server (started from / too).
