@@ -46,41 +46,30 @@ func TestHelperPath(t *testing.T) {
 	if fi, _ := os.Stat(p); !fi.ModTime().Equal(before) {
 		t.Fatal("reinstalled")
 	}
-	// So is a binary of the right size written over in place (the
-	// change time moves on: wait past the clock's coarse tick first).
-	time.Sleep(50 * time.Millisecond)
-	os.Chmod(p, 0o600)
-	os.WriteFile(p, []byte("#!/bin/no\n"), 0o600)
-	if helperPath(run) != p {
-		t.Fatal("not reinstalled after a same-size corruption")
+	// A binary that is not the one install wrote is written again: one
+	// of the right size written over in place (its change time moves on:
+	// wait past the clock's coarse tick first), one replaced by another
+	// file, a torn one (another size).
+	overwrite := func(b string) func(string) {
+		return func(path string) { os.Chmod(path, 0o600); os.WriteFile(path, []byte(b), 0o600) }
 	}
-	if got, _ := os.ReadFile(p); string(got) != string(helperBinary) {
-		t.Fatalf("content after a same-size corruption %q", got)
-	}
-	// And one replaced by another file.
-	os.Remove(fp)
-	os.WriteFile(fp, []byte("#!/bin/sh\nexit 2\n"), 0o500)
-	helperPath(run)
-	if got, _ := os.ReadFile(fp); string(got) != string(frontBinary) {
-		t.Fatalf("front after a replacement %q", got)
-	}
-	// A torn file (another size) is replaced.
-	os.Chmod(p, 0o600)
-	os.WriteFile(p, []byte("#!"), 0o600)
-	if helperPath(run) != p {
-		t.Fatal("not reinstalled")
-	}
-	if got, _ := os.ReadFile(p); string(got) != string(helperBinary) {
-		t.Fatalf("content after repair %q", got)
-	}
-	// So is a torn front.
-	os.Chmod(fp, 0o600)
-	os.WriteFile(fp, []byte("#!"), 0o600)
-	if helperPath(run) != p {
-		t.Fatal("helper lost with the front")
-	}
-	if got, _ := os.ReadFile(fp); string(got) != string(frontBinary) {
-		t.Fatalf("front after repair %q", got)
+	for _, tc := range []struct {
+		what, path string
+		want       []byte
+		damage     func(path string)
+	}{
+		{"helper written over", p, helperBinary, func(path string) { time.Sleep(50 * time.Millisecond); overwrite("#!/bin/no\n")(path) }},
+		{"front replaced", fp, frontBinary, func(path string) { os.Remove(path); os.WriteFile(path, []byte("#!/bin/sh\nexit 2\n"), 0o500) }},
+		{"helper torn", p, helperBinary, overwrite("#!")},
+		{"front torn", fp, frontBinary, overwrite("#!")},
+	} {
+		tc.damage(tc.path)
+		if helperPath(run) != p {
+			t.Fatalf("%s: helper lost", tc.what)
+		}
+		if got, _ := os.ReadFile(tc.path); string(got) != string(tc.want) {
+			t.Fatalf("%s: content %q", tc.what, got)
+		}
 	}
 }
 
