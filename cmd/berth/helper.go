@@ -92,7 +92,7 @@ func sameFile(f *os.File, path string) bool {
 // inode, size and change time (which no one can set back) are those
 // recorded in dir/.name.ok as it was written. A binary of the right size
 // with other content (written over in place, or replaced) is written
-// again. Hashing the file instead would cost milliseconds per command
+// again. Hashing the files instead would cost about 0.1 s per command
 // (docs/performance.md).
 func install(dir, name string, b []byte) bool {
 	if len(b) == 0 {
@@ -135,7 +135,7 @@ func stamp(path string, size int64) (string, bool) {
 // So a version is removed only with its lock held exclusively (no berth of
 // that build can start using it meanwhile: it waits, then makes the
 // directory again) and no /proc/*/exe inside it. A berth built before
-// this lock existed does not take it (docs/compat.md). The cost when
+// this lock existed does not take it (docs/architecture.md). The cost when
 // there is nothing to prune is one directory read; while an old version is
 // still in use, one /proc scan a minute (below).
 func pruneVersions(dir, keep string) {
@@ -164,13 +164,13 @@ func pruneVersions(dir, keep string) {
 			stale = append(stale, filepath.Join(dir, name))
 		}
 	}
-	// A version that outlives its berth, with shims still running from it,
-	// is looked for again at most once a minute: the scan costs about
-	// 5 µs per process on the host.
-	recent := filepath.Join(dir, ".in-use")
 	if len(stale) == 0 {
 		return
 	}
+	// A version that outlives its berth, with shims still running from it,
+	// is looked at again at most once a minute: the scan costs about 5 µs
+	// per process on the host.
+	recent := filepath.Join(dir, ".in-use")
 	if fi, err := os.Stat(recent); err == nil && time.Since(fi.ModTime()) < pruneEvery {
 		return
 	}
