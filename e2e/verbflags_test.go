@@ -51,7 +51,8 @@ services:
 // same text; COMPOSE_PROJECT_NAME names the project, and ps and down work
 // from it without any file, set in the environment or in .env; logs -n; ps --filter status=; ls --filter
 // name=; kill --remove-orphans kills and removes the orphans; rm -s -v
-// takes the anonymous volumes along; config -o and --hash; create's flags.
+// takes the anonymous volumes along; config -o and --hash; pull --policy;
+// create's flags.
 func TestVerbFlagsMustActAsCompose(t *testing.T) {
 	e := newEnv(t)
 	const file = `
@@ -117,6 +118,14 @@ services:
 	more := file + "  b: {image: busybox, command: [sleep, '3600']}\n  c: {build: ./c, command: [sleep, '3600']}\n"
 	e.writeProject(map[string]string{"compose.yaml": more, "c/Dockerfile": "FROM busybox\nLABEL v=1\n"})
 	ids := func(service string) string { return e.must("ps", "-a", "-q", "--no-trunc", service).stdout }
+	// pull --policy missing leaves the present busybox alone; always
+	// pulls it (and fails: no registry is reachable).
+	if r := e.must("--progress", "plain", "pull", "--policy", "missing", "a"); strings.Contains(r.stderr, "Pulling") {
+		t.Fatalf("pull --policy missing of a present image: %+v", r)
+	}
+	if r := e.berth("pull", "--policy", "always", "a"); r.code == 0 || !strings.Contains(r.stderr, "busybox") {
+		t.Fatalf("pull --policy always with no registry: %+v", r)
+	}
 	if r := e.berth("create", "--pull", "always", "a"); r.code == 0 || !strings.Contains(r.stderr, "busybox") || psNames(e) != "" {
 		t.Fatalf("create --pull always with no registry: %+v, containers %s", r, psNames(e))
 	}
