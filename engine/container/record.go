@@ -130,35 +130,55 @@ func (s *Store) lock(ctx context.Context) (*lockfile.Lock, error) {
 }
 
 // Create stores a new record. Names are unique: a taken name is
-// errdefs.ErrAlreadyExists (a Conflict in Docker's words).
+// errdefs.ErrAlreadyExists (a Conflict in Docker's words). The record is
+// written and synced before the store's lock is taken; under the lock
+// only the names are read and the record renamed into place, so the
+// creates of one up do not queue behind each other's fsyncs. A crash
+// before the rename leaves a directory without a record (Orphans).
 func (s *Store) Create(ctx context.Context, name string, cfg Config) (Container, error) {
 	if err := names.Object("container", name); err != nil {
 		return Container{}, err
-	}
-	l, err := s.lock(ctx)
-	if err != nil {
-		return Container{}, err
-	}
-	defer l.Unlock()
-	all, err := s.List(ctx)
-	if err != nil {
-		return Container{}, err
-	}
-	for _, c := range all {
-		if c.Name == name {
-			return Container{}, fmt.Errorf("container name %q is already in use by %s: %w", name, c.ShortID(), errdefs.ErrAlreadyExists)
-		}
 	}
 	c := Container{ID: newID(), Name: name, Created: time.Now().UTC(), Config: cfg}
 	dir := s.Dir(c.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return Container{}, err
 	}
-	if err := atomicfile.WriteJSON(filepath.Join(dir, "container.json"), c, 0o600); err != nil {
+	err := s.commitNew(ctx, c)
+	if err == nil {
+		err = atomicfile.SyncDir(dir)
+	}
+	if err != nil {
 		os.RemoveAll(dir)
 		return Container{}, err
 	}
 	return c, nil
+}
+
+// commitNew puts c's record in place unless its name is taken.
+func (s *Store) commitNew(ctx context.Context, c Container) error {
+	st, err := atomicfile.StageJSON(filepath.Join(s.Dir(c.ID), "container.json"), c, 0o600)
+	if err != nil {
+		return err
+	}
+	l, err := s.lock(ctx)
+	if err != nil {
+		st.Abort()
+		return err
+	}
+	defer l.Unlock()
+	all, err := readRecords[struct{ ID, Name string }](s.root)
+	if err != nil {
+		st.Abort()
+		return err
+	}
+	for _, o := range all {
+		if o.Name == c.Name {
+			st.Abort()
+			return fmt.Errorf("container name %q is already in use by %s: %w", c.Name, Container{ID: o.ID}.ShortID(), errdefs.ErrAlreadyExists)
+		}
+	}
+	return st.Commit()
 }
 
 // Rename gives a container a new name; names stay unique (a taken one is
@@ -230,23 +250,9 @@ func (s *Store) Get(ctx context.Context, ref string) (Container, error) {
 // List returns every record, oldest first. A directory whose record is
 // missing or torn (a crash between mkdir and write) is skipped.
 func (s *Store) List(ctx context.Context) ([]Container, error) {
-	ents, err := os.ReadDir(s.root)
+	out, err := readRecords[Container](s.root)
 	if err != nil {
 		return nil, err
-	}
-	var out []Container
-	for _, e := range ents {
-		if !e.IsDir() {
-			continue
-		}
-		var c Container
-		if err := atomicfile.ReadJSON(filepath.Join(s.root, e.Name(), "container.json"), &c); err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				continue
-			}
-			continue
-		}
-		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].Created.Equal(out[j].Created) {
@@ -254,6 +260,27 @@ func (s *Store) List(ctx context.Context) ([]Container, error) {
 		}
 		return out[i].Name < out[j].Name
 	})
+	return out, nil
+}
+
+// readRecords decodes every readable record under root into a T (all of
+// Container, or only the fields a caller needs), in directory order.
+func readRecords[T any](root string) ([]T, error) {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return nil, err
+	}
+	var out []T
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		var c T
+		if err := atomicfile.ReadJSON(filepath.Join(root, e.Name(), "container.json"), &c); err != nil {
+			continue // none yet (Orphans), or unreadable
+		}
+		out = append(out, c)
+	}
 	return out, nil
 }
 

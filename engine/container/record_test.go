@@ -2,7 +2,10 @@ package container
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/containerd/errdefs"
 )
@@ -38,5 +41,95 @@ func TestRenameKeepsNamesUnique(t *testing.T) {
 	}
 	if _, err := s.Rename(t.Context(), "nope", "x"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("rename of a missing container: %v", err)
+	}
+}
+
+// TestCreateWritesTheRecordBeforeTheLock: a create has its record written
+// and synced before it waits for the store's lock, so the creates of one
+// up queue only for the name check and the rename; the record appears
+// only once the lock is free.
+func TestCreateWritesTheRecordBeforeTheLock(t *testing.T) {
+	t.Parallel()
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.lock(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	type created struct {
+		c   Container
+		err error
+	}
+	done := make(chan created, 1)
+	go func() {
+		c, err := s.Create(t.Context(), "web-1", Config{Image: "busybox"})
+		done <- created{c, err}
+	}()
+	staged := func() bool {
+		m, _ := filepath.Glob(filepath.Join(s.Root(), "*", ".container.json.tmp*"))
+		return len(m) == 1
+	}
+	for deadline := time.Now().Add(10 * time.Second); !staged(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			l.Unlock()
+			t.Fatal("no record was staged while the store's lock was held")
+		}
+	}
+	if all, _ := s.List(t.Context()); len(all) != 0 {
+		t.Fatalf("a record is in place before the lock was free: %+v", all)
+	}
+	l.Unlock()
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if got, err := s.Get(t.Context(), "web-1"); err != nil || got.ID != r.c.ID {
+		t.Fatalf("after the create: %+v, %v", got, err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(s.Root(), "*", ".container.json.tmp*")); len(m) != 0 {
+		t.Fatalf("staged files left: %v", m)
+	}
+}
+
+// TestConcurrentCreatesKeepNamesUnique: of concurrent creates of one name
+// exactly one succeeds; the others fail with ErrAlreadyExists and leave
+// no directory behind.
+func TestConcurrentCreatesKeepNamesUnique(t *testing.T) {
+	t.Parallel()
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 16
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := s.Create(t.Context(), "db-1", Config{Image: "busybox"})
+			errs <- err
+		}()
+	}
+	ok := 0
+	for range n {
+		switch err := <-errs; {
+		case err == nil:
+			ok++
+		case !errors.Is(err, errdefs.ErrAlreadyExists):
+			t.Errorf("create: %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d creates of one name succeeded, want 1", ok)
+	}
+	ents, _ := os.ReadDir(s.Root())
+	dirs := 0
+	for _, e := range ents {
+		if e.IsDir() {
+			dirs++
+		}
+	}
+	if dirs != 1 || len(s.Orphans()) != 0 {
+		t.Fatalf("%d container directories (orphans %v), want 1", dirs, s.Orphans())
 	}
 }
