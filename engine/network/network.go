@@ -58,9 +58,10 @@ const hostPortsLock = "/run/berth-ports.lock"
 // Manager creates and removes networks, sandboxes and endpoints. It is safe
 // for concurrent use, including from several processes sharing StateDir.
 type Manager struct {
-	cfg  Config
-	fw   firewall
-	host hostFirewall
+	cfg     Config
+	fw      firewall
+	host    hostFirewall
+	checked *wholeCache // networks a connect found whole lately (wholecache.go)
 }
 
 // Spec describes a network to create. Zero fields take defaults.
@@ -204,7 +205,7 @@ func New(cfg Config) (*Manager, error) {
 			return nil, fmt.Errorf("network manager: %w", err)
 		}
 	}
-	return &Manager{cfg: cfg, fw: firewall{table: cfg.Table}, host: hostFirewall{instance: cfg.Table}}, nil
+	return &Manager{cfg: cfg, fw: firewall{table: cfg.Table}, host: hostFirewall{instance: cfg.Table}, checked: &wholeCache{ttl: wholeFor}}, nil
 }
 
 func (c Config) networksDir() string { return filepath.Join(c.StateDir, "networks") }
@@ -530,6 +531,7 @@ func (m *Manager) Remove(ctx context.Context, name string) error {
 		ids := slices.Sorted(maps.Keys(r.Endpoints))
 		return fmt.Errorf("network %q has %d connected endpoints (%s): %w", name, len(ids), strings.Join(ids, ", "), errdefs.ErrFailedPrecondition)
 	}
+	m.checked.forget(r.Network.Bridge)
 	if err := m.fw.removeNetwork(r.Network); err != nil {
 		return fmt.Errorf("network %q: %w", name, err)
 	}

@@ -16,13 +16,18 @@ import (
 // sysctls and the rules in the host's firewall do not), a command killed
 // while creating the network (the record is written before the bridge), or
 // a host firewall reloaded since. The same name, subnets and gateways come
-// back, so nothing the records say changes.
+// back, so nothing the records say changes. A network this manager found
+// whole a moment ago is not checked again (wholecache.go).
 func (m *Manager) restore(ctx context.Context, network string) error {
 	r, err := m.load(network)
 	if err != nil {
 		return err
 	}
+	if m.checked.fresh(r.Network.Bridge) {
+		return nil
+	}
 	if m.whole(ctx, r.Network) {
+		m.checked.mark(r.Network.Bridge)
 		return nil
 	}
 	l, err := m.lock(ctx)
@@ -40,6 +45,7 @@ func (m *Manager) restore(ctx context.Context, network string) error {
 	}
 	n := r.Network
 	if m.whole(ctx, n) {
+		m.checked.mark(n.Bridge)
 		return nil // another command restored it meanwhile
 	}
 	if !bridgeExists(n.Bridge) {
@@ -69,6 +75,7 @@ func (m *Manager) restore(ctx context.Context, network string) error {
 	if err := m.addRules(ctx, n); err != nil {
 		return fmt.Errorf("network %q: restore: %w", n.Name, err)
 	}
+	m.checked.mark(n.Bridge)
 	return nil
 }
 
