@@ -58,12 +58,14 @@ bench: build ## up/down timings for 3 and 20 services; ps and no-op up -d; up -d
 	@awk -v h="build (median s, min-max): cold (cache pruned), fully cached rebuild" 'function head(){if(!shown++)printf "\n%s\n", h} /^BenchmarkBuild\// {head(); split($$1,a,"/"); sub(/-[0-9]+$$/,"",a[2]); for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
 	  printf "%-18s cold %s (%s-%s)   cached %s (%s-%s)\n", a[2], m["cold-s"], m["cold-min-s"], m["cold-max-s"], \
 	  m["cached-s"], m["cached-min-s"], m["cached-max-s"]}' bench.out
-	@awk -v h="networking (median, min-max)" 'function head(){if(!shown++)printf "\n%s\n", h} /^BenchmarkDNS/ {head(); for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
-	  printf "DNS from a container    %s q/s (%s-%s); mean latency at 20k q/s %s ms (%s-%s)\n", \
-	  m["dns-qps"], m["dns-min-qps"], m["dns-max-qps"], m["at20k-ms"], m["at20k-min-ms"], m["at20k-max-ms"]} \
+	@awk -v h="networking (median, min-max)" 'function head(){if(!shown++)printf "\n%s\n", h} \
+	  function dns(n, s){printf "DNS from a container    %-6s %s q/s (%s-%s); mean latency at 20k q/s %s ms (%s-%s); server CPU %s us/query\n", n, \
+	  m[s"dns-qps"], m[s"dns-min-qps"], m[s"dns-max-qps"], m[s"at20k-ms"], m[s"at20k-min-ms"], m[s"at20k-max-ms"], m[s"server-us/query"]} \
+	  /^BenchmarkDNS/ {head(); for(i=2;i<=NF;i++) m[$$i]=$$(i-1); dns("Berth", ""); if(m["docker-dns-qps"]!="") dns("Docker", "docker-")} \
 	/^BenchmarkPublishedPort/ {head(); for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
-	  split("v4-tcp v4-udp v6-tcp v6-udp remote-v4-tcp remote-v4-udp remote-v6-tcp remote-v6-udp", k, " "); for(j=1;j<=8;j++){p=substr(k[j],length(k[j])-2); f=substr(k[j],1,length(k[j])-4); \
-	  printf "%-13s published/direct  %s Gbps (%s-%s) / %s Gbps (%s-%s) = %s\n", k[j], \
+	  split("v4-tcp v4-udp v6-tcp v6-udp remote-v4-tcp remote-v4-udp remote-v6-tcp remote-v6-udp", k, " "); \
+	  for(j=1;j<=16;j++){d=(j>8)?"docker-":""; if(d!="" && m["docker-v4-tcp-ratio"]=="") break; k[j]=d k[(j-1)%8+1]; p=substr(k[j],length(k[j])-2); f=substr(k[j],1,length(k[j])-4); \
+	  printf "%-20s published/direct  %s Gbps (%s-%s) / %s Gbps (%s-%s) = %s\n", k[j], \
 	  m[f"-published-"p"-Gbps"], m[f"-published-"p"-min-Gbps"], m[f"-published-"p"-max-Gbps"], \
 	  m[f"-direct-"p"-Gbps"], m[f"-direct-"p"-min-Gbps"], m[f"-direct-"p"-max-Gbps"], m[k[j]"-ratio"]}} \
 	/^BenchmarkNetworkCreateRemove/ {head(); for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
