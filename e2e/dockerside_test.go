@@ -27,7 +27,7 @@ func newDockerSide(b *testing.B) *dockerSide {
 		return nil
 	}
 	if out, err := exec.Command("docker", "info").CombinedOutput(); err != nil {
-		b.Logf("Docker side skipped: no daemon answers docker info (%v: %s)", err, firstLine(string(out)))
+		b.Logf("Docker side skipped: no daemon answers docker info (%v: %s)", err, lastLine(string(out)))
 		return nil
 	}
 	d := &dockerSide{b: b, image: "berth-bench/busybox"}
@@ -85,8 +85,9 @@ func (d *dockerSide) daemonPid() int {
 	return pid
 }
 
-// firstLine is s up to its first newline.
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
-	return line
+// lastLine is the last line of s (where docker info says why it failed,
+// after the client's own part).
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	return s[strings.LastIndex(s, "\n")+1:]
 }
