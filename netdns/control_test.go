@@ -170,6 +170,36 @@ func TestEnsureReportsABadSandbox(t *testing.T) {
 	}
 }
 
+// A sandbox torn down between the server's stat and its open (a teardown
+// racing another container's start) is no failure either: the start that
+// published the records must not fail for a namespace that is not its own.
+func TestEnsureSkipsASandboxTornDownDuringTheReload(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	racing := filepath.Join(dir, "racing-netns")
+	if err := os.WriteFile(racing, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	removed := false
+	cfg := Config{Dir: dir, Upstreams: []string{NoUpstreams}, Grace: time.Hour, beforeOpen: func(path string) {
+		if path == racing {
+			removed = os.Remove(path) == nil
+		}
+	}}
+	sp := newSpawner(t, cfg)
+	// The server runs first, so the sandbox is opened by the reload whose
+	// reply Ensure checks.
+	if err := Ensure(t.Context(), dir, oneNetwork(""), sp.spawn); err != nil {
+		t.Fatal(err)
+	}
+	if err := Ensure(t.Context(), dir, oneNetwork(racing), sp.spawn); err != nil {
+		t.Fatalf("a sandbox removed during the reload: %v", err)
+	}
+	if !removed {
+		t.Fatal("the sandbox was never opened: the test did not race anything")
+	}
+}
+
 // Forwarding: names the records do not hold go to the upstreams, over the
 // protocol the client used, and SERVFAIL comes back when none answers.
 func TestForwarder(t *testing.T) {

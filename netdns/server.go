@@ -43,7 +43,8 @@ type Config struct {
 	// ..."), and is then closed: the spawner waits on it.
 	Ready io.WriteCloser
 
-	lockPatience time.Duration // tests shorten the wait for a previous server
+	lockPatience time.Duration     // tests shorten the wait for a previous server
+	beforeOpen   func(path string) // tests act between a sandbox's stat and its open
 }
 
 const (
@@ -377,8 +378,17 @@ func (s *server) reload() (map[string]string, error) {
 		}
 		id := want[path]
 		port := ports[portKey(path, id)]
+		if s.cfg.beforeOpen != nil {
+			s.cfg.beforeOpen(path)
+		}
 		sock, err := openSandbox(path, port)
 		if err != nil {
+			if now, serr := statNetns(path); serr != nil || now != id {
+				// Torn down since the stat above, by a teardown racing this
+				// reload (one container's start must not fail because
+				// another's namespace went); its teardown drops the record.
+				continue
+			}
 			failed[path] = err.Error()
 			s.log.Error("listen in sandbox", "sandbox", path, "err", err)
 			continue
