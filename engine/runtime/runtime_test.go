@@ -258,6 +258,20 @@ func TestShimRunsWithOnePButTheContainerDoesNot(t *testing.T) {
 	if env := environ(st.ShimPid); !slices.Contains(env, "GOMAXPROCS=1") {
 		t.Errorf("shim environment lacks GOMAXPROCS=1: %q", env)
 	}
+	// The start returns once libcontainer's init was told to go on; until it
+	// has exec'd the command, the pid is still that init (which keeps the
+	// variable, docs/performance.md). Read the command's environment, not
+	// the init's.
+	cmdline := fmt.Sprintf("/proc/%d/cmdline", st.Pid)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		b, err := os.ReadFile(cmdline)
+		if err == nil && string(b) == "sleep\x0030\x00" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the container never ran its command: %s is %q (%v)", cmdline, b, err)
+		}
+	}
 	for _, kv := range environ(st.Pid) {
 		if strings.HasPrefix(kv, "GOMAXPROCS=") {
 			t.Errorf("the container's process inherited %s", kv)
