@@ -25,7 +25,7 @@ const defaultShmSize = 64 << 20
 func (e *Engine) isolationOpts(ctx context.Context, c container.Container, rootfs string) ([]container.SpecOpt, error) {
 	sec := c.Config.Security
 	opts := container.SecurityOpts(sec, c.Config.Resources)
-	if err := e.grantRealtime(c); err != nil {
+	if err := checkRealtime(c); err != nil {
 		return nil, err
 	}
 	if len(sec.GroupAdd) > 0 {

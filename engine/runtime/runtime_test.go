@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-dev/berth/engine/container"
 	"github.com/berth-dev/berth/engine/jsonlog"
@@ -322,5 +323,39 @@ func TestRestartAlwaysEndsWithStop(t *testing.T) {
 	after, _ := jsonlog.Lines(h.cfg.LogPath)
 	if len(after) != len(before) {
 		t.Fatalf("restarted after stop: %d -> %d runs", len(before), len(after))
+	}
+}
+
+// TestShimGrantsTheRealtimeBudget: a container with a real-time runtime
+// starts only once its parent cgroup grants that budget, which the shim
+// gives while it holds the cgroup-parent lock (so that a teardown cannot
+// remove the raised parent before the container is in it). Nothing else
+// raises it here: without the shim's grant the start fails with "invalid
+// argument".
+func TestShimGrantsTheRealtimeBudget(t *testing.T) {
+	needRoot(t)
+	if _, err := os.Stat("/sys/fs/cgroup/cpu/cpu.rt_runtime_us"); err != nil {
+		t.Skip("no cgroup v1 real-time group scheduling here")
+	}
+	h := newHarness(t, "sleep", "30")
+	var spec specs.Spec
+	if err := atomicfile.ReadJSON(filepath.Join(h.dir, "config.json"), &spec); err != nil {
+		t.Fatal(err)
+	}
+	rt, period := int64(10000), uint64(1000000)
+	if spec.Linux.Resources == nil {
+		spec.Linux.Resources = &specs.LinuxResources{}
+	}
+	spec.Linux.Resources.CPU = &specs.LinuxCPU{RealtimeRuntime: &rt, RealtimePeriod: &period}
+	if err := atomicfile.WriteJSON(filepath.Join(h.dir, "config.json"), &spec, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.start(t)
+	b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpu", spec.Linux.CgroupsPath, "cpu.rt_runtime_us"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(b)); got != "10000" {
+		t.Errorf("the container's cpu.rt_runtime_us is %s, want 10000", got)
 	}
 }

@@ -295,6 +295,9 @@ func (s *shim) create() (*run, error) {
 		return nil, err
 	}
 	defer parent.Unlock()
+	if err := grantRealtime(s.spec); err != nil {
+		return nil, err
+	}
 	c, err := libcontainer.Create(s.cfg.StateRoot, s.cfg.ID, s.lcfg)
 	if err != nil {
 		return nil, fmt.Errorf("create container: %w", err)
