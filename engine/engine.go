@@ -132,7 +132,7 @@ func (e *Engine) InstanceName() string { return e.instance }
 
 func (e *Engine) runDir(id string) string    { return e.host.RunDir(id) }
 func (e *Engine) rootfsDir(id string) string { return e.host.RootfsDir(id) }
-func (e *Engine) libcontainerRoot() string   { return filepath.Join(e.opts.Run, "runc") }
+func (e *Engine) libcontainerRoot() string   { return e.host.LibcontainerRoot() }
 func (e *Engine) cgroupParent() string       { return e.host.CgroupParent() }
 
 // DNSDir is where the DNS server of this engine keeps its records.

@@ -81,6 +81,10 @@ func (h *Host) ShmDir(id string) string { return filepath.Join(h.RunDir(id), "sh
 // DNSDir is where the instance's DNS server keeps its records.
 func (h *Host) DNSDir() string { return filepath.Join(h.run, "dns") }
 
+// LibcontainerRoot is libcontainer's state root, the shims' StateRoot,
+// which also holds the cgroup-parent lock (runtime.CgroupParentLock).
+func (h *Host) LibcontainerRoot() string { return filepath.Join(h.run, "runc") }
+
 // CgroupParent is the instance's parent cgroup.
 func (h *Host) CgroupParent() string { return "/" + h.instance }
 
@@ -155,7 +159,7 @@ func (h *Host) unmountShm(id string) error {
 // libcontainer removes only each container's own leaf. A start making its
 // cgroups holds the lock shared: then the parent is left for it.
 func (h *Host) removeCgroupParent() {
-	l, ok, err := lockfile.TryAcquire(runtime.CgroupParentLock(filepath.Join(h.run, "runc")))
+	l, ok, err := lockfile.TryAcquire(runtime.CgroupParentLock(h.LibcontainerRoot()))
 	if err != nil || !ok {
 		return
 	}
