@@ -175,26 +175,18 @@ func redirect(ns netns.NsHandle, port uint16) error {
 	c.AddRule(&nftables.Rule{Table: t, Chain: raw, Exprs: append(matchServer(12, unix.IPPROTO_UDP, 0, port),
 		setUDPPort(0, 53)...)})
 	// ip saddr 127.0.0.11 icmp type destination-unreachable drop
-	c.AddRule(&nftables.Rule{Table: t, Chain: quiet, Exprs: []expr.Any{
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr[:]},
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMP}},
+	c.AddRule(&nftables.Rule{Table: t, Chain: quiet, Exprs: append(matchServerProto(12, unix.IPPROTO_ICMP),
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{3}},
 		&expr.Verdict{Kind: expr.VerdictDrop},
-	}})
+	)})
 	// ip saddr 127.0.0.11 tcp flags & rst != 0 drop
-	c.AddRule(&nftables.Rule{Table: t, Chain: quiet, Exprs: []expr.Any{
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr[:]},
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+	c.AddRule(&nftables.Rule{Table: t, Chain: quiet, Exprs: append(matchServerProto(12, unix.IPPROTO_TCP),
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x04}, Xor: []byte{0}},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0}},
 		&expr.Verdict{Kind: expr.VerdictDrop},
-	}})
+	)})
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("nftables table %s: %w", dnsTable, err)
 	}
@@ -205,14 +197,21 @@ func redirect(ns netns.NsHandle, port uint16) error {
 // header's offset (12 source, 16 destination) is ServerAddr and whose port
 // at the transport header's offset (0 source, 2 destination) is port.
 func matchServer(addrOff uint32, proto byte, portOff uint32, port uint16) []expr.Any {
+	return append(matchServerProto(addrOff, proto),
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: portOff, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, port)},
+	)
+}
+
+// matchServerProto matches a packet of proto whose address at the network
+// header's offset (12 source, 16 destination) is ServerAddr.
+func matchServerProto(addrOff uint32, proto byte) []expr.Any {
 	addr := ServerAddr.As4()
 	return []expr.Any{
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: addrOff, Len: 4},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr[:]},
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: portOff, Len: 2},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, port)},
 	}
 }
 
