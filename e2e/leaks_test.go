@@ -12,6 +12,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/berth-dev/berth/engine"
+	"github.com/berth-dev/berth/engine/network"
 )
 
 // envLeaks is findLeaks limited to one env: its mounts, processes, and the
@@ -65,6 +66,13 @@ func findLeaks(stateBase string) []string {
 	cg2, _ := filepath.Glob("/sys/fs/cgroup/berth*")
 	for _, d := range append(cg, cg2...) {
 		leaks = append(leaks, "cgroup "+d)
+	}
+	// The socket forwarding of published ports: programs on the cgroup v2
+	// root and their maps.
+	if objs, err := network.SockLBObjects(); err != nil {
+		leaks = append(leaks, "bpf objects unreadable: "+err.Error())
+	} else {
+		leaks = append(leaks, objs...)
 	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {

@@ -96,7 +96,7 @@ func newTestManager(t *testing.T) *Manager {
 			}
 		}
 		// A test that published without a network still owns the table.
-		if err := m.fw.deleteTable(); err != nil {
+		if err := m.dropTable(ctx); err != nil {
 			t.Errorf("cleanup table: %v", err)
 		}
 	})

@@ -555,7 +555,7 @@ func (m *Manager) Remove(ctx context.Context, name string) error {
 		return err
 	}
 	if len(rest) == 0 {
-		if err := m.fw.deleteTable(); err != nil {
+		if err := m.dropTable(ctx); err != nil {
 			return fmt.Errorf("network %q: %w", name, err)
 		}
 		if err := m.host.remove(ctx); err != nil {
@@ -563,6 +563,20 @@ func (m *Manager) Remove(ctx context.Context, name string) error {
 		}
 	}
 	return nil
+}
+
+// dropTable deletes the instance's table, after the socket hooks' entries
+// of any port rule it still holds (a container whose stop never came).
+func (m *Manager) dropTable(ctx context.Context) error {
+	hl, err := lockfile.Acquire(ctx, hostPortsLock)
+	if err != nil {
+		return err
+	}
+	defer hl.Unlock()
+	if err := syncSockLB(ctx, func(p publishedPort) bool { return p.table == m.cfg.Table }); err != nil {
+		return err
+	}
+	return m.fw.deleteTable()
 }
 
 // dropHostRulesIfLast takes back the table and the host firewall rules when

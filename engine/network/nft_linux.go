@@ -3,6 +3,7 @@ package network
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"github.com/google/nftables"
@@ -270,7 +271,8 @@ type publishedPort struct {
 	table       string
 	containerID string
 	port        Port
-	v4, v6      bool // the families it has a rule for
+	v4, v6      bool       // the families it has a rule for
+	to4, to6    netip.Addr // the container addresses its rules DNAT to
 }
 
 // allPublished reads the port rules of every Berth table on the host, not
@@ -307,9 +309,9 @@ func allPublished() ([]publishedPort, error) {
 				out = append(out, publishedPort{table: t.Name, containerID: id, port: p})
 			}
 			if ruleFamily(r) == unix.NFPROTO_IPV6 {
-				out[i].v6 = true
+				out[i].v6, out[i].to6 = true, natTarget(r)
 			} else {
-				out[i].v4 = true
+				out[i].v4, out[i].to4 = true, natTarget(r)
 			}
 		}
 	}
@@ -324,6 +326,19 @@ func ruleFamily(r *nftables.Rule) byte {
 		}
 	}
 	return 0
+}
+
+// natTarget is the address a port rule DNATs to (the immediate loaded into
+// its address register), or none.
+func natTarget(r *nftables.Rule) netip.Addr {
+	for _, e := range r.Exprs {
+		if im, ok := e.(*expr.Immediate); ok && im.Register == 1 {
+			if a, ok := netip.AddrFromSlice(im.Data); ok {
+				return a
+			}
+		}
+	}
+	return netip.Addr{}
 }
 
 // hasTagged reports whether the table holds a rule tagged tag in chain.

@@ -159,6 +159,11 @@ func (m *Manager) Publish(ctx context.Context, containerID string, to Target, po
 	if err := m.fw.apply(rules); err != nil {
 		return nil, fmt.Errorf("publish %s: %w", containerID, err)
 	}
+	// Host clients through the socket hooks, after the rules they derive
+	// from (socklb_linux.go).
+	if err := syncSockLB(ctx, nil); err != nil {
+		return nil, fmt.Errorf("publish %s: %w", containerID, err)
+	}
 	return done, nil
 }
 
@@ -264,6 +269,17 @@ func (m *Manager) Unpublish(ctx context.Context, containerID string) error {
 		return err
 	}
 	defer l.Unlock()
+	hl, err := lockfile.Acquire(ctx, hostPortsLock)
+	if err != nil {
+		return err
+	}
+	defer hl.Unlock()
+	// The socket hooks' entries go before the rules they derive from.
+	if err := syncSockLB(ctx, func(p publishedPort) bool {
+		return p.table == m.cfg.Table && p.containerID == containerID
+	}); err != nil {
+		return fmt.Errorf("unpublish %s: %w", containerID, err)
+	}
 	if err := m.fw.removeTagged(portTagPrefix(containerID)); err != nil {
 		return fmt.Errorf("unpublish %s: %w", containerID, err)
 	}
