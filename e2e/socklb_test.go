@@ -129,6 +129,55 @@ networks:
 		}
 	}
 
+	// The hooks follow the host's addresses (the DNS server watches them):
+	// an address added is redirected, and once it is gone it is not (an
+	// unreachable route stands in for wherever it went, so nothing leaves
+	// the host).
+	extra := netip.MustParseAddr("192.0.2.77")
+	if err := e.inHost(func() error {
+		lo, err := netlink.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		addr := &netlink.Addr{IPNet: netlink.NewIPNet(extra.AsSlice())}
+		if err := netlink.AddrAdd(lo, addr); err != nil {
+			return err
+		}
+		defer netlink.AddrDel(lo, addr)
+		route := &netlink.Route{Dst: netlink.NewIPNet(extra.AsSlice()), Type: unix.RTN_UNREACHABLE}
+		if err := netlink.RouteAdd(route); err != nil {
+			return err
+		}
+		defer netlink.RouteDel(route)
+		pub := netip.AddrPortFrom(extra, uint16(tcp)).String()
+		if err := waitFor(5*time.Second, func() error {
+			c, err := net.DialTimeout("tcp4", pub, time.Second)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if dst, err := ctOriginalDst(false, unix.IPPROTO_TCP, c.LocalAddr().(*net.TCPAddr).Port); err != nil || dst != container[false] {
+				return fmt.Errorf("conntrack's original destination %s %v", dst, err)
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("address added: %w", err)
+		}
+		if err := netlink.AddrDel(lo, addr); err != nil {
+			return err
+		}
+		return waitFor(5*time.Second, func() error {
+			c, err := net.DialTimeout("tcp4", pub, time.Second)
+			if err == nil {
+				c.Close()
+				return fmt.Errorf("%s still reaches the container", pub)
+			}
+			return nil
+		})
+	}); err != nil {
+		t.Errorf("following the host's addresses: %v", err)
+	}
+
 	// Stopped: the port is free and no longer redirected, a host listener
 	// takes the connection.
 	e.must("stop", "-t", "1", "web")
@@ -202,4 +251,17 @@ func ctOriginalDst(v6 bool, proto uint8, lport int) (netip.Addr, error) {
 		}
 	}
 	return netip.Addr{}, fmt.Errorf("no conntrack entry from port %d", lport)
+}
+
+// waitFor retries f until it succeeds or timeout passes, and returns its
+// last error.
+func waitFor(timeout time.Duration, f func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

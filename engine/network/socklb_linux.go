@@ -20,6 +20,8 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/lockfile"
 )
 
 // Socket-level forwarding of published ports for clients on the host, as
@@ -641,4 +643,47 @@ func SockLBObjects() ([]string, error) {
 		out = append(out, "bpf pin "+p)
 	}
 	return out, nil
+}
+
+// WatchAddresses derives the socket hooks' entries again whenever an
+// address comes or goes in this namespace, until ctx ends: a port
+// published on every address follows the host's addresses, and one that
+// left the host (it may be another machine's now) is no longer
+// redirected. The instance's DNS server runs it, while the instance has
+// containers.
+func (m *Manager) WatchAddresses(ctx context.Context, log *slog.Logger) {
+	updates := make(chan netlink.AddrUpdate, 64)
+	if err := netlink.AddrSubscribeWithOptions(updates, ctx.Done(), netlink.AddrSubscribeOptions{
+		ErrorCallback: func(err error) { log.Warn("watch host addresses", "err", err) },
+	}); err != nil {
+		log.Warn("watch host addresses", "err", err)
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-updates:
+			if !ok {
+				return
+			}
+			// One sync for a burst (an interface going down takes all of
+			// its addresses at once).
+			for len(updates) > 0 {
+				<-updates
+			}
+			if err := resyncSockLB(ctx); err != nil {
+				log.Warn("published ports: follow the host's addresses", "err", err)
+			}
+		}
+	}
+}
+
+func resyncSockLB(ctx context.Context) error {
+	hl, err := lockfile.Acquire(ctx, hostPortsLock)
+	if err != nil {
+		return err
+	}
+	defer hl.Unlock()
+	return syncSockLB(ctx, nil)
 }

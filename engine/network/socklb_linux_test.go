@@ -230,6 +230,20 @@ func TestPublishedPortHostClientsTakeTheSocketPath(t *testing.T) {
 		pc.Close()
 	}
 
+	// A socket bound to loopback before it connects is rewritten too, and
+	// still reaches the container (loopback sources are masqueraded into
+	// the bridge).
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, Timeout: 3 * time.Second}
+	if c, err := d.Dial("tcp4", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), p).String()); err != nil {
+		t.Errorf("bound to 127.0.0.1: %v", err)
+	} else {
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		if got, err := io.ReadAll(c); err != nil || string(got) != "hello" {
+			t.Errorf("bound to 127.0.0.1: %q %v", got, err)
+		}
+		c.Close()
+	}
+
 	// A container reaching the port through the host's address goes
 	// through the DNAT.
 	if a, ok := hostAddr(); ok {

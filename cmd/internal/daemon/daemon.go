@@ -70,11 +70,13 @@ func DNS(ctx context.Context, args []string) error {
 	}
 	// The server lives as long as the instance has running containers: it
 	// also puts the bridges back into firewalld's trusted zone when
-	// firewalld reloads or starts.
+	// firewalld reloads or starts, and keeps the published ports' socket
+	// hooks on the host's current addresses.
 	if h, err := hostside.OpenFromEnv(); err != nil {
 		log.Warn("firewalld watch", "err", err)
 	} else {
 		go h.Networks.WatchFirewalld(ctx, log)
+		go h.Networks.WatchAddresses(ctx, log)
 	}
 	return netdns.Serve(ctx, cfg)
 }
