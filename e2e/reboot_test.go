@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/berth-dev/berth/engine"
+	"github.com/berth-dev/berth/engine/network"
 	"github.com/berth-dev/berth/internal/netnstest"
 	"github.com/berth-dev/berth/netdns"
 )
@@ -99,6 +100,7 @@ func simulateReboot(t *testing.T, e *env) {
 	} else if err := wipe(); err != nil {
 		t.Fatal(err)
 	}
+	detachSockHooks(t)
 	cgs, _ := filepath.Glob("/sys/fs/cgroup/*/" + inst + "/*")
 	cgs2, _ := filepath.Glob("/sys/fs/cgroup/" + inst + "/*")
 	for _, d := range append(cgs, cgs2...) {
@@ -117,13 +119,14 @@ func simulateReboot(t *testing.T, e *env) {
 // show as exited, and up -d starts them again on re-created networks.
 func TestUpAfterARebootMustBringTheStackBack(t *testing.T) {
 	e := newEnv(t)
+	port := itoa(freePort(t))
 	e.writeProject(map[string]string{"compose.yaml": `
 name: boot
 services:
   web:
     image: busybox
     command: ["sh", "-c", "echo up > /www; httpd -f -p 80 -h /"]
-    ports: ["127.0.0.1:` + itoa(freePort(t)) + `:80"]
+    ports: ["127.0.0.1:` + port + `:80"]
   client:
     image: busybox
     command: ["sleep", "3600"]
@@ -131,7 +134,12 @@ services:
 `})
 	e.downAtEnd("boot")
 	e.must("up", "-d")
+	objs, _ := network.SockLBObjects()
+	hooksBefore := len(objs)
 	simulateReboot(t, e)
+	if left := sockHooksLeft(nil); len(left) != 0 {
+		t.Fatalf("socket hooks left by the simulated reboot: %v", left)
+	}
 
 	ps := e.must("ps", "-a", "--format", "json").stdout
 	if strings.Contains(ps, `"State":"running"`) {
@@ -146,6 +154,14 @@ services:
 			t.Logf("the dirty host:\n%s", hostState(t, e.netns))
 		}
 		t.Fatalf("client cannot reach web by name after the reboot: %+v", r)
+	}
+	// The published port's socket hooks are back, and a host client
+	// reaches it.
+	if objs, _ := network.SockLBObjects(); hooksBefore > 0 && len(objs) == 0 {
+		t.Errorf("no socket hooks after up on a host that had them before the reboot")
+	}
+	if body, err := httpGetIn(e.netns, "127.0.0.1:"+port, "/www"); err != nil || !strings.Contains(body, "up") {
+		t.Errorf("host client after the reboot: %q %v", body, err)
 	}
 	e.must("down", "-t", "1")
 	e.mustBeGone("boot")

@@ -4,11 +4,15 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -203,15 +207,29 @@ networks:
 	}
 
 	e.must("down", "-t", "1")
-	after, err := network.SockLBObjects()
-	if err != nil {
-		t.Fatal(err)
+	for _, o := range sockHooksLeft(before) {
+		t.Errorf("left after down: %s", o)
 	}
-	for _, o := range after {
-		if !slices.Contains(before, o) {
-			t.Errorf("left after down: %s", o)
+}
+
+// sockHooksLeft is what SockLBObjects lists beyond before, once the
+// kernel has freed what was detached (maps go a moment after their last
+// program), or after 5 seconds.
+func sockHooksLeft(before []string) []string {
+	var left []string
+	waitFor(5*time.Second, func() error {
+		objs, err := network.SockLBObjects()
+		if err != nil {
+			left = []string{err.Error()}
+			return err
 		}
-	}
+		left = slices.DeleteFunc(objs, func(o string) bool { return slices.Contains(before, o) })
+		if len(left) > 0 {
+			return fmt.Errorf("left: %v", left)
+		}
+		return nil
+	})
+	return left
 }
 
 // peerOf is getpeername(2) of c, as the kernel and its hooks give it.
@@ -263,5 +281,46 @@ func waitFor(timeout time.Duration, f func() error) error {
 			return err
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// detachSockHooks takes Berth's socket hooks off the cgroup v2 root, as a
+// reboot does (their maps go with them).
+func detachSockHooks(t testing.TB) {
+	t.Helper()
+	for _, root := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+		var st unix.Statfs_t
+		if unix.Statfs(root, &st) != nil || st.Type != unix.CGROUP2_SUPER_MAGIC {
+			continue
+		}
+		cg, err := os.Open(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cg.Close()
+		for _, attach := range []ebpf.AttachType{
+			ebpf.AttachCGroupInet4Connect, ebpf.AttachCGroupInet6Connect,
+			ebpf.AttachCGroupUDP4Sendmsg, ebpf.AttachCGroupUDP6Sendmsg,
+			ebpf.AttachCGroupUDP4Recvmsg, ebpf.AttachCGroupUDP6Recvmsg,
+			ebpf.AttachCgroupInet4GetPeername, ebpf.AttachCgroupInet6GetPeername,
+		} {
+			q, err := link.QueryPrograms(link.QueryOptions{Target: int(cg.Fd()), Attach: attach})
+			if err != nil {
+				continue
+			}
+			for _, ap := range q.Programs {
+				p, err := ebpf.NewProgramFromID(ap.ID)
+				if err != nil {
+					continue
+				}
+				if info, err := p.Info(); err == nil && strings.HasPrefix(info.Name, "berth_") {
+					if err := link.RawDetachProgram(link.RawDetachProgramOptions{Target: int(cg.Fd()), Program: p, Attach: attach}); err != nil {
+						t.Errorf("detach %s: %v", info.Name, err)
+					}
+				}
+				p.Close()
+			}
+		}
+		return
 	}
 }

@@ -449,15 +449,20 @@ func lbProgram(h lbHook, portsFD, revnatFD int) asm.Instructions {
 	ins = append(ins, zero(stKey, 32)...)
 	ins = append(ins, zero(stRevVal, 24)...)
 	ins = append(ins, zero(stRevKey, 32)...)
-	if !h.forward {
-		ins = append(ins, asm.Mov.Reg(asm.R1, asm.R6), asm.FnGetSocketCookie.Call(),
-			asm.StoreMem(asm.RFP, stRevKey, asm.R0, asm.DWord))
-		ins = append(ins, fill(stRevKey)...)
-		ins = append(ins,
-			asm.LoadMapPtr(asm.R1, revnatFD),
-			asm.Mov.Reg(asm.R2, asm.RFP), asm.Add.Imm(asm.R2, stRevKey),
+	// lookup builds the key at off (cookie from the helper cookie, then
+	// the context's address) and looks it up in the map fd; a miss ends
+	// the program, a hit leaves the value's address in r0.
+	lookup := func(cookie asm.BuiltinFunc, off int16, fd int) asm.Instructions {
+		ins := asm.Instructions{asm.Mov.Reg(asm.R1, asm.R6), cookie.Call(), asm.StoreMem(asm.RFP, off, asm.R0, asm.DWord)}
+		ins = append(ins, fill(off)...)
+		return append(ins,
+			asm.LoadMapPtr(asm.R1, fd),
+			asm.Mov.Reg(asm.R2, asm.RFP), asm.Add.Imm(asm.R2, int32(off)),
 			asm.FnMapLookupElem.Call(),
 			asm.JEq.Imm(asm.R0, 0, "out"))
+	}
+	if !h.forward {
+		ins = append(ins, lookup(asm.FnGetSocketCookie, stRevKey, revnatFD)...)
 		for i := range words {
 			o := int16(4 * i)
 			ins = append(ins,
@@ -469,15 +474,8 @@ func lbProgram(h lbHook, portsFD, revnatFD int) asm.Instructions {
 			asm.StoreMem(asm.R6, ctxUserPort, asm.R2, asm.Word))
 		return append(ins, asm.Mov.Imm(asm.R0, 1).WithSymbol("out"), asm.Return())
 	}
-	ins = append(ins, asm.Mov.Reg(asm.R1, asm.R6), asm.FnGetNetnsCookie.Call(),
-		asm.StoreMem(asm.RFP, stKey, asm.R0, asm.DWord))
-	ins = append(ins, fill(stKey)...)
-	ins = append(ins,
-		asm.LoadMapPtr(asm.R1, portsFD),
-		asm.Mov.Reg(asm.R2, asm.RFP), asm.Add.Imm(asm.R2, stKey),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "out"),
-		asm.Mov.Reg(asm.R7, asm.R0))
+	ins = append(ins, lookup(asm.FnGetNetnsCookie, stKey, portsFD)...)
+	ins = append(ins, asm.Mov.Reg(asm.R7, asm.R0))
 	// The reverse value: the address and port asked for.
 	for i := range words {
 		o := int16(4 * i)

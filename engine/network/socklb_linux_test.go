@@ -257,8 +257,19 @@ func TestPublishedPortHostClientsTakeTheSocketPath(t *testing.T) {
 	if err := m.Unpublish(ctx, ep.ContainerID); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := SockLBObjects(); err != nil || len(got) != 0 {
-		t.Errorf("left after the last unpublish: %v %v", got, err)
+	// Programs are detached at once; their maps go a moment later, when
+	// the kernel frees the programs.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, err := SockLBObjects()
+		if err == nil && len(got) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("left after the last unpublish: %v %v", got, err)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if _, err := fetch(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), p).String(), time.Second); err == nil {
 		t.Errorf("port %d still reaches the container after unpublish", p)
