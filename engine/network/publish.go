@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -160,9 +161,10 @@ func (m *Manager) Publish(ctx context.Context, containerID string, to Target, po
 		return nil, fmt.Errorf("publish %s: %w", containerID, err)
 	}
 	// Host clients through the socket hooks, after the rules they derive
-	// from (socklb_linux.go).
+	// from (socklb_linux.go). Without their entries host clients take the
+	// DNAT, so a failure here is no reason to fail the start.
 	if err := syncSockLB(ctx, nil); err != nil {
-		return nil, fmt.Errorf("publish %s: %w", containerID, err)
+		slog.WarnContext(ctx, "published ports: host clients take the DNAT", "container", containerID, "err", err)
 	}
 	return done, nil
 }
