@@ -103,7 +103,10 @@ type Container struct {
 func (c Container) ShortID() string { return c.ID[:12] }
 
 // Store keeps one directory per container under its root.
-type Store struct{ root string }
+type Store struct {
+	root  string
+	names nameCache
+}
 
 // Open returns the store rooted at root, creating it.
 func Open(root string) (*Store, error) {
@@ -167,7 +170,7 @@ func (s *Store) commitNew(ctx context.Context, c Container) error {
 		return err
 	}
 	defer l.Unlock()
-	all, err := readRecords[struct{ ID, Name string }](s.root)
+	all, err := s.names.read(s.root)
 	if err != nil {
 		st.Abort()
 		return err
@@ -260,6 +263,26 @@ func (s *Store) List(ctx context.Context) ([]Container, error) {
 		}
 		return out[i].Name < out[j].Name
 	})
+	return out, nil
+}
+
+// Networking returns each container's networking settings by ID, decoding
+// only that part of every record: the DNS publication reads them all at
+// each batch of starts.
+func (s *Store) Networking() (map[string]Networking, error) {
+	rs, err := readRecords[struct {
+		ID     string `json:"id"`
+		Config struct {
+			Net Networking `json:"net"`
+		} `json:"config"`
+	}](s.root)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]Networking, len(rs))
+	for _, r := range rs {
+		out[r.ID] = r.Config.Net
+	}
 	return out, nil
 }
 

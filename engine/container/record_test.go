@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -131,5 +132,76 @@ func TestConcurrentCreatesKeepNamesUnique(t *testing.T) {
 	}
 	if dirs != 1 || len(s.Orphans()) != 0 {
 		t.Fatalf("%d container directories (orphans %v), want 1", dirs, s.Orphans())
+	}
+}
+
+// TestCreateSeesNamesChangedByAnotherCommand: a create checks the names it
+// remembers from earlier reads against the files, so a rename, a removal
+// or a new container by another command (another Store on the same
+// directory) counts at this command's next create.
+func TestCreateSeesNamesChangedByAnotherCommand(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	mine, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := mine.Create(t.Context(), "a", Config{Image: "busybox"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mine.Create(t.Context(), "b", Config{Image: "busybox"}); err != nil {
+		t.Fatal(err) // mine has read a's name now
+	}
+	if _, err := other.Rename(t.Context(), a.ID, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mine.Create(t.Context(), "c", Config{Image: "busybox"}); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Fatalf("create of a name another command renamed a container to: %v", err)
+	}
+	if _, err := mine.Create(t.Context(), "a", Config{Image: "busybox"}); err != nil {
+		t.Fatalf("create of the name the rename freed: %v", err)
+	}
+	d, err := other.Create(t.Context(), "d", Config{Image: "busybox"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mine.Create(t.Context(), "d", Config{Image: "busybox"}); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Fatalf("create of a name another command took: %v", err)
+	}
+	if err := other.Remove(t.Context(), d.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mine.Create(t.Context(), "d", Config{Image: "busybox"}); err != nil {
+		t.Fatalf("create of the name of a removed container: %v", err)
+	}
+}
+
+// TestNetworkingReadsEachContainersSettings: the DNS publication's reader
+// of the records returns every container's networking keys by ID.
+func TestNetworkingReadsEachContainersSettings(t *testing.T) {
+	t.Parallel()
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Create(t.Context(), "a", Config{Image: "busybox", Net: Networking{DNS: []string{"192.0.2.53"}, Links: map[string]string{"db": "p-db-1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Create(t.Context(), "b", Config{Image: "busybox", Net: Networking{Mode: NetworkModeNone}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Networking()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !slices.Equal(got[a.ID].DNS, []string{"192.0.2.53"}) || got[a.ID].Links["db"] != "p-db-1" || got[b.ID].Mode != NetworkModeNone {
+		t.Fatalf("networking by ID: %+v", got)
 	}
 }

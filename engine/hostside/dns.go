@@ -86,12 +86,7 @@ func (h *Host) dnsRecords(ctx context.Context) (netdns.Records, error) {
 		}
 		recs.Networks = append(recs.Networks, rn)
 	}
-	configs := map[string]container.Config{}
-	if cs, err := h.Containers.List(ctx); err == nil {
-		for _, c := range cs {
-			configs[c.ID] = c.Config
-		}
-	}
+	settings, _ := h.Containers.Networking()
 	for _, id := range slices.Sorted(maps.Keys(byContainer)) {
 		att := byContainer[id]
 		// eth0 first: its network answers a name that several hold.
@@ -100,7 +95,7 @@ func (h *Host) dnsRecords(ctx context.Context) (netdns.Records, error) {
 		for _, a := range att {
 			sb.Networks = append(sb.Networks, a.network)
 		}
-		sb.Upstreams, sb.Links = dnsSettings(configs[id])
+		sb.Upstreams, sb.Links = dnsSettings(settings[id])
 		recs.Sandboxes = append(recs.Sandboxes, sb)
 	}
 	return recs, nil
@@ -161,10 +156,10 @@ func ResolverOf(n container.Networking) (netdns.Resolver, error) {
 
 // dnsSettings are what the DNS server needs of a container's config: the
 // resolvers that replace the host's, and its links.
-func dnsSettings(cfg container.Config) (upstreams []string, links map[string]string) {
-	r, _ := ResolverOf(cfg.Net)
+func dnsSettings(net container.Networking) (upstreams []string, links map[string]string) {
+	r, _ := ResolverOf(net)
 	for _, a := range r.Nameservers {
 		upstreams = append(upstreams, netip.AddrPortFrom(a, 53).String())
 	}
-	return upstreams, cfg.Net.Links
+	return upstreams, net.Links
 }

@@ -41,12 +41,14 @@ func (m *Manager) Connect(ctx context.Context, network, containerID, sandboxPath
 	if err := checkContainerID(containerID); err != nil {
 		return Endpoint{}, err
 	}
-	if err := m.restore(ctx, network); err != nil {
-		return Endpoint{}, err
-	}
+	// The reservation reads the record the check of the bridge and the
+	// firewall needs; a repair changes nothing the reservation used.
 	ep, n, err := m.reserve(ctx, network, containerID, a)
 	if err != nil {
 		return Endpoint{}, err
+	}
+	if err := m.restore(ctx, n); err != nil {
+		return Endpoint{}, errors.Join(err, m.release(context.WithoutCancel(ctx), network, containerID))
 	}
 	if err := plumb(ep, n, sandboxPath); err != nil {
 		_ = deleteLink(ep.HostVeth)
@@ -74,7 +76,7 @@ func (m *Manager) reserve(ctx context.Context, network, containerID string, a At
 	if _, ok := r.Endpoints[containerID]; ok {
 		return endpointRecord{}, Network{}, fmt.Errorf("container %s on network %q: %w", containerID, network, errdefs.ErrAlreadyExists)
 	}
-	all, err := m.loadAll()
+	all, err := m.loadAll(r)
 	if err != nil {
 		return endpointRecord{}, Network{}, err
 	}
@@ -176,14 +178,22 @@ func macFor(ip netip.Addr) net.HardwareAddr {
 }
 
 // plumb creates the veth with its peer directly inside the sandbox, so the
-// peer's name never exists (or collides) in the host namespace.
+// peer's name never exists (or collides) in the host namespace. The host
+// side's requests share one netlink socket, and the veth is created up:
+// its peer has neither link nor address until configureSandbox, so no
+// frame crosses it before it is a port of the bridge.
 func plumb(ep endpointRecord, n Network, sandboxPath string) error {
 	ns, err := netns.GetFromPath(sandboxPath)
 	if err != nil {
 		return fmt.Errorf("open sandbox %s: %w", sandboxPath, err)
 	}
 	defer ns.Close()
-	br, err := netlink.LinkByName(n.Bridge)
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("netlink: %w", err)
+	}
+	defer h.Close()
+	br, err := h.LinkByName(n.Bridge)
 	if err != nil {
 		return fmt.Errorf("bridge %s: %w", n.Bridge, err)
 	}
@@ -192,40 +202,36 @@ func plumb(ep endpointRecord, n Network, sandboxPath string) error {
 		return fmt.Errorf("mac address %q: %w", ep.MAC, err)
 	}
 	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: ep.HostVeth, MasterIndex: br.Attrs().Index, MTU: br.Attrs().MTU},
+		LinkAttrs:        netlink.LinkAttrs{Name: ep.HostVeth, MasterIndex: br.Attrs().Index, MTU: br.Attrs().MTU, Flags: net.FlagUp},
 		PeerName:         ep.IfName,
 		PeerNamespace:    netlink.NsFd(int(ns)),
 		PeerHardwareAddr: mac,
 		PeerMTU:          uint32(br.Attrs().MTU),
 	}
-	if err := netlink.LinkAdd(veth); err != nil {
+	// LinkAdd looks the new link up and fills in veth's index.
+	if err := h.LinkAdd(veth); err != nil {
 		return fmt.Errorf("create veth %s: %w", ep.HostVeth, err)
 	}
-	host, err := netlink.LinkByName(ep.HostVeth)
-	if err != nil {
-		return fmt.Errorf("veth %s: %w", ep.HostVeth, err)
-	}
 	// Hairpin lets a container reach itself through its own published port.
-	if err := netlink.LinkSetHairpin(host, true); err != nil {
+	if err := h.LinkSetHairpin(veth, true); err != nil {
 		return fmt.Errorf("veth %s: hairpin: %w", ep.HostVeth, err)
 	}
 	if n.NoICC {
 		// Isolated bridge ports do not forward to one another, only to the
 		// bridge itself: containers of the network reach the host and the
 		// outside, never each other (enable_icc: false).
-		if err := netlink.LinkSetIsolated(host, true); err != nil {
+		if err := h.LinkSetIsolated(veth, true); err != nil {
 			return fmt.Errorf("veth %s: isolate: %w", ep.HostVeth, err)
 		}
 	}
-	if err := netlink.LinkSetUp(host); err != nil {
-		return fmt.Errorf("veth %s: up: %w", ep.HostVeth, err)
-	}
-	return configureSandbox(ep, ns, sandboxPath)
+	return inSandbox(ns, func() error { return configureSandbox(ep) })
 }
 
-// configureSandbox gives the peer its addresses and routes inside.
-func configureSandbox(ep endpointRecord, ns netns.NsHandle, sandboxPath string) error {
-	h, err := netlink.NewHandleAt(ns)
+// configureSandbox gives the peer its addresses and routes inside; it runs
+// on a thread in the sandbox's namespace (inSandbox), where both its
+// netlink socket and /proc/sys/net are the sandbox's.
+func configureSandbox(ep endpointRecord) error {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("netlink in sandbox: %w", err)
 	}
@@ -236,7 +242,7 @@ func configureSandbox(ep endpointRecord, ns netns.NsHandle, sandboxPath string) 
 	}
 	if !ep.IP6.IsValid() {
 		// No IPv6 on this network: not even a link-local address, as Docker.
-		if err := sandboxSysctl(sandboxPath, filepath.Join("net/ipv6/conf", ep.IfName, "disable_ipv6"), "1"); err != nil {
+		if err := writeSysctl(filepath.Join("net/ipv6/conf", ep.IfName, "disable_ipv6"), "1"); err != nil {
 			return err
 		}
 	}

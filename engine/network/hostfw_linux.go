@@ -156,7 +156,7 @@ type xtable struct {
 // that is /proc/self/net, the namespace of the process's main thread, and
 // Go runs any goroutine on the main thread, one that switches namespace
 // too. A goroutine that ends locked to a thread in a sandbox's namespace
-// (mountNewNetns, sandboxSysctl) leaves the main thread parked there for
+// (mountNewNetns, inSandbox) leaves the main thread parked there for
 // good, and /proc/net then showed the sandbox's tables: none, so the
 // legacy accepts were judged present and never put back after a reboot or
 // a firewall reload. The calling thread is in the host's namespace (or the

@@ -249,7 +249,9 @@ func (m *Manager) save(r *record) error {
 	return nil
 }
 
-func (m *Manager) loadAll() ([]*record, error) {
+// loadAll reads every network's record; one the caller already read under
+// the lock it still holds (have) is not read again.
+func (m *Manager) loadAll(have ...*record) ([]*record, error) {
 	ents, err := os.ReadDir(m.cfg.networksDir())
 	if err != nil {
 		return nil, fmt.Errorf("list networks: %w", err)
@@ -258,6 +260,10 @@ func (m *Manager) loadAll() ([]*record, error) {
 	for _, e := range ents {
 		name, ok := strings.CutSuffix(e.Name(), ".json")
 		if !ok || strings.HasPrefix(name, ".") || !e.Type().IsRegular() {
+			continue
+		}
+		if i := slices.IndexFunc(have, func(r *record) bool { return r.Network.Name == name }); i >= 0 {
+			out = append(out, have[i])
 			continue
 		}
 		r, err := m.load(name)

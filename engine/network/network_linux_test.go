@@ -15,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 )
 
 func TestNetworkLifecycle(t *testing.T) {
@@ -138,6 +139,9 @@ func TestSandbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The new namespace's loopback is up before a second call (which
+	// brings it up again from outside).
+	checkLoopbackUp(t, p1)
 	p2, err := m.CreateSandbox(ctx, id)
 	if err != nil || p2 != p1 {
 		t.Fatalf("second create: %q %v", p2, err)
@@ -155,15 +159,7 @@ func TestSandbox(t *testing.T) {
 	if ns.Equal(self) {
 		t.Fatal("sandbox is the host namespace")
 	}
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	lo, err := h.LinkByName("lo")
-	if err != nil || lo.Attrs().Flags&1 == 0 {
-		t.Errorf("loopback not up: %v", err)
-	}
+	checkLoopbackUp(t, p1)
 	for range 2 {
 		if err := m.RemoveSandbox(ctx, id); err != nil {
 			t.Fatal(err)
@@ -174,6 +170,24 @@ func TestSandbox(t *testing.T) {
 	}
 	if _, err := m.CreateSandbox(ctx, "../escape"); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("bad id: %v", err)
+	}
+}
+
+func checkLoopbackUp(t *testing.T, sandbox string) {
+	t.Helper()
+	ns, err := netns.GetFromPath(sandbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err != nil || lo.Attrs().Flags&unix.IFF_UP == 0 {
+		t.Errorf("loopback not up: %v", err)
 	}
 }
 

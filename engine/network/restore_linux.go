@@ -17,17 +17,14 @@ import (
 // while creating the network (the record is written before the bridge), or
 // a host firewall reloaded since. The same name, subnets and gateways come
 // back, so nothing the records say changes. A network this manager found
-// whole a moment ago is not checked again (wholecache.go).
-func (m *Manager) restore(ctx context.Context, network string) error {
-	r, err := m.load(network)
-	if err != nil {
-		return err
-	}
-	if m.checked.fresh(r.Network.Bridge) {
+// whole a moment ago is not checked again (wholecache.go). n is the
+// network as a caller just read it; it is read again before any repair.
+func (m *Manager) restore(ctx context.Context, n Network) error {
+	if m.checked.fresh(n.Bridge) {
 		return nil
 	}
-	if m.whole(ctx, r.Network) {
-		m.checked.mark(r.Network.Bridge)
+	if m.whole(ctx, n) {
+		m.checked.mark(n.Bridge)
 		return nil
 	}
 	l, err := m.lock(ctx)
@@ -40,10 +37,11 @@ func (m *Manager) restore(ctx context.Context, network string) error {
 		return err
 	}
 	defer hl.Unlock()
-	if r, err = m.load(network); err != nil {
+	r, err := m.load(n.Name)
+	if err != nil {
 		return err
 	}
-	n := r.Network
+	n = r.Network
 	if m.whole(ctx, n) {
 		m.checked.mark(n.Bridge)
 		return nil // another command restored it meanwhile

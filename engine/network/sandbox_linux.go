@@ -30,6 +30,7 @@ func (m *Manager) CreateSandbox(ctx context.Context, id string) (string, error) 
 		if err := mountNewNetns(path); err != nil {
 			return "", fmt.Errorf("sandbox %s: %w", id, err)
 		}
+		return path, nil
 	}
 	if err := loopbackUp(path); err != nil {
 		return "", fmt.Errorf("sandbox %s: %w", id, err)
@@ -58,9 +59,10 @@ func isNetnsMount(path string) bool {
 	return unix.Statfs(path, &st) == nil && st.Type == unix.NSFS_MAGIC
 }
 
-// mountNewNetns creates a namespace on a thread of its own and bind-mounts
-// it at path. The thread stays locked and is thrown away when the goroutine
-// ends, so no Go code ever runs in the wrong namespace.
+// mountNewNetns creates a namespace on a thread of its own, brings its
+// loopback up from there and bind-mounts it at path. The thread stays locked
+// and is thrown away when the goroutine ends, so no Go code ever runs in the
+// wrong namespace.
 func mountNewNetns(path string) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o444)
 	if err != nil {
@@ -72,6 +74,10 @@ func mountNewNetns(path string) error {
 		runtime.LockOSThread()
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			errc <- fmt.Errorf("unshare netns: %w", err)
+			return
+		}
+		if err := setLoopbackUp(); err != nil {
+			errc <- err
 			return
 		}
 		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
@@ -99,34 +105,42 @@ func loopbackUp(path string) error {
 		return fmt.Errorf("netlink in netns: %w", err)
 	}
 	defer h.Close()
-	lo, err := h.LinkByName("lo")
+	return upLoopback(h)
+}
+
+// setLoopbackUp brings up the loopback of the calling thread's network
+// namespace.
+func setLoopbackUp() error {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
-		return fmt.Errorf("loopback: %w", err)
+		return fmt.Errorf("netlink in netns: %w", err)
 	}
-	if err := h.LinkSetUp(lo); err != nil {
+	defer h.Close()
+	return upLoopback(h)
+}
+
+// upLoopback brings up the loopback of h's namespace: a namespace's first
+// device, always index 1 (the kernel's LOOPBACK_IFINDEX), so it needs no
+// lookup by name.
+func upLoopback(h *netlink.Handle) error {
+	if err := h.LinkSetUp(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 1, Name: "lo"}}); err != nil {
 		return fmt.Errorf("loopback up: %w", err)
 	}
 	return nil
 }
 
-// sandboxSysctl writes a network sysctl of the sandbox: /proc/sys/net
-// shows the namespace of the thread that opens it, so the write happens on a
-// thread switched into the sandbox, which Go discards afterwards.
-func sandboxSysctl(path, key, value string) error {
+// inSandbox runs fn on a thread switched into the namespace ns: there
+// /proc/sys/net and new netlink sockets are the sandbox's. The thread stays
+// locked and Go discards it when the goroutine ends.
+func inSandbox(ns netns.NsHandle, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		ns, err := netns.GetFromPath(path)
-		if err != nil {
-			errc <- fmt.Errorf("open sandbox %s: %w", path, err)
-			return
-		}
-		defer ns.Close()
 		if err := netns.Set(ns); err != nil {
-			errc <- fmt.Errorf("enter sandbox %s: %w", path, err)
+			errc <- fmt.Errorf("enter sandbox: %w", err)
 			return
 		}
-		errc <- writeSysctl(key, value)
+		errc <- fn()
 	}()
 	return <-errc
 }
