@@ -240,11 +240,16 @@ func configureSandbox(ep endpointRecord) error {
 	if err != nil {
 		return fmt.Errorf("sandbox %s: %w", ep.IfName, err)
 	}
-	if !ep.IP6.IsValid() {
-		// No IPv6 on this network: not even a link-local address, as Docker.
-		if err := writeSysctl(filepath.Join("net/ipv6/conf", ep.IfName, "disable_ipv6"), "1"); err != nil {
-			return err
-		}
+	// No IPv6 on a network without it: not even a link-local address, as
+	// Docker. A sandbox starts with IPv6 off for new interfaces
+	// (disableIPv6ByDefault), so this only writes (taking the kernel's
+	// RTNL lock) to turn it on, or off in a sandbox made before that.
+	disable := "1"
+	if ep.IP6.IsValid() {
+		disable = "0"
+	}
+	if err := writeSysctl(filepath.Join("net/ipv6/conf", ep.IfName, "disable_ipv6"), disable); err != nil {
+		return err
 	}
 	addrs := []netlink.Addr{{IPNet: prefixToIPNet(netip.PrefixFrom(ep.IP, ep.Prefix.Bits()))}}
 	if ep.IP6.IsValid() {

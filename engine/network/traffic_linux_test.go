@@ -4,12 +4,18 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+
+	"github.com/berth-dev/berth/internal/netnstest"
 )
 
 // connected makes a sandbox and connects it to network.
@@ -255,4 +261,66 @@ func countPortRules(t *testing.T, m *Manager) int {
 		return 0
 	}
 	return len(rules)
+}
+
+// TestIPv6OnlyOnIPv6Networks: an interface on a network without IPv6 has
+// none, not even a link-local address (as Docker); one on an IPv6 network
+// of the same sandbox has its address. The sandbox starts with IPv6 off for
+// new interfaces, so the IPv6 network's connect must turn it on.
+func TestIPv6OnlyOnIPv6Networks(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(t)
+	ctx := t.Context()
+	if _, err := m.Create(ctx, Spec{Name: "four"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Create(ctx, Spec{Name: "six", EnableIPv6: true, IPv6: IPAM{Subnet: netip.MustParsePrefix("fd00:b1:" + uniqueID(t)[:4] + "::/64")}}); err != nil {
+		t.Fatal(err)
+	}
+	sb, ep4 := connected(t, m, "four")
+	id := ep4.ContainerID
+	ep6, err := m.Connect(ctx, "six", id, sb, Attachment{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ep6.IP6.IsValid() {
+		t.Fatalf("no IPv6 address on the IPv6 network: %+v", ep6)
+	}
+	type state struct {
+		disabled string
+		v6       []netip.Addr
+	}
+	got := map[string]state{}
+	if err := netnstest.Run(sb, func() error {
+		for _, ifName := range []string{ep4.IfName, ep6.IfName} {
+			// /proc/sys/net is the namespace of the thread that opens it.
+			b, err := os.ReadFile("/proc/sys/net/ipv6/conf/" + ifName + "/disable_ipv6")
+			if err != nil {
+				return err
+			}
+			l, err := netlink.LinkByName(ifName)
+			if err != nil {
+				return err
+			}
+			addrs, err := netlink.AddrList(l, netlink.FAMILY_V6)
+			if err != nil {
+				return err
+			}
+			st := state{disabled: strings.TrimSpace(string(b))}
+			for _, a := range addrs {
+				ip, _ := netip.AddrFromSlice(a.IP)
+				st.v6 = append(st.v6, ip)
+			}
+			got[ifName] = st
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if s := got[ep4.IfName]; s.disabled != "1" || len(s.v6) != 0 {
+		t.Errorf("%s on the IPv4 network: disable_ipv6 %s, IPv6 addresses %v; want 1 and none", ep4.IfName, s.disabled, s.v6)
+	}
+	if s := got[ep6.IfName]; s.disabled != "0" || !slices.Contains(s.v6, ep6.IP6) {
+		t.Errorf("%s on the IPv6 network: disable_ipv6 %s, IPv6 addresses %v; want 0 and %s", ep6.IfName, s.disabled, s.v6, ep6.IP6)
+	}
 }
