@@ -1,74 +1,78 @@
 package container
 
 import (
+	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
-	"sync"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/atomicfile"
 )
 
-// nameCache keeps the ID and name of each record this process has read,
-// with the identity of the file they came from, so a create checks the
-// names of the others without decoding every record again: up -d of 20
-// services decoded 190 records in its creates, a growing share of each
-// create's CPU. A record is only ever replaced by renaming a new file over
-// it, so a file with the same inode, size, modification and change time
-// is the one already read; any other is read again. Entries of removed
-// containers go at the next read.
-type nameCache struct {
-	mu      sync.Mutex
-	entries map[string]nameEntry // by record path
-}
-
-type nameEntry struct {
-	file     fileID
-	ID, Name string
-}
-
-// fileID is what tells one version of a record from another.
-type fileID struct {
-	ino, size    int64
-	mtime, ctime unix.Timespec
-}
-
 // nameOf is a record's ID and name.
 type nameOf struct{ ID, Name string }
 
-// read returns the ID and name of every readable record under root, in
-// directory order, as readRecords would.
-func (c *nameCache) read(root string) ([]nameOf, error) {
+// readNames returns the ID and name of every readable record under root, in
+// directory order, as readRecords would, reading only the head of each:
+// a record starts with its ID and name (the first fields of Container), so
+// a create's name check stops after a few tokens instead of reading and
+// scanning whole records (an up -d of 20 services read 190 of them in its
+// creates, a growing share of each create's CPU). A record whose head is
+// otherwise (hand-written, or a future field order) is read whole. Records
+// are renamed into place whole after an fsync, so a name read from the
+// head is the record's.
+func readNames(root string) ([]nameOf, error) {
 	ents, err := os.ReadDir(root)
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	seen := make(map[string]nameEntry, len(ents))
 	var out []nameOf
 	for _, e := range ents {
 		if !e.IsDir() {
 			continue
 		}
 		p := filepath.Join(root, e.Name(), "container.json")
-		var st unix.Stat_t
-		if err := unix.Stat(p, &st); err != nil {
-			continue // none yet (Orphans)
-		}
-		id := fileID{ino: int64(st.Ino), size: st.Size, mtime: st.Mtim, ctime: st.Ctim}
-		ent, ok := c.entries[p]
-		if !ok || ent.file != id {
-			var r nameOf
-			if err := atomicfile.ReadJSON(p, &r); err != nil {
-				continue // unreadable
+		n, err := readHead(p)
+		if err != nil {
+			if err := atomicfile.ReadJSON(p, &n); err != nil {
+				continue // none yet (Orphans), or unreadable
 			}
-			ent = nameEntry{file: id, ID: r.ID, Name: r.Name}
 		}
-		seen[p] = ent
-		out = append(out, nameOf{ent.ID, ent.Name})
+		out = append(out, n)
 	}
-	c.entries = seen
 	return out, nil
+}
+
+// errNotHead says a record does not start with its ID and name.
+var errNotHead = errors.New("record does not start with its id and name")
+
+// readHead decodes the "id" and "name" that open a record.
+func readHead(path string) (nameOf, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nameOf{}, err
+	}
+	defer f.Close()
+	d := json.NewDecoder(f)
+	if t, err := d.Token(); err != nil || t != json.Delim('{') {
+		return nameOf{}, errNotHead
+	}
+	var n nameOf
+	for _, want := range []string{"id", "name"} {
+		k, err := d.Token()
+		if err != nil || k != want {
+			return nameOf{}, errNotHead
+		}
+		v, err := d.Token()
+		s, ok := v.(string)
+		if err != nil || !ok {
+			return nameOf{}, errNotHead
+		}
+		if want == "id" {
+			n.ID = s
+		} else {
+			n.Name = s
+		}
+	}
+	return n, nil
 }

@@ -103,10 +103,7 @@ type Container struct {
 func (c Container) ShortID() string { return c.ID[:12] }
 
 // Store keeps one directory per container under its root.
-type Store struct {
-	root  string
-	names nameCache
-}
+type Store struct{ root string }
 
 // Open returns the store rooted at root, creating it.
 func Open(root string) (*Store, error) {
@@ -170,7 +167,7 @@ func (s *Store) commitNew(ctx context.Context, c Container) error {
 		return err
 	}
 	defer l.Unlock()
-	all, err := s.names.read(s.root)
+	all, err := readNames(s.root)
 	if err != nil {
 		st.Abort()
 		return err

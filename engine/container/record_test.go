@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,10 +136,10 @@ func TestConcurrentCreatesKeepNamesUnique(t *testing.T) {
 	}
 }
 
-// TestCreateSeesNamesChangedByAnotherCommand: a create checks the names it
-// remembers from earlier reads against the files, so a rename, a removal
-// or a new container by another command (another Store on the same
-// directory) counts at this command's next create.
+// TestCreateSeesNamesChangedByAnotherCommand: a rename, a removal or a new
+// container by another command (another Store on the same directory)
+// counts at this command's next create; so does the name of a record whose
+// fields come in another order than Berth writes them.
 func TestCreateSeesNamesChangedByAnotherCommand(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
@@ -178,6 +179,17 @@ func TestCreateSeesNamesChangedByAnotherCommand(t *testing.T) {
 	}
 	if _, err := mine.Create(t.Context(), "d", Config{Image: "busybox"}); err != nil {
 		t.Fatalf("create of the name of a removed container: %v", err)
+	}
+	id := strings.Repeat("ab", 32)
+	if err := os.MkdirAll(mine.Dir(id), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	rec := `{"created": "2026-11-26T00:00:00Z", "config": {"image": "busybox"}, "name": "e", "id": "` + id + `"}`
+	if err := os.WriteFile(filepath.Join(mine.Dir(id), "container.json"), []byte(rec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mine.Create(t.Context(), "e", Config{Image: "busybox"}); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Fatalf("create of the name of a record written in another order: %v", err)
 	}
 }
 
