@@ -179,9 +179,9 @@ func macFor(ip netip.Addr) net.HardwareAddr {
 
 // plumb creates the veth with its peer directly inside the sandbox, so the
 // peer's name never exists (or collides) in the host namespace. The host
-// side's requests share one netlink socket, and the veth is created up:
-// its peer has neither link nor address until configureSandbox, so no
-// frame crosses it before it is a port of the bridge.
+// side's requests share one netlink socket, and the veth is created up: its
+// peer stays down, without an address, until configureSandbox, so no frame
+// crosses it before it is a port of the bridge with its settings.
 func plumb(ep endpointRecord, n Network, sandboxPath string) error {
 	ns, err := netns.GetFromPath(sandboxPath)
 	if err != nil {
