@@ -147,26 +147,43 @@ var capNumbers = func() map[string]uint {
 	return m
 }()
 
-// precompile takes the container's seccomp profile out of libcontainer's
-// hands when its program can be compiled once and cached; libcontainer
-// keeps it (and compiles it at every start) otherwise.
+// seccomp gives the container the seccomp profile of its spec (data,
+// whose profile hashes to profile): as a program compiled once and cached,
+// found by the profile's hash without decoding or converting it, when it
+// can be compiled ahead; as libcontainer's configuration, compiled by
+// libcontainer at every start, otherwise.
 //
-// Not for a container whose processes may hold CAP_SYS_PTRACE: between its
-// exec and its drop of the extra capabilities the entry is an ordinary
-// dumpable process, and one of them could attach to it and use its
+// Not precompiled for a container whose processes may hold CAP_SYS_PTRACE:
+// between its exec and its drop of the extra capabilities the entry is an
+// ordinary dumpable process, and one of them could attach to it and use its
 // CAP_SYS_ADMIN. Without CAP_SYS_PTRACE the kernel refuses the attach to a
 // process with capabilities the tracer lacks.
-func (s *shim) precompile() {
-	if s.cfg.SeccompCache == "" || !cacheable(s.lcfg.Seccomp) || mayPtrace(s.lcfg.Capabilities) {
-		return
+func (s *shim) seccomp(data []byte, profile profileSum) error {
+	ahead := s.cfg.SeccompCache != "" && seccompBuilt && !mayPtrace(s.lcfg.Capabilities)
+	var key string
+	if ahead {
+		var err error
+		if key, err = programKey(profile); err != nil {
+			ahead = false
+		} else if p, err := cachedCopy(s.cfg.SeccompCache, key); err == nil {
+			s.program = p
+			return nil
+		}
 	}
-	p, err := cachedProgram(s.cfg.SeccompCache, s.lcfg.Seccomp)
+	cfg, err := convertProfile(data)
 	if err != nil {
-		slog.Warn("seccomp profile not precompiled; libcontainer compiles it at each start", "err", err)
-		return
+		return err
 	}
-	s.program = p
-	s.lcfg.Seccomp = nil
+	if ahead && cacheable(cfg) {
+		p, err := cachedProgram(s.cfg.SeccompCache, key, cfg)
+		if err == nil {
+			s.program = p
+			return nil
+		}
+		slog.Warn("seccomp profile not precompiled; libcontainer compiles it at each start", "err", err)
+	}
+	s.lcfg.Seccomp = cfg
+	return nil
 }
 
 // viaEntry readies p to start through the container entry, when it needs

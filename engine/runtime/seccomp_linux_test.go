@@ -4,6 +4,7 @@ package runtime
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"unsafe"
 
 	"github.com/opencontainers/runc/libcontainer/configs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -64,7 +66,7 @@ func TestSeccompProgramMustBeCompiledOnceAndFilter(t *testing.T) {
 		Syscalls:      []*configs.Syscall{{Name: "keyctl", Action: configs.Errno, ErrnoRet: &eperm}},
 	}
 	dir := t.TempDir()
-	p, err := cachedProgram(dir, cfg)
+	p, err := cachedProgram(dir, testKey(t, cfg), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,13 +76,13 @@ func TestSeccompProgramMustBeCompiledOnceAndFilter(t *testing.T) {
 	}
 	// The cached copy is what a second shim gets, and the helper is not
 	// run again: a cache entry it cannot parse would fail the call.
-	again, err := cachedProgram(dir, cfg)
+	again, err := cachedProgram(dir, testKey(t, cfg), cfg)
 	if err != nil || !bytes.Equal(again.encode(), p.encode()) {
 		t.Fatalf("second lookup: %v, same program %v", err, err == nil && bytes.Equal(again.encode(), p.encode()))
 	}
 	other := *cfg
 	other.Syscalls = nil
-	if _, err := cachedProgram(dir, &other); err != nil {
+	if _, err := cachedProgram(dir, testKey(t, &other), &other); err != nil {
 		t.Fatal(err)
 	}
 	if files, _ = filepath.Glob(filepath.Join(dir, "*.bpf")); len(files) != 2 {
@@ -90,7 +92,7 @@ func TestSeccompProgramMustBeCompiledOnceAndFilter(t *testing.T) {
 		cfg  *configs.Seccomp
 		want string
 	}{{cfg, "EPERM"}, {&other, "allowed"}} {
-		prog, err := cachedProgram(dir, tc.cfg)
+		prog, err := cachedProgram(dir, testKey(t, tc.cfg), tc.cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,5 +106,96 @@ func TestSeccompProgramMustBeCompiledOnceAndFilter(t *testing.T) {
 		if got := string(bytes.TrimSpace(out)); err != nil || got != tc.want {
 			t.Errorf("keyctl under the program: %q (%v), want %s", got, err, tc.want)
 		}
+	}
+}
+
+// testKey names cfg's program as a shim names that of a profile with
+// cfg's JSON text.
+func testKey(t *testing.T, cfg *configs.Seccomp) string {
+	t.Helper()
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum profileSum
+	if err := sum.UnmarshalJSON(b); err != nil {
+		t.Fatal(err)
+	}
+	key, err := programKey(sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// TestCachedProgramMustBeFoundWithoutConvertingTheProfile: a shim whose
+// profile's program is cached neither decodes nor converts the profile
+// (what that wrote stays in a shim's memory: no collection runs there),
+// and a changed profile is never given the old program.
+func TestCachedProgramMustBeFoundWithoutConvertingTheProfile(t *testing.T) {
+	converted := 0
+	convert := convertProfile
+	convertProfile = func(data []byte) (*configs.Seccomp, error) {
+		converted++
+		return convert(data)
+	}
+	t.Cleanup(func() { convertProfile = convert })
+	cache, bundle := t.TempDir(), t.TempDir()
+	start := func(names []string, caps []string) *shim {
+		t.Helper()
+		spec := &specs.Spec{
+			Version: specs.Version,
+			Root:    &specs.Root{Path: "/nonexistent"},
+			Process: &specs.Process{Args: []string{"true"}, Cwd: "/", Capabilities: &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}},
+			Linux: &specs.Linux{Seccomp: &specs.LinuxSeccomp{
+				DefaultAction: specs.ActAllow,
+				Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchAARCH64},
+				Syscalls:      []specs.LinuxSyscall{{Names: names, Action: specs.ActErrno}},
+			}},
+		}
+		b, err := json.Marshal(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(bundle, "config.json")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		data, got, profile, err := loadSpec(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Linux.Seccomp != nil || !profile.set {
+			t.Fatalf("the shim decoded the profile (%v) or lost it (hashed: %v)", got.Linux.Seccomp != nil, profile.set)
+		}
+		s := &shim{cfg: Config{SeccompCache: cache}}
+		if s.lcfg, err = libcontainerConfig("test", got); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.seccomp(data, profile); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	caps := []string{"CAP_CHOWN"}
+	first := start([]string{"keyctl"}, caps)
+	if first.program == nil || first.lcfg.Seccomp != nil || converted != 1 {
+		t.Fatalf("first start: program %v, left to libcontainer %v, converted %d times", first.program != nil, first.lcfg.Seccomp != nil, converted)
+	}
+	again := start([]string{"keyctl"}, caps)
+	if again.program == nil || !bytes.Equal(again.program.encode(), first.program.encode()) || again.lcfg.Seccomp != nil {
+		t.Fatal("second start did not get the cached program")
+	}
+	if converted != 1 {
+		t.Errorf("the profile was converted again although its program is cached (%d conversions)", converted)
+	}
+	changed := start([]string{"keyctl", "add_key"}, caps)
+	if converted != 2 || changed.program == nil || bytes.Equal(changed.program.encode(), first.program.encode()) {
+		t.Errorf("a changed profile: converted %d times in all (want 2), same program as before %v", converted, changed.program != nil && bytes.Equal(changed.program.encode(), first.program.encode()))
+	}
+	// A container that may ptrace gets libcontainer's compile, as before.
+	traced := start([]string{"keyctl"}, append(caps, "CAP_SYS_PTRACE"))
+	if traced.program != nil || traced.lcfg.Seccomp == nil || len(traced.lcfg.Seccomp.Syscalls) != 1 {
+		t.Errorf("with CAP_SYS_PTRACE: program %v, libcontainer's profile %+v", traced.program != nil, traced.lcfg.Seccomp)
 	}
 }

@@ -25,7 +25,7 @@ func TestSeccompCompileMustNotStallWithOneP(t *testing.T) {
 		Syscalls:      []*configs.Syscall{{Name: "keyctl", Action: configs.Errno, ErrnoRet: &eperm}},
 	}
 	// A stall ends in the caller's 30 s timeout, which kills the compiler.
-	if _, err := cachedProgram(t.TempDir(), cfg); err != nil {
+	if _, err := cachedProgram(t.TempDir(), testKey(t, cfg), cfg); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -196,11 +197,11 @@ func (s *shim) setup() error {
 	if err := os.WriteFile(cfg.PidFile, []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
 		return err
 	}
-	spec, err := loadSpec(filepath.Join(cfg.Bundle, "config.json"))
+	data, spec, profile, err := loadSpec(filepath.Join(cfg.Bundle, "config.json"))
 	if err != nil {
 		return err
 	}
-	if spec.Linux != nil && spec.Linux.Seccomp != nil && !seccompBuilt {
+	if profile.set && !seccompBuilt {
 		return errors.New("this berth was built without the seccomp build tag; rebuild with make build")
 	}
 	// specconv resolves relative paths against the working directory, which
@@ -212,7 +213,11 @@ func (s *shim) setup() error {
 	if s.lcfg, err = libcontainerConfig(cfg.ID, spec); err != nil {
 		return err
 	}
-	s.precompile()
+	if profile.set {
+		if err := s.seccomp(data, profile); err != nil {
+			return err
+		}
+	}
 	// A crash may have left libcontainer state for this ID behind.
 	if old, err := libcontainer.Load(cfg.StateRoot, cfg.ID); err == nil {
 		_ = old.Signal(unix.SIGKILL)
@@ -635,13 +640,35 @@ func (s *shim) signal(sig unix.Signal, ends bool) error {
 	return nil
 }
 
-func loadSpec(path string) (*specs.Spec, error) {
-	var spec specs.Spec
-	if err := atomicfile.ReadJSON(path, &spec); err != nil {
-		return nil, fmt.Errorf("read spec: %w", err)
+// shimSpec is the OCI spec as the shim decodes it: all of it but the
+// seccomp profile, which it only hashes (see shim.seccomp).
+type shimSpec struct {
+	specs.Spec
+	Linux *struct {
+		specs.Linux
+		Seccomp profileSum `json:"seccomp"`
+	} `json:"linux,omitempty"`
+}
+
+// loadSpec reads the spec at path: its text, the spec without its seccomp
+// profile, and the profile's hash.
+func loadSpec(path string) ([]byte, *specs.Spec, profileSum, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, profileSum{}, fmt.Errorf("read spec: %w", err)
+	}
+	var s shimSpec
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, nil, profileSum{}, fmt.Errorf("read spec: %w", err)
+	}
+	spec := &s.Spec
+	var profile profileSum
+	if s.Linux != nil {
+		spec.Linux = &s.Linux.Linux
+		profile = s.Linux.Seccomp
 	}
 	if spec.Process == nil || spec.Root == nil {
-		return nil, fmt.Errorf("spec %s: process and root are required", path)
+		return nil, nil, profileSum{}, fmt.Errorf("spec %s: process and root are required", path)
 	}
-	return &spec, nil
+	return data, spec, profile, nil
 }
