@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"fmt"
+	"path/filepath"
 
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runc/libcontainer/specconv"
@@ -9,15 +10,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// libcontainerConfig converts an OCI spec into libcontainer's container
-// configuration, including the process settings specconv leaves to its
-// caller (resource limits, AppArmor), so that every process of the
-// container, the first and each exec, gets them.
-func libcontainerConfig(id string, spec *specs.Spec) (*configs.Config, error) {
+// libcontainerConfig converts the OCI spec of a bundle into libcontainer's
+// container configuration, including the process settings specconv leaves
+// to its caller (resource limits, AppArmor), so that every process of the
+// container, the first and each exec, gets them. It changes spec's
+// relative paths.
+func libcontainerConfig(id, bundle string, spec *specs.Spec) (*configs.Config, error) {
+	bundle, err := filepath.Abs(bundle)
+	if err != nil {
+		return nil, err
+	}
+	absolute(spec, bundle)
 	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: id, Spec: spec})
 	if err != nil {
 		return nil, fmt.Errorf("convert spec: %w", err)
 	}
+	cfg.Labels = setBundleLabel(cfg.Labels, bundle)
 	for _, r := range spec.Process.Rlimits {
 		typ, ok := rlimitTypes[r.Type]
 		if !ok {

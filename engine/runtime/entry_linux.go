@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,7 +14,6 @@ import (
 	"github.com/moby/sys/capability"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/configs"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // entryCommand is the argument that makes this binary the container entry.
@@ -147,30 +147,30 @@ var capNumbers = func() map[string]uint {
 	return m
 }()
 
-// seccomp gives the container the seccomp profile of its spec (data,
-// whose profile hashes to profile): as a program compiled once and cached,
-// found by the profile's hash without decoding or converting it, when it
-// can be compiled ahead; as libcontainer's configuration, compiled by
-// libcontainer at every start, otherwise.
+// seccomp gives the container its seccomp profile (the text the spawner
+// wrote, and its hash): as a program compiled once and cached, found by the
+// profile's hash without decoding the profile, when it can be compiled
+// ahead; as libcontainer's configuration, compiled by libcontainer at every
+// start, otherwise.
 //
 // Not precompiled for a container whose processes may hold CAP_SYS_PTRACE:
 // between its exec and its drop of the extra capabilities the entry is an
 // ordinary dumpable process, and one of them could attach to it and use its
 // CAP_SYS_ADMIN. Without CAP_SYS_PTRACE the kernel refuses the attach to a
 // process with capabilities the tracer lacks.
-func (s *shim) seccomp(data []byte, profile profileSum) error {
+func (s *shim) seccomp(profile []byte, sum [sha256.Size]byte) error {
 	ahead := s.cfg.SeccompCache != "" && seccompBuilt && !mayPtrace(s.lcfg.Capabilities)
 	var key string
 	if ahead {
 		var err error
-		if key, err = programKey(profile); err != nil {
+		if key, err = programKey(sum); err != nil {
 			ahead = false
 		} else if p, err := cachedCopy(s.cfg.SeccompCache, key); err == nil {
 			s.program = p
 			return nil
 		}
 	}
-	cfg, err := convertProfile(data)
+	cfg, err := decodeProfile(profile)
 	if err != nil {
 		return err
 	}
@@ -192,7 +192,7 @@ func (s *shim) seccomp(data []byte, profile profileSum) error {
 // with mounts, or its root with those mounts on top), as libcontainer
 // would have, so a missing one is still an error of the start or the exec.
 // done closes what p inherited, once p has started.
-func (s *shim) viaEntry(p *libcontainer.Process, root string, mounts []specs.Mount) (done func(), err error) {
+func (s *shim) viaEntry(p *libcontainer.Process, root string, mounts []*configs.Mount) (done func(), err error) {
 	done = func() {}
 	if s.program != nil {
 		nnp := s.lcfg.NoNewPrivileges
@@ -234,7 +234,7 @@ func (s *shim) runIn(r *run, p *libcontainer.Process) error {
 // when it has no slash, from the working directory when relative. A path
 // under a mount it cannot see through (a volume, before the container
 // exists) is left for exec to find.
-func lookPath(root string, mounts []specs.Mount, cmd, cwd string, env []string) error {
+func lookPath(root string, mounts []*configs.Mount, cmd, cwd string, env []string) error {
 	var candidates []string
 	if strings.Contains(cmd, "/") {
 		if !filepath.IsAbs(cmd) {

@@ -88,15 +88,15 @@ func (s *shim) startExec(req Request) (*libcontainer.Process, *procIO, error) {
 	if st.State == StatePaused {
 		return nil, nil, fmt.Errorf("container is paused; unpause it first: %w", errdefs.ErrConflict)
 	}
-	base := s.spec.Process
+	base := s.cfg.Process
 	p := &libcontainer.Process{
 		Args: spec.Args,
 		Env:  MergeEnv(append([]string(nil), base.Env...), spec.Env),
 		Cwd:  spec.WorkingDir,
-		UID:  int(base.User.UID),
-		GID:  int(base.User.GID),
+		UID:  int(base.UID),
+		GID:  int(base.GID),
 	}
-	groups := base.User.AdditionalGids
+	groups := base.AdditionalGids
 	if u := spec.User; u != nil {
 		p.UID, p.GID, groups = int(u.UID), int(u.GID), u.AdditionalGids
 	}

@@ -56,15 +56,15 @@ func (s *shim) probe(r *run, cfg HealthConfig, stop <-chan struct{}) HealthProbe
 		res.End, res.ExitCode, res.Output = time.Now().UTC(), code, out
 		return res
 	}
-	base := s.spec.Process
+	base := s.cfg.Process
 	p := &libcontainer.Process{
 		Args: cfg.args(),
 		Env:  base.Env,
 		Cwd:  base.Cwd,
-		UID:  int(base.User.UID),
-		GID:  int(base.User.GID),
+		UID:  int(base.UID),
+		GID:  int(base.GID),
 	}
-	for _, g := range base.User.AdditionalGids {
+	for _, g := range base.AdditionalGids {
 		p.AdditionalGroups = append(p.AdditionalGroups, int(g))
 	}
 	pio, err := newProcIO(p, false, false, false, nil)

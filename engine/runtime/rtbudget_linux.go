@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/opencontainers/cgroups"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // realtimeRoot is where cgroup v1's cpu controller is mounted.
@@ -18,7 +17,7 @@ var realtimeRoot = "/sys/fs/cgroup/cpu"
 // defaultRealtimePeriod is the kernel's cpu.rt_period_us of a new cgroup.
 const defaultRealtimePeriod = 1000000
 
-// grantRealtime gives the cgroups above a container whose spec asks for a
+// grantRealtime gives the cgroups above a container that asks for a
 // real-time runtime (cpu_rt_runtime) the budget it needs. The kernel lets
 // a cgroup's runtime be at most what its parent grants, and a new cgroup
 // is granted none: without this the container's start fails with "invalid
@@ -30,19 +29,15 @@ const defaultRealtimePeriod = 1000000
 // teardown cannot remove the raised, still empty parent before the
 // container's own cgroup is in it. The engine refuses the key beforehand
 // where the host cannot grant it (cgroup v2, no CONFIG_RT_GROUP_SCHED).
-func grantRealtime(spec *specs.Spec) error {
-	if spec.Linux == nil || spec.Linux.Resources == nil || spec.Linux.Resources.CPU == nil {
-		return nil
-	}
-	cpu := spec.Linux.Resources.CPU
-	if cpu.RealtimeRuntime == nil || *cpu.RealtimeRuntime <= 0 || cgroups.IsCgroup2UnifiedMode() {
+func grantRealtime(c *cgroups.Cgroup) error {
+	if c == nil || c.Resources == nil || c.Resources.CpuRtRuntime <= 0 || cgroups.IsCgroup2UnifiedMode() {
 		return nil
 	}
 	period := int64(defaultRealtimePeriod)
-	if cpu.RealtimePeriod != nil && *cpu.RealtimePeriod > 0 {
-		period = int64(*cpu.RealtimePeriod)
+	if c.Resources.CpuRtPeriod > 0 {
+		period = int64(c.Resources.CpuRtPeriod)
 	}
-	if err := raiseRealtime(realtimeRoot, spec.Linux.CgroupsPath, bandwidth(period, *cpu.RealtimeRuntime)); err != nil {
+	if err := raiseRealtime(realtimeRoot, c.Path, bandwidth(period, c.Resources.CpuRtRuntime)); err != nil {
 		return fmt.Errorf("cpu_rt_runtime: %w", err)
 	}
 	return nil

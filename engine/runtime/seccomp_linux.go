@@ -37,8 +37,6 @@ import (
 
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runc/libcontainer/seccomp"
-	"github.com/opencontainers/runc/libcontainer/specconv"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/atomicfile"
@@ -163,29 +161,11 @@ func cachedCopy(dir, key string) (*program, error) {
 	return decodeProgram(b)
 }
 
-// profileSum is the seccomp profile of an OCI spec as the shim decodes it:
-// the SHA-256 of its JSON text, nothing decoded. A shim whose program is
-// cached needs no more (decoding and converting the profile, and hashing
-// its JSON encoding, wrote about 0.13 MB that no collection frees in a
-// shim).
-type profileSum struct {
-	sum [sha256.Size]byte
-	set bool
-}
-
-func (p *profileSum) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		*p = profileSum{}
-		return nil
-	}
-	*p = profileSum{sum: sha256.Sum256(b), set: true}
-	return nil
-}
-
-// programKey names a compiled program: the profile's text, this binary
-// (which converts and compiles it) and the kernel it was compiled for (its
-// flags are probed). A profile changed by one byte gets another name.
-func programKey(profile profileSum) (string, error) {
+// programKey names a compiled program: the hash of the profile's text (as
+// the spawner wrote it), this binary (which compiles it) and the kernel it
+// was compiled for (its flags are probed). A profile changed by one byte
+// gets another name.
+func programKey(profile [sha256.Size]byte) (string, error) {
 	var st unix.Stat_t
 	if err := unix.Stat("/proc/self/exe", &st); err != nil {
 		return "", err
@@ -193,27 +173,8 @@ func programKey(profile profileSum) (string, error) {
 	var uts unix.Utsname
 	_ = unix.Uname(&uts)
 	h := sha256.New()
-	fmt.Fprintf(h, "berth-seccomp-2:%x:%d:%d:%d:%d.%d:%s:%s", profile.sum, st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec, unix.ByteSliceToString(uts.Release[:]), goruntime.GOARCH)
+	fmt.Fprintf(h, "berth-seccomp-2:%x:%d:%d:%d:%d.%d:%s:%s", profile, st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec, unix.ByteSliceToString(uts.Release[:]), goruntime.GOARCH)
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// convertProfile decodes the seccomp profile of the spec in data and
-// converts it for libcontainer; a variable so a test can see it is not
-// called when the program is cached.
-var convertProfile = func(data []byte) (*configs.Seccomp, error) {
-	var v struct {
-		Linux struct {
-			Seccomp *specs.LinuxSeccomp `json:"seccomp"`
-		} `json:"linux"`
-	}
-	if err := json.Unmarshal(data, &v); err != nil {
-		return nil, fmt.Errorf("read spec: %w", err)
-	}
-	cfg, err := specconv.SetupSeccomp(v.Linux.Seccomp)
-	if err != nil {
-		return nil, fmt.Errorf("convert spec: %w", err)
-	}
-	return cfg, nil
 }
 
 // compileMain is the body of "berth seccomp-compile": it reads a

@@ -4,6 +4,7 @@ package runtime
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -15,6 +16,8 @@ import (
 	"github.com/opencontainers/runc/libcontainer/configs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/atomicfile"
 )
 
 // A child of the test binary with BERTH_TEST_INSTALL set installs the
@@ -109,7 +112,7 @@ func TestSeccompProgramMustBeCompiledOnceAndFilter(t *testing.T) {
 	}
 }
 
-// testKey names cfg's program as a shim names that of a profile with
+// testKey names cfg's program as a shim names that of a profile written as
 // cfg's JSON text.
 func testKey(t *testing.T, cfg *configs.Seccomp) string {
 	t.Helper()
@@ -117,29 +120,25 @@ func testKey(t *testing.T, cfg *configs.Seccomp) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sum profileSum
-	if err := sum.UnmarshalJSON(b); err != nil {
-		t.Fatal(err)
-	}
-	key, err := programKey(sum)
+	key, err := programKey(sha256.Sum256(b))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return key
 }
 
-// TestCachedProgramMustBeFoundWithoutConvertingTheProfile: a shim whose
-// profile's program is cached neither decodes nor converts the profile
-// (what that wrote stays in a shim's memory: no collection runs there),
-// and a changed profile is never given the old program.
-func TestCachedProgramMustBeFoundWithoutConvertingTheProfile(t *testing.T) {
-	converted := 0
-	convert := convertProfile
-	convertProfile = func(data []byte) (*configs.Seccomp, error) {
-		converted++
-		return convert(data)
+// TestCachedProgramMustBeFoundWithoutDecodingTheProfile: a shim whose
+// profile's program is cached does not decode the profile (what that wrote
+// stays in a shim's memory: no collection runs there), and a changed
+// profile is never given the old program.
+func TestCachedProgramMustBeFoundWithoutDecodingTheProfile(t *testing.T) {
+	decoded := 0
+	decode := decodeProfile
+	decodeProfile = func(profile []byte) (*configs.Seccomp, error) {
+		decoded++
+		return decode(profile)
 	}
-	t.Cleanup(func() { convertProfile = convert })
+	t.Cleanup(func() { decodeProfile = decode })
 	cache, bundle := t.TempDir(), t.TempDir()
 	start := func(names []string, caps []string) *shim {
 		t.Helper()
@@ -153,45 +152,42 @@ func TestCachedProgramMustBeFoundWithoutConvertingTheProfile(t *testing.T) {
 				Syscalls:      []specs.LinuxSyscall{{Names: names, Action: specs.ActErrno}},
 			}},
 		}
-		b, err := json.Marshal(spec)
+		if err := atomicfile.WriteJSON(filepath.Join(bundle, "config.json"), spec, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg := Config{ID: "test", Bundle: bundle, SeccompCache: cache}
+		if err := prepareStart(&cfg); err != nil {
+			t.Fatal(err)
+		}
+		s := &shim{cfg: cfg}
+		lcfg, sum, err := loadStart(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		path := filepath.Join(bundle, "config.json")
-		if err := os.WriteFile(path, b, 0o600); err != nil {
-			t.Fatal(err)
+		if lcfg.Seccomp != nil || cfg.SeccompProfile == nil {
+			t.Fatalf("the profile is in libcontainer's configuration (%v) or missing (%v)", lcfg.Seccomp != nil, cfg.SeccompProfile == nil)
 		}
-		data, got, profile, err := loadSpec(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.Linux.Seccomp != nil || !profile.set {
-			t.Fatalf("the shim decoded the profile (%v) or lost it (hashed: %v)", got.Linux.Seccomp != nil, profile.set)
-		}
-		s := &shim{cfg: Config{SeccompCache: cache}}
-		if s.lcfg, err = libcontainerConfig("test", got); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.seccomp(data, profile); err != nil {
+		s.lcfg = lcfg
+		if err := s.seccomp(cfg.SeccompProfile, sum); err != nil {
 			t.Fatal(err)
 		}
 		return s
 	}
 	caps := []string{"CAP_CHOWN"}
 	first := start([]string{"keyctl"}, caps)
-	if first.program == nil || first.lcfg.Seccomp != nil || converted != 1 {
-		t.Fatalf("first start: program %v, left to libcontainer %v, converted %d times", first.program != nil, first.lcfg.Seccomp != nil, converted)
+	if first.program == nil || first.lcfg.Seccomp != nil || decoded != 1 {
+		t.Fatalf("first start: program %v, left to libcontainer %v, decoded %d times", first.program != nil, first.lcfg.Seccomp != nil, decoded)
 	}
 	again := start([]string{"keyctl"}, caps)
 	if again.program == nil || !bytes.Equal(again.program.encode(), first.program.encode()) || again.lcfg.Seccomp != nil {
 		t.Fatal("second start did not get the cached program")
 	}
-	if converted != 1 {
-		t.Errorf("the profile was converted again although its program is cached (%d conversions)", converted)
+	if decoded != 1 {
+		t.Errorf("the profile was decoded again although its program is cached (%d decodes)", decoded)
 	}
 	changed := start([]string{"keyctl", "add_key"}, caps)
-	if converted != 2 || changed.program == nil || bytes.Equal(changed.program.encode(), first.program.encode()) {
-		t.Errorf("a changed profile: converted %d times in all (want 2), same program as before %v", converted, changed.program != nil && bytes.Equal(changed.program.encode(), first.program.encode()))
+	if decoded != 2 || changed.program == nil || bytes.Equal(changed.program.encode(), first.program.encode()) {
+		t.Errorf("a changed profile: decoded %d times in all (want 2), same program as before %v", decoded, changed.program != nil && bytes.Equal(changed.program.encode(), first.program.encode()))
 	}
 	// A container that may ptrace gets libcontainer's compile, as before.
 	traced := start([]string{"keyctl"}, append(caps, "CAP_SYS_PTRACE"))

@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/configs"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/engine/jsonlog"
@@ -56,6 +54,13 @@ type Config struct {
 	// profile, see entry_linux.go); empty leaves the compiling to
 	// libcontainer at every start.
 	SeccompCache string `json:"seccomp_cache,omitempty"`
+	// Set by Spawn from the bundle's spec (start_linux.go): the container's
+	// first process, libcontainer's configuration (its JSON) and the spec's
+	// seccomp profile (the spec's text; none: no profile). Bytes, not
+	// json.RawMessage: encoded as base64, not scanned again.
+	Process        *ProcessConfig `json:"process,omitempty"`
+	Libcontainer   []byte         `json:"libcontainer,omitempty"`
+	SeccompProfile []byte         `json:"seccomp_profile,omitempty"`
 }
 
 // ReadConfig loads a shim configuration file.
@@ -149,7 +154,6 @@ func report(ready *os.File, err error) {
 
 type shim struct {
 	cfg      Config
-	spec     *specs.Spec
 	lcfg     *configs.Config
 	program  *program // the precompiled seccomp program, if any (entry_linux.go)
 	policy   restartPolicy
@@ -189,7 +193,8 @@ type run struct {
 	monitors  sync.WaitGroup
 }
 
-// setup prepares what every run shares: pid file, spec, log, socket.
+// setup prepares what every run shares: pid file, libcontainer's
+// configuration, seccomp program, log, socket.
 func (s *shim) setup() error {
 	cfg := s.cfg
 	sw := stopwatch.Start(context.Background(), "shim setup", "id", cfg.ID[:min(12, len(cfg.ID))])
@@ -197,24 +202,13 @@ func (s *shim) setup() error {
 	if err := os.WriteFile(cfg.PidFile, []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
 		return err
 	}
-	data, spec, profile, err := loadSpec(filepath.Join(cfg.Bundle, "config.json"))
+	lcfg, sum, err := loadStart(cfg)
 	if err != nil {
 		return err
 	}
-	if profile.set && !seccompBuilt {
-		return errors.New("this berth was built without the seccomp build tag; rebuild with make build")
-	}
-	// specconv resolves relative paths against the working directory, which
-	// for an OCI runtime is the bundle.
-	if err := os.Chdir(cfg.Bundle); err != nil {
-		return err
-	}
-	s.spec = spec
-	if s.lcfg, err = libcontainerConfig(cfg.ID, spec); err != nil {
-		return err
-	}
-	if profile.set {
-		if err := s.seccomp(data, profile); err != nil {
+	s.lcfg = lcfg
+	if cfg.SeccompProfile != nil {
+		if err := s.seccomp(cfg.SeccompProfile, sum); err != nil {
 			return err
 		}
 	}
@@ -300,36 +294,32 @@ func (s *shim) create() (*run, error) {
 		return nil, err
 	}
 	defer parent.Unlock()
-	if err := grantRealtime(s.spec); err != nil {
+	if err := grantRealtime(s.lcfg.Cgroups); err != nil {
 		return nil, err
 	}
 	c, err := libcontainer.Create(s.cfg.StateRoot, s.cfg.ID, s.lcfg)
 	if err != nil {
 		return nil, fmt.Errorf("create container: %w", err)
 	}
-	p := s.spec.Process
+	p := s.cfg.Process
 	proc := &libcontainer.Process{
 		Args: p.Args,
 		Env:  p.Env,
 		Cwd:  p.Cwd,
-		UID:  int(p.User.UID),
-		GID:  int(p.User.GID),
+		UID:  int(p.UID),
+		GID:  int(p.GID),
 		Init: true,
 	}
-	for _, g := range p.User.AdditionalGids {
+	for _, g := range p.AdditionalGids {
 		proc.AdditionalGroups = append(proc.AdditionalGroups, int(g))
 	}
-	var size *WindowSize
-	if p.ConsoleSize != nil {
-		size = &WindowSize{Rows: uint16(p.ConsoleSize.Height), Cols: uint16(p.ConsoleSize.Width)}
-	}
-	entered, err := s.viaEntry(proc, s.spec.Root.Path, s.spec.Mounts)
+	entered, err := s.viaEntry(proc, s.lcfg.Rootfs, s.lcfg.Mounts)
 	if err != nil {
 		_ = c.Destroy()
 		return nil, fmt.Errorf("start container: %w", err)
 	}
 	defer entered()
-	pio, err := newProcIO(proc, p.Terminal, s.cfg.OpenStdin, false, size)
+	pio, err := newProcIO(proc, p.Terminal, s.cfg.OpenStdin, false, p.Size)
 	if err != nil {
 		_ = c.Destroy()
 		return nil, err
@@ -638,37 +628,4 @@ func (s *shim) signal(sig unix.Signal, ends bool) error {
 		}
 	}
 	return nil
-}
-
-// shimSpec is the OCI spec as the shim decodes it: all of it but the
-// seccomp profile, which it only hashes (see shim.seccomp).
-type shimSpec struct {
-	specs.Spec
-	Linux *struct {
-		specs.Linux
-		Seccomp profileSum `json:"seccomp"`
-	} `json:"linux,omitempty"`
-}
-
-// loadSpec reads the spec at path: its text, the spec without its seccomp
-// profile, and the profile's hash.
-func loadSpec(path string) ([]byte, *specs.Spec, profileSum, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, profileSum{}, fmt.Errorf("read spec: %w", err)
-	}
-	var s shimSpec
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, nil, profileSum{}, fmt.Errorf("read spec: %w", err)
-	}
-	spec := &s.Spec
-	var profile profileSum
-	if s.Linux != nil {
-		spec.Linux = &s.Linux.Linux
-		profile = s.Linux.Seccomp
-	}
-	if spec.Process == nil || spec.Root == nil {
-		return nil, nil, profileSum{}, fmt.Errorf("spec %s: process and root are required", path)
-	}
-	return data, spec, profile, nil
 }

@@ -34,7 +34,8 @@ func (s *Spawned) Release() {
 	}
 }
 
-// Spawn writes the shim's configuration next to its socket and starts
+// Spawn converts the bundle's spec for the shim (start_linux.go), writes
+// the shim's configuration next to its socket and starts
 // "<exe> shim <config>" in a session of its own, so it survives the CLI, and
 // returns once the shim reports the container running (created, with
 // Hold) or fails to start it. logPath receives the shim's diagnostics.
@@ -48,6 +49,9 @@ func Spawn(ctx context.Context, exe string, cfg Config, logPath string) (*Spawne
 
 func spawn(ctx context.Context, exe string, cfg Config, logPath string) (*Spawned, error) {
 	dir := filepath.Dir(cfg.Socket)
+	if err := prepareStart(&cfg); err != nil {
+		return nil, fmt.Errorf("%w: %w", err, errdefs.ErrFailedPrecondition)
+	}
 	lock, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,150 @@
+package runtime
+
+// What a shim starts, converted by its spawner.
+//
+// The shim does not read the OCI spec. Decoding it in the shim built
+// encoding/json's type caches for the whole runtime-spec type tree (about
+// 0.2 MB that stays in every shim: no collection runs there), and converting
+// it cost the shim specconv's work at every start. The spawner (the CLI,
+// one process for all the containers of a command) converts the spec
+// instead and puts in the shim's configuration libcontainer's configuration
+// as JSON, whose types the shim needs anyway (libcontainer encodes its
+// configuration for its init and its state file), the container's process,
+// and the seccomp profile apart, so that a shim whose program is cached
+// never decodes it (entry_linux.go).
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/opencontainers/runc/libcontainer/configs"
+	"github.com/opencontainers/runc/libcontainer/specconv"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-dev/berth/internal/atomicfile"
+)
+
+// ProcessConfig is the container's first process as the shim starts it,
+// and the base of the processes exec'd in it (environment, user, working
+// directory): the spec's process, taken out by the spawner.
+type ProcessConfig struct {
+	Args           []string    `json:"args"`
+	Env            []string    `json:"env,omitempty"`
+	Cwd            string      `json:"cwd"`
+	UID            uint32      `json:"uid"`
+	GID            uint32      `json:"gid"`
+	AdditionalGids []uint32    `json:"additional_gids,omitempty"`
+	Terminal       bool        `json:"terminal,omitempty"`
+	Size           *WindowSize `json:"size,omitempty"` // the terminal's first size
+}
+
+// prepareStart converts the OCI spec of cfg's bundle for the shim, into
+// cfg: libcontainer's configuration, the process, and the seccomp profile
+// apart, as the spec's text (not decoded here: the shim decodes it only when
+// its program is not cached, and reports a profile that does not convert).
+// A spec that does not convert otherwise fails here, before any shim runs.
+func prepareStart(cfg *Config) error {
+	var spec struct {
+		specs.Spec
+		Linux *struct {
+			specs.Linux
+			Seccomp json.RawMessage `json:"seccomp"`
+		} `json:"linux"`
+	}
+	path := filepath.Join(cfg.Bundle, "config.json")
+	if err := atomicfile.ReadJSON(path, &spec); err != nil {
+		return fmt.Errorf("read spec: %w", err)
+	}
+	if spec.Process == nil || spec.Root == nil {
+		return fmt.Errorf("spec %s: process and root are required", path)
+	}
+	cfg.SeccompProfile = nil
+	if spec.Linux != nil {
+		spec.Spec.Linux = &spec.Linux.Linux
+		if p := spec.Linux.Seccomp; len(p) > 0 && string(p) != "null" {
+			if !seccompBuilt {
+				return errors.New("this berth was built without the seccomp build tag; rebuild with make build")
+			}
+			cfg.SeccompProfile = p
+		}
+	}
+	lcfg, err := libcontainerConfig(cfg.ID, cfg.Bundle, &spec.Spec)
+	if err != nil {
+		return err
+	}
+	if cfg.Libcontainer, err = json.Marshal(lcfg); err != nil {
+		return err
+	}
+	p := spec.Process
+	cfg.Process = &ProcessConfig{
+		Args: p.Args, Env: p.Env, Cwd: p.Cwd,
+		UID: p.User.UID, GID: p.User.GID, AdditionalGids: p.User.AdditionalGids,
+		Terminal: p.Terminal,
+	}
+	if p.ConsoleSize != nil {
+		cfg.Process.Size = &WindowSize{Rows: uint16(p.ConsoleSize.Height), Cols: uint16(p.ConsoleSize.Width)}
+	}
+	return nil
+}
+
+// loadStart decodes what the spawner converted: libcontainer's
+// configuration, and the seccomp profile's hash (the profile itself is
+// decoded only when its program is not cached).
+func loadStart(cfg Config) (lcfg *configs.Config, sum [sha256.Size]byte, err error) {
+	if cfg.Libcontainer == nil || cfg.Process == nil {
+		return nil, sum, errors.New("shim config: no converted spec (written by another berth?)")
+	}
+	lcfg = new(configs.Config)
+	if err := json.Unmarshal(cfg.Libcontainer, lcfg); err != nil {
+		return nil, sum, fmt.Errorf("read libcontainer configuration: %w", err)
+	}
+	if cfg.SeccompProfile != nil {
+		sum = sha256.Sum256(cfg.SeccompProfile)
+	}
+	return lcfg, sum, nil
+}
+
+// decodeProfile decodes the spec's seccomp profile and converts it for
+// libcontainer; a variable so a test can see it is not called when the
+// program is cached.
+var decodeProfile = func(profile []byte) (*configs.Seccomp, error) {
+	var sc specs.LinuxSeccomp
+	if err := json.Unmarshal(profile, &sc); err != nil {
+		return nil, fmt.Errorf("read spec: seccomp: %w", err)
+	}
+	cfg, err := specconv.SetupSeccomp(&sc)
+	if err != nil {
+		return nil, fmt.Errorf("convert spec: %w", err)
+	}
+	return cfg, nil
+}
+
+// absolute makes the spec's relative paths (its root, the sources of its
+// bind mounts) relative to the bundle, as an OCI runtime, run in the
+// bundle, resolves them: specconv resolves them against the working
+// directory, which in the spawner is not the bundle.
+func absolute(spec *specs.Spec, bundle string) {
+	if !filepath.IsAbs(spec.Root.Path) {
+		spec.Root.Path = filepath.Join(bundle, spec.Root.Path)
+	}
+	for i, m := range spec.Mounts {
+		bind := slices.ContainsFunc(m.Options, func(o string) bool { return o == "bind" || o == "rbind" })
+		if bind && m.Source != "" && !filepath.IsAbs(m.Source) {
+			spec.Mounts[i].Source = filepath.Join(bundle, m.Source)
+		}
+	}
+}
+
+// bundleLabel is the label specconv gives the bundle, which it takes to be
+// the working directory.
+const bundleLabel = "bundle="
+
+func setBundleLabel(labels []string, bundle string) []string {
+	out := slices.DeleteFunc(labels, func(l string) bool { return strings.HasPrefix(l, bundleLabel) })
+	return append(out, bundleLabel+bundle)
+}

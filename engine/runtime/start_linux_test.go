@@ -1,0 +1,104 @@
+package runtime
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-dev/berth/internal/atomicfile"
+)
+
+// TestShimMustStartFromTheConvertedSpecAlone: the spawner converts the
+// spec, and the shim starts from what it wrote without reading the spec
+// (decoding it cost every shim the runtime-spec types' JSON caches).
+// Paths relative to the bundle resolve against the bundle, not against the
+// spawner's working directory.
+func TestShimMustStartFromTheConvertedSpecAlone(t *testing.T) {
+	bundle := t.TempDir()
+	t.Chdir(t.TempDir())
+	rt, period := int64(10000), uint64(100000)
+	spec := &specs.Spec{
+		Version: specs.Version,
+		Root:    &specs.Root{Path: "rootfs"},
+		Process: &specs.Process{
+			Args: []string{"sleep", "1"}, Env: []string{"A=1"}, Cwd: "/srv", Terminal: true,
+			ConsoleSize: &specs.Box{Height: 24, Width: 80},
+			User:        specs.User{UID: 1000, GID: 1001, AdditionalGids: []uint32{5}},
+		},
+		Mounts: []specs.Mount{
+			{Destination: "/data", Source: "data", Type: "bind", Options: []string{"rbind"}},
+			{Destination: "/proc", Source: "proc", Type: "proc"},
+		},
+		Linux: &specs.Linux{
+			CgroupsPath: "/berth-test/c1",
+			Resources:   &specs.LinuxResources{CPU: &specs.LinuxCPU{RealtimeRuntime: &rt, RealtimePeriod: &period}},
+			Seccomp:     &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"keyctl"}, Action: specs.ActErrno}}},
+		},
+	}
+	if err := atomicfile.WriteJSON(filepath.Join(bundle, "config.json"), spec, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{ID: "c1", Bundle: bundle}
+	if err := prepareStart(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(bundle, "config.json")); err != nil {
+		t.Fatal(err)
+	}
+	// What the shim reads is its configuration as the spawner wrote it.
+	var read Config
+	if err := atomicfile.ReadJSON(writeConfig(t, cfg), &read); err != nil {
+		t.Fatal(err)
+	}
+	lcfg, _, err := loadStart(read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(bundle, "rootfs"); lcfg.Rootfs != want {
+		t.Errorf("root %q, want %q (relative to the bundle)", lcfg.Rootfs, want)
+	}
+	if len(lcfg.Mounts) != 2 || lcfg.Mounts[0].Source != filepath.Join(bundle, "data") || lcfg.Mounts[1].Source != "proc" {
+		t.Errorf("mounts %+v, want the bind's source under the bundle and proc's kept", lcfg.Mounts)
+	}
+	if !slices.Contains(lcfg.Labels, "bundle="+bundle) {
+		t.Errorf("labels %v, want bundle=%s", lcfg.Labels, bundle)
+	}
+	if c := lcfg.Cgroups; c == nil || c.Path != "/berth-test/c1" || c.Resources.CpuRtRuntime != rt || c.Resources.CpuRtPeriod != period {
+		t.Errorf("cgroup %+v, want the spec's path and real-time budget", c)
+	}
+	if lcfg.Seccomp != nil {
+		t.Error("the seccomp profile is in libcontainer's configuration, not apart")
+	}
+	sc, err := decodeProfile(read.SeccompProfile)
+	if err != nil || len(sc.Syscalls) != 1 || sc.Syscalls[0].Name != "keyctl" {
+		t.Errorf("profile %+v, %v", sc, err)
+	}
+	want := ProcessConfig{Args: []string{"sleep", "1"}, Env: []string{"A=1"}, Cwd: "/srv", UID: 1000, GID: 1001,
+		AdditionalGids: []uint32{5}, Terminal: true, Size: &WindowSize{Rows: 24, Cols: 80}}
+	got, _ := json.Marshal(read.Process)
+	if w, _ := json.Marshal(want); string(got) != string(w) {
+		t.Errorf("process %s, want %s", got, w)
+	}
+
+	// A spec that does not convert fails the spawn, naming the problem.
+	spec.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_BOGUS"}}
+	if err := atomicfile.WriteJSON(filepath.Join(bundle, "config.json"), spec, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := prepareStart(&cfg); err == nil || err.Error() != `convert spec: unknown rlimit "RLIMIT_BOGUS"` {
+		t.Errorf("bad rlimit: %v", err)
+	}
+}
+
+func writeConfig(t *testing.T, cfg Config) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "shim.json")
+	if err := atomicfile.ReplaceJSON(path, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
