@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"os"
@@ -147,28 +146,31 @@ var capNumbers = func() map[string]uint {
 	return m
 }()
 
-// seccomp gives the container its seccomp profile (the text the spawner
-// wrote, and its hash): as a program compiled once and cached, found by the
-// profile's hash without decoding the profile, when it can be compiled
-// ahead; as libcontainer's configuration, compiled by libcontainer at every
-// start, otherwise.
+// seccomp gives the container the spec's seccomp profile: as a program
+// compiled once and cached, found by the profile's sum without reading the
+// profile, when it can be compiled ahead; as libcontainer's configuration,
+// compiled by libcontainer at every start, otherwise.
 //
 // Not precompiled for a container whose processes may hold CAP_SYS_PTRACE:
 // between its exec and its drop of the extra capabilities the entry is an
 // ordinary dumpable process, and one of them could attach to it and use its
 // CAP_SYS_ADMIN. Without CAP_SYS_PTRACE the kernel refuses the attach to a
 // process with capabilities the tracer lacks.
-func (s *shim) seccomp(profile []byte, sum [sha256.Size]byte) error {
+func (s *shim) seccomp(ref SeccompRef) error {
 	ahead := s.cfg.SeccompCache != "" && seccompBuilt && !mayPtrace(s.lcfg.Capabilities)
 	var key string
 	if ahead {
 		var err error
-		if key, err = programKey(sum); err != nil {
+		if key, err = programKey(ref.Sum); err != nil {
 			ahead = false
 		} else if p, err := cachedCopy(s.cfg.SeccompCache, key); err == nil {
 			s.program = p
 			return nil
 		}
+	}
+	profile, err := readProfile(ref)
+	if err != nil {
+		return err
 	}
 	cfg, err := decodeProfile(profile)
 	if err != nil {

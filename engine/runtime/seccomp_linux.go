@@ -161,11 +161,11 @@ func cachedCopy(dir, key string) (*program, error) {
 	return decodeProgram(b)
 }
 
-// programKey names a compiled program: the hash of the profile's text (as
-// the spawner wrote it), this binary (which compiles it) and the kernel it
+// programKey names a compiled program: the hash of the profile's text (the
+// hex SHA-256 of the spec's seccomp profile), this binary (which compiles it) and the kernel it
 // was compiled for (its flags are probed). A profile changed by one byte
 // gets another name.
-func programKey(profile [sha256.Size]byte) (string, error) {
+func programKey(profile string) (string, error) {
 	var st unix.Stat_t
 	if err := unix.Stat("/proc/self/exe", &st); err != nil {
 		return "", err
@@ -173,7 +173,7 @@ func programKey(profile [sha256.Size]byte) (string, error) {
 	var uts unix.Utsname
 	_ = unix.Uname(&uts)
 	h := sha256.New()
-	fmt.Fprintf(h, "berth-seccomp-2:%x:%d:%d:%d:%d.%d:%s:%s", profile, st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec, unix.ByteSliceToString(uts.Release[:]), goruntime.GOARCH)
+	fmt.Fprintf(h, "berth-seccomp-2:%s:%d:%d:%d:%d.%d:%s:%s", profile, st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec, unix.ByteSliceToString(uts.Release[:]), goruntime.GOARCH)
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 

@@ -5,6 +5,7 @@ package runtime
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -120,7 +121,8 @@ func testKey(t *testing.T, cfg *configs.Seccomp) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := programKey(sha256.Sum256(b))
+	sum := sha256.Sum256(b)
+	key, err := programKey(hex.EncodeToString(sum[:]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,19 +158,22 @@ func TestCachedProgramMustBeFoundWithoutDecodingTheProfile(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg := Config{ID: "test", Bundle: bundle, SeccompCache: cache}
-		if err := prepareStart(&cfg); err != nil {
+		if err := prepareStart(&cfg, bundle); err != nil {
 			t.Fatal(err)
 		}
+		if cfg.Seccomp == nil || filepath.Dir(cfg.Seccomp.Path) != cache {
+			t.Fatalf("profile %+v, want it kept in the cache %s", cfg.Seccomp, cache)
+		}
 		s := &shim{cfg: cfg}
-		lcfg, sum, err := loadStart(cfg)
+		lcfg, err := loadStart(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if lcfg.Seccomp != nil || cfg.SeccompProfile == nil {
-			t.Fatalf("the profile is in libcontainer's configuration (%v) or missing (%v)", lcfg.Seccomp != nil, cfg.SeccompProfile == nil)
+		if lcfg.Seccomp != nil {
+			t.Fatal("the profile is in libcontainer's configuration")
 		}
 		s.lcfg = lcfg
-		if err := s.seccomp(cfg.SeccompProfile, sum); err != nil {
+		if err := s.seccomp(*cfg.Seccomp); err != nil {
 			t.Fatal(err)
 		}
 		return s

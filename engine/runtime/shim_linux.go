@@ -55,12 +55,12 @@ type Config struct {
 	// libcontainer at every start.
 	SeccompCache string `json:"seccomp_cache,omitempty"`
 	// Set by Spawn from the bundle's spec (start_linux.go): the container's
-	// first process, libcontainer's configuration (its JSON) and the spec's
-	// seccomp profile (the spec's text; none: no profile). Bytes, not
-	// json.RawMessage: encoded as base64, not scanned again.
-	Process        *ProcessConfig `json:"process,omitempty"`
-	Libcontainer   []byte         `json:"libcontainer,omitempty"`
-	SeccompProfile []byte         `json:"seccomp_profile,omitempty"`
+	// first process, libcontainer's configuration (its JSON; bytes, not
+	// json.RawMessage, so it is encoded as base64, not scanned again) and
+	// the spec's seccomp profile (none: no profile).
+	Process      *ProcessConfig `json:"process,omitempty"`
+	Libcontainer []byte         `json:"libcontainer,omitempty"`
+	Seccomp      *SeccompRef    `json:"seccomp,omitempty"`
 }
 
 // ReadConfig loads a shim configuration file.
@@ -202,13 +202,12 @@ func (s *shim) setup() error {
 	if err := os.WriteFile(cfg.PidFile, []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
 		return err
 	}
-	lcfg, sum, err := loadStart(cfg)
-	if err != nil {
+	var err error
+	if s.lcfg, err = loadStart(cfg); err != nil {
 		return err
 	}
-	s.lcfg = lcfg
-	if cfg.SeccompProfile != nil {
-		if err := s.seccomp(cfg.SeccompProfile, sum); err != nil {
+	if cfg.Seccomp != nil {
+		if err := s.seccomp(*cfg.Seccomp); err != nil {
 			return err
 		}
 	}

@@ -49,7 +49,7 @@ func Spawn(ctx context.Context, exe string, cfg Config, logPath string) (*Spawne
 
 func spawn(ctx context.Context, exe string, cfg Config, logPath string) (*Spawned, error) {
 	dir := filepath.Dir(cfg.Socket)
-	if err := prepareStart(&cfg); err != nil {
+	if err := prepareStart(&cfg, dir); err != nil {
 		return nil, fmt.Errorf("%w: %w", err, errdefs.ErrFailedPrecondition)
 	}
 	lock, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)

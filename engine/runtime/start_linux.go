@@ -15,9 +15,11 @@ package runtime
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -43,12 +45,22 @@ type ProcessConfig struct {
 	Size           *WindowSize `json:"size,omitempty"` // the terminal's first size
 }
 
+// SeccompRef is the spec's seccomp profile as the spawner hands it to the
+// shim: its text, in a file named by its SHA-256 and written once per
+// profile, and that sum, from which the shim finds a compiled program
+// without reading the profile.
+type SeccompRef struct {
+	Path string `json:"path"`
+	Sum  string `json:"sum"` // hex
+}
+
 // prepareStart converts the OCI spec of cfg's bundle for the shim, into
 // cfg: libcontainer's configuration, the process, and the seccomp profile
-// apart, as the spec's text (not decoded here: the shim decodes it only when
-// its program is not cached, and reports a profile that does not convert).
-// A spec that does not convert otherwise fails here, before any shim runs.
-func prepareStart(cfg *Config) error {
+// apart (its text, written under cfg.SeccompCache, or dir without one; not
+// decoded here: the shim decodes it only when its program is not cached,
+// and reports a profile that does not convert). A spec that does not
+// convert otherwise fails here, before any shim runs.
+func prepareStart(cfg *Config, dir string) error {
 	var spec struct {
 		specs.Spec
 		Linux *struct {
@@ -63,14 +75,21 @@ func prepareStart(cfg *Config) error {
 	if spec.Process == nil || spec.Root == nil {
 		return fmt.Errorf("spec %s: process and root are required", path)
 	}
-	cfg.SeccompProfile = nil
+	cfg.Seccomp = nil
 	if spec.Linux != nil {
 		spec.Spec.Linux = &spec.Linux.Linux
 		if p := spec.Linux.Seccomp; len(p) > 0 && string(p) != "null" {
 			if !seccompBuilt {
 				return errors.New("this berth was built without the seccomp build tag; rebuild with make build")
 			}
-			cfg.SeccompProfile = p
+			if cfg.SeccompCache != "" {
+				dir = cfg.SeccompCache
+			}
+			ref, err := writeProfile(dir, p)
+			if err != nil {
+				return err
+			}
+			cfg.Seccomp = ref
 		}
 	}
 	lcfg, err := libcontainerConfig(cfg.ID, cfg.Bundle, &spec.Spec)
@@ -92,21 +111,44 @@ func prepareStart(cfg *Config) error {
 	return nil
 }
 
-// loadStart decodes what the spawner converted: libcontainer's
-// configuration, and the seccomp profile's hash (the profile itself is
-// decoded only when its program is not cached).
-func loadStart(cfg Config) (lcfg *configs.Config, sum [sha256.Size]byte, err error) {
+// writeProfile keeps a seccomp profile's text in dir under its SHA-256,
+// unless it is there already.
+func writeProfile(dir string, profile []byte) (*SeccompRef, error) {
+	sum := sha256.Sum256(profile)
+	ref := &SeccompRef{Sum: hex.EncodeToString(sum[:])}
+	ref.Path = filepath.Join(dir, "profile-"+ref.Sum+".json")
+	if _, err := os.Stat(ref.Path); err == nil {
+		return ref, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return ref, atomicfile.Replace(ref.Path, profile, 0o600)
+}
+
+// readProfile reads the profile ref names, checking it is the one named.
+func readProfile(ref SeccompRef) ([]byte, error) {
+	b, err := os.ReadFile(ref.Path)
+	if err != nil {
+		return nil, fmt.Errorf("read seccomp profile: %w", err)
+	}
+	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != ref.Sum {
+		return nil, fmt.Errorf("seccomp profile %s: not the profile of the spec (changed since)", ref.Path)
+	}
+	return b, nil
+}
+
+// loadStart decodes libcontainer's configuration, as the spawner converted
+// it.
+func loadStart(cfg Config) (*configs.Config, error) {
 	if cfg.Libcontainer == nil || cfg.Process == nil {
-		return nil, sum, errors.New("shim config: no converted spec (written by another berth?)")
+		return nil, errors.New("shim config: no converted spec (written by another berth?)")
 	}
-	lcfg = new(configs.Config)
+	lcfg := new(configs.Config)
 	if err := json.Unmarshal(cfg.Libcontainer, lcfg); err != nil {
-		return nil, sum, fmt.Errorf("read libcontainer configuration: %w", err)
+		return nil, fmt.Errorf("read libcontainer configuration: %w", err)
 	}
-	if cfg.SeccompProfile != nil {
-		sum = sha256.Sum256(cfg.SeccompProfile)
-	}
-	return lcfg, sum, nil
+	return lcfg, nil
 }
 
 // decodeProfile decodes the spec's seccomp profile and converts it for

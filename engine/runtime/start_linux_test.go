@@ -18,7 +18,7 @@ import (
 // Paths relative to the bundle resolve against the bundle, not against the
 // spawner's working directory.
 func TestShimMustStartFromTheConvertedSpecAlone(t *testing.T) {
-	bundle := t.TempDir()
+	bundle, dir := t.TempDir(), t.TempDir()
 	t.Chdir(t.TempDir())
 	rt, period := int64(10000), uint64(100000)
 	spec := &specs.Spec{
@@ -43,7 +43,7 @@ func TestShimMustStartFromTheConvertedSpecAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := Config{ID: "c1", Bundle: bundle}
-	if err := prepareStart(&cfg); err != nil {
+	if err := prepareStart(&cfg, dir); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Remove(filepath.Join(bundle, "config.json")); err != nil {
@@ -54,7 +54,7 @@ func TestShimMustStartFromTheConvertedSpecAlone(t *testing.T) {
 	if err := atomicfile.ReadJSON(writeConfig(t, cfg), &read); err != nil {
 		t.Fatal(err)
 	}
-	lcfg, _, err := loadStart(read)
+	lcfg, err := loadStart(read)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,9 +73,23 @@ func TestShimMustStartFromTheConvertedSpecAlone(t *testing.T) {
 	if lcfg.Seccomp != nil {
 		t.Error("the seccomp profile is in libcontainer's configuration, not apart")
 	}
-	sc, err := decodeProfile(read.SeccompProfile)
-	if err != nil || len(sc.Syscalls) != 1 || sc.Syscalls[0].Name != "keyctl" {
+	// No cache directory: the profile is kept in the shim's own.
+	if read.Seccomp == nil || filepath.Dir(read.Seccomp.Path) != dir {
+		t.Fatalf("seccomp %+v, want the profile in %s", read.Seccomp, dir)
+	}
+	profile, err := readProfile(*read.Seccomp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc, err := decodeProfile(profile); err != nil || len(sc.Syscalls) != 1 || sc.Syscalls[0].Name != "keyctl" {
 		t.Errorf("profile %+v, %v", sc, err)
+	}
+	// A profile file changed after the spawn is not taken for the spec's.
+	if err := os.WriteFile(read.Seccomp.Path, []byte(`{"defaultAction":"SCMP_ACT_ALLOW"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readProfile(*read.Seccomp); err == nil {
+		t.Error("a changed profile file was read as the spec's profile")
 	}
 	want := ProcessConfig{Args: []string{"sleep", "1"}, Env: []string{"A=1"}, Cwd: "/srv", UID: 1000, GID: 1001,
 		AdditionalGids: []uint32{5}, Terminal: true, Size: &WindowSize{Rows: 24, Cols: 80}}
@@ -89,7 +103,7 @@ func TestShimMustStartFromTheConvertedSpecAlone(t *testing.T) {
 	if err := atomicfile.WriteJSON(filepath.Join(bundle, "config.json"), spec, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := prepareStart(&cfg); err == nil || err.Error() != `convert spec: unknown rlimit "RLIMIT_BOGUS"` {
+	if err := prepareStart(&cfg, dir); err == nil || err.Error() != `convert spec: unknown rlimit "RLIMIT_BOGUS"` {
 		t.Errorf("bad rlimit: %v", err)
 	}
 }
