@@ -161,10 +161,10 @@ func cachedCopy(dir, key string) (*program, error) {
 	return decodeProgram(b)
 }
 
-// programKey names a compiled program: the hash of the profile's text (the
-// hex SHA-256 of the spec's seccomp profile), this binary (which compiles it) and the kernel it
-// was compiled for (its flags are probed). A profile changed by one byte
-// gets another name.
+// programKey names a compiled program: the profile's text (its hex
+// SHA-256, SeccompRef.Sum), this binary (which converts and compiles it)
+// and the kernel it was compiled for (its flags are probed). A profile
+// changed by one byte gets another name.
 func programKey(profile string) (string, error) {
 	var st unix.Stat_t
 	if err := unix.Stat("/proc/self/exe", &st); err != nil {
