@@ -47,7 +47,7 @@ bench: build ## up/down timings for 3 and 20 services; ps and no-op up -d; up -d
 	BERTH=$(CURDIR)/$(BIN) $(GO) test -count=1 -run '^$$' -bench '$(BENCH)' -benchtime 5x -timeout 30m ./e2e/ | tee bench.out
 	@awk -v h="services   up -d (median s)   down -t 1 (median s)" 'function head(){if(!shown++)printf "\n%s\n", h} /^BenchmarkUpDown/ {head(); split($$1,a,"="); sub(/-[0-9]+$$/,"",a[2]); for(i=1;i<=NF;i++){if($$i=="up-s")u=$$(i-1); if($$i=="down-s")d=$$(i-1)}; printf "%-10s %-18s %s\n", a[2], u, d}' bench.out
 	@awk -v h="start cost, 20 services (median)" 'function head(){if(!shown++)printf "\n%s\n", h} /^BenchmarkStartCost/ {head(); for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
-	  printf "CPU per start %s ms, shim Private_Dirty %s MiB, up -d %s s\n", m["cpu-ms/start"], m["shim-MiB"], m["up-s"]}' bench.out
+	  printf "CPU per start %s ms, shim Private_Dirty %s MiB, up -d %s s, container page faults %s\n", m["cpu-ms/start"], m["shim-MiB"], m["up-s"], m["ctr-faults"]}' bench.out
 	@awk -v h="fast paths, 20 services running (median ms, min-max)" 'function head(){if(!shown++)printf "\n%s\n", h} /^BenchmarkFastPath/ {head(); for(i=2;i<=NF;i++) m[$$i]=$$(i-1); \
 	  printf "ps           %s (%s-%s)\nno-op up -d  %s (%s-%s)\n", m["ps-ms"], m["ps-min-ms"], m["ps-max-ms"], \
 	  m["noop-up-ms"], m["noop-up-min-ms"], m["noop-up-max-ms"]}' bench.out
