@@ -328,10 +328,21 @@ networks:
 		}
 		return bps / 1e9
 	}
+	run := 0
 	for b.Loop() {
 		// Path by path, each side in turn, so that both see the same
-		// moments of a shared machine.
-		for i := range sides[0] {
+		// moments of a shared machine; every other run takes the paths
+		// backwards, so that a published test comes as often before its
+		// direct one as after it.
+		paths := make([]int, len(sides[0]))
+		for i := range paths {
+			paths[i] = i
+		}
+		if run%2 == 1 {
+			slices.Reverse(paths)
+		}
+		run++
+		for _, i := range paths {
 			for _, proto := range []string{"tcp", "udp"} {
 				for _, side := range sides {
 					p, name := side[i], side[i].name+"-"+proto
