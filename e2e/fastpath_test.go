@@ -117,14 +117,30 @@ services:
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Garbage of the same size, so that berth does not reinstall it.
-	garbage := []byte(strings.Repeat("x", int(fi.Size())))
-	if err := os.WriteFile(fronts[0]+".new", garbage, 0o500); err != nil {
-		t.Fatal(err)
+	replaceFront := func(content string) {
+		t.Helper()
+		b := []byte(content + strings.Repeat("\n", int(fi.Size())-len(content))) // same size
+		if err := os.WriteFile(fronts[0]+".new", b, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(fronts[0]+".new", fronts[0]); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := os.Rename(fronts[0]+".new", fronts[0]); err != nil {
-		t.Fatal(err)
-	}
+	// Garbage of the same size, that cannot run.
+	replaceFront(strings.Repeat("x", 64))
 	both("ps")
 	both("up", "-d")
+
+	// A front that runs but is not the one berth installed (its stamp
+	// differs) is never run: the first command after it is berth's (and
+	// berth installs the front again).
+	e.environ = []string{"BERTH_NO_FRONT=1"}
+	want := e.must("ps", "-q")
+	e.environ = nil
+	replaceFront("#!/bin/sh\necho not berth; exit 3\n")
+	if r := e.berth("ps", "-q"); r.code != 0 || r.stdout != want.stdout {
+		t.Errorf("ps -q with a replaced front: exit %d\n%s%s\nwant:\n%s", r.code, r.stdout, r.stderr, want.stdout)
+	}
+	served("ps")
 }

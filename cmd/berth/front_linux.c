@@ -12,13 +12,15 @@
 //
 // The front (cmd/berth-front) is the one this binary carries, installed by
 // berth beside the lean helper as $BERTH_RUN/helper/<sum>/front (helper.go);
-// when it is not there (yet), or cannot be run, berth goes on as if there
-// were no front.
+// when it is not there (yet), is not the file install wrote (its stamp,
+// below), or cannot be run, berth goes on as if there were no front, and
+// installs it again.
 #define _GNU_SOURCE
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "berth-helper.h" // BERTH_HELPER_DIR, made by make build
@@ -68,6 +70,30 @@ static int front_serves(int argc, char **argv)
 	return 0;
 }
 
+// installed says whether the file at path is the one berth's install wrote:
+// its device, inode, size and change time are those install recorded in
+// stamp_path, in the same format (helper.go, stamp). A front written over in
+// place or replaced, even runnable, is not executed: berth runs the
+// command, and writes the front again.
+static int installed(const char *path, const char *stamp_path)
+{
+	struct stat st;
+	char want[128], got[128];
+	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+		return 0;
+	int n = snprintf(want, sizeof(want), "%llu %llu %lld %lld.%09ld\n", (unsigned long long)st.st_dev,
+			 (unsigned long long)st.st_ino, (long long)st.st_size, (long long)st.st_ctim.tv_sec,
+			 (long)st.st_ctim.tv_nsec);
+	if (n <= 0 || n >= (int)sizeof(want))
+		return 0;
+	FILE *f = fopen(stamp_path, "re");
+	if (f == NULL)
+		return 0;
+	size_t m = fread(got, 1, sizeof(got), f);
+	fclose(f);
+	return m == (size_t)n && memcmp(got, want, m) == 0;
+}
+
 __attribute__((constructor)) static void berth_front(int argc, char **argv)
 {
 	if (getenv("BERTH_NO_FRONT") != NULL) {
@@ -84,8 +110,10 @@ __attribute__((constructor)) static void berth_front(int argc, char **argv)
 	// (main.go), which keys the load cache: the front would always miss.
 	if (run[0] != '/' || (root != NULL && root[0] != 0 && root[0] != '/'))
 		return;
-	char front[PATH_MAX], exe[PATH_MAX];
-	if (snprintf(front, sizeof(front), "%s/helper/%s/front", run, BERTH_HELPER_DIR) >= (int)sizeof(front))
+	char front[PATH_MAX], stamp[PATH_MAX], exe[PATH_MAX];
+	if (snprintf(front, sizeof(front), "%s/helper/%s/front", run, BERTH_HELPER_DIR) >= (int)sizeof(front) ||
+	    snprintf(stamp, sizeof(stamp), "%s/helper/%s/.front.ok", run, BERTH_HELPER_DIR) >= (int)sizeof(stamp) ||
+	    !installed(front, stamp))
 		return;
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (n <= 0 || n >= (ssize_t)sizeof(exe) - 1)

@@ -114,7 +114,8 @@ func install(dir, name string, b []byte) bool {
 }
 
 // stamp identifies the regular file at path, of the given size, as install
-// records it.
+// records it. berth's C constructor checks the front's stamp in this
+// format before it runs the front (front_linux.c, installed).
 func stamp(path string, size int64) (string, bool) {
 	var st syscall.Stat_t
 	if syscall.Stat(path, &st) != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Size != size {
