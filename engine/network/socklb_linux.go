@@ -197,13 +197,18 @@ func localAddrs() ([]netip.Addr, error) {
 		if !ok {
 			continue
 		}
-		ip = ip.Unmap()
-		if ip.IsLinkLocalUnicast() || ip.IsMulticast() || ip.IsUnspecified() {
-			continue
+		if ip = ip.Unmap(); forwardable(ip) {
+			out = append(out, ip)
 		}
-		out = append(out, ip)
 	}
 	return out, nil
+}
+
+// forwardable says whether a host address can key the ports map: not a
+// link-local one (a client needs a zone for it: DNAT's), nor multicast or
+// unspecified.
+func forwardable(ip netip.Addr) bool {
+	return !ip.IsLinkLocalUnicast() && !ip.IsMulticast() && !ip.IsUnspecified()
 }
 
 // netnsCookie is the kernel's cookie of the calling thread's network
@@ -661,20 +666,33 @@ func (m *Manager) WatchAddresses(ctx context.Context, log *slog.Logger) {
 		select {
 		case <-ctx.Done():
 			return
-		case _, ok := <-updates:
+		case u, ok := <-updates:
 			if !ok {
 				return
 			}
 			// One sync for a burst (an interface going down takes all of
-			// its addresses at once).
+			// its addresses at once). Link-local addresses never key the
+			// map: every veth a start creates gets one, and syncing for it
+			// would cost each start a read of every Berth table.
+			relevant := addrUpdateMatters(u)
 			for len(updates) > 0 {
-				<-updates
+				relevant = addrUpdateMatters(<-updates) || relevant
+			}
+			if !relevant {
+				continue
 			}
 			if err := resyncSockLB(ctx); err != nil {
 				log.Warn("published ports: follow the host's addresses", "err", err)
 			}
 		}
 	}
+}
+
+// addrUpdateMatters says whether an address change can change the ports
+// map (localAddrs).
+func addrUpdateMatters(u netlink.AddrUpdate) bool {
+	ip, ok := netip.AddrFromSlice(u.LinkAddress.IP)
+	return !ok || forwardable(ip.Unmap())
 }
 
 func resyncSockLB(ctx context.Context) error {

@@ -61,6 +61,22 @@ func TestLBKeyEncoding(t *testing.T) {
 	}
 }
 
+// TestAddressChangesThatCannotMoveTheMapAreIgnored: every veth a start
+// creates gets a link-local address, which never keys the map; the
+// address watcher must not re-read every Berth table for it.
+func TestAddressChangesThatCannotMoveTheMapAreIgnored(t *testing.T) {
+	t.Parallel()
+	for addr, want := range map[string]bool{
+		"fe80::a8c1:abff:fe12:3456": false, "169.254.3.4": false, "ff02::1": false,
+		"192.0.2.7": true, "2001:db8::7": true, "127.0.0.1": true, "10.89.0.1": true,
+	} {
+		u := netlink.AddrUpdate{LinkAddress: net.IPNet{IP: net.ParseIP(addr)}}
+		if got := addrUpdateMatters(u); got != want {
+			t.Errorf("an update of %s matters: %v, want %v", addr, got, want)
+		}
+	}
+}
+
 func TestLBEntries(t *testing.T) {
 	t.Parallel()
 	lo, host, lo6 := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("::1")
