@@ -212,19 +212,68 @@ func TestSecurityKeysMustShowInsideTheContainer(t *testing.T) {
 		}
 	})
 	t.Run("cgroup_parent and cgroup", func(t *testing.T) {
-		if got := inside(t, e, "cg", "cat /proc/self/cgroup"); !strings.Contains(got, "/berth-e2e-parent/") {
-			t.Errorf("cgroup_parent: %q", got)
-		}
+		v2 := cgroups.IsCgroup2UnifiedMode()
 		host, _ := os.Readlink("/proc/self/ns/cgroup")
+		// cg sets only cgroup_parent: its cgroup is under that parent,
+		// seen from the host ...
+		id := strings.TrimSpace(e.must("ps", "-q", "cg").stdout)
+		procs := filepath.Join("/sys/fs/cgroup/pids/berth-e2e-parent", id, "cgroup.procs")
+		if v2 {
+			procs = filepath.Join("/sys/fs/cgroup/berth-e2e-parent", id, "cgroup.procs")
+		}
+		if raw, err := os.ReadFile(procs); err != nil || len(strings.Fields(string(raw))) == 0 {
+			t.Errorf("cgroup_parent: %s: %q %v", procs, raw, err)
+		}
+		// ... and, like every container without a cgroup key (on cgroup
+		// v1 hosts too, where Docker's default is the host's), it has a
+		// cgroup namespace of its own rooted there: its cgroups are all
+		// "/" and each /sys/fs/cgroup mount is the namespace's root,
+		// read-only (v1: one mount per controller, not binds of the
+		// host's path).
+		if got := inside(t, e, "cg", "readlink /proc/self/ns/cgroup"); got == host {
+			t.Errorf("a container without a cgroup key shares the host's cgroup namespace")
+		}
+		for _, l := range strings.Split(inside(t, e, "cg", "cat /proc/self/cgroup"), "\n") {
+			if !strings.HasSuffix(l, ":/") {
+				t.Errorf("/proc/self/cgroup line %q in a private namespace", l)
+			}
+		}
+		cgMounts := func(svc string) [][]string {
+			var out [][]string
+			for _, l := range strings.Split(inside(t, e, svc, "grep ' /sys/fs/cgroup[/ ]' /proc/self/mountinfo"), "\n") {
+				if f := strings.Fields(l); len(f) > 5 && (v2 || f[4] != "/sys/fs/cgroup") {
+					out = append(out, f) // the v1 tree's own tmpfs left out
+				}
+			}
+			return out
+		}
+		mounts := cgMounts("cg")
+		if len(mounts) == 0 {
+			t.Errorf("no cgroup mounts under /sys/fs/cgroup")
+		}
+		for _, f := range mounts {
+			if f[3] != "/" || !strings.HasPrefix(f[5], "ro,") {
+				t.Errorf("cgroup mount %q: want the namespace's root, read-only", strings.Join(f, " "))
+			}
+		}
 		if got := inside(t, e, "cgns", "readlink /proc/self/ns/cgroup"); got == host {
 			t.Errorf("cgroup: private shares the host's cgroup namespace")
 		}
 		if got := inside(t, e, "cghost", "readlink /proc/self/ns/cgroup"); got != host {
 			t.Errorf("cgroup: host: namespace %s, the host's %s", got, host)
 		}
-		// In the host's namespace the container sees its cgroup's full path.
+		// In the host's namespace the container sees its cgroup's full
+		// path, and on v1 its controllers are binds of that path: Docker's
+		// view on a v1 host.
 		if got := inside(t, e, "cghost", "grep pids /proc/self/cgroup"); !strings.Contains(got, "/berth-") {
 			t.Errorf("cgroup: host: /proc/self/cgroup %q lacks the host path", got)
+		}
+		if !v2 {
+			for _, f := range cgMounts("cghost") {
+				if !strings.HasPrefix(f[3], "/berth-") || !strings.HasPrefix(f[5], "ro,") {
+					t.Errorf("cgroup: host: mount %q: want a read-only bind of the container's cgroup", strings.Join(f, " "))
+				}
+			}
 		}
 	})
 	t.Run("init", func(t *testing.T) {

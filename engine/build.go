@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
-	"github.com/opencontainers/cgroups"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-dev/berth/engine/build"
@@ -130,7 +129,6 @@ func (s stepRunner) Run(ctx context.Context, p build.Process) (int, error) {
 		Rootfs:      p.Rootfs,
 		NetNS:       net.netns,
 		CgroupsPath: e.cgroupParent() + "/" + p.ID,
-		CgroupV2:    cgroups.IsCgroup2UnifiedMode(),
 		Hostname:    net.hostname,
 		Process: container.Process{
 			Args: p.Args, Env: p.Env, Cwd: p.Cwd, UID: p.UID, GID: p.GID, AdditionalGids: p.Groups,

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
-	"github.com/opencontainers/cgroups"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-dev/berth/engine/container"
@@ -70,7 +69,6 @@ func (e *Engine) prepare(ctx context.Context, c container.Container) error {
 		Rootfs:      rootfs,
 		NetNS:       net.netns,
 		CgroupsPath: e.cgroupsPath(c),
-		CgroupV2:    cgroups.IsCgroup2UnifiedMode(),
 		Hostname:    net.hostname,
 		Process: container.Process{
 			Args: append(append([]string(nil), c.Config.Entrypoint...), c.Config.Cmd...),

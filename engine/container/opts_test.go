@@ -17,12 +17,11 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-func testSpec(t *testing.T, v2 bool, sec Security, res Resources) *specs.Spec {
+func testSpec(t *testing.T, sec Security, res Resources) *specs.Spec {
 	t.Helper()
 	s, err := Spec(SpecOptions{
 		Rootfs:      "/tmp/rootfs",
 		CgroupsPath: "/berth-test/abc",
-		CgroupV2:    v2,
 		Hostname:    "web",
 		Process:     Process{Args: []string{"sh"}, Cwd: "/"},
 	}, SecurityOpts(sec, res)...)
@@ -58,7 +57,7 @@ func TestCapabilities(t *testing.T) {
 		{"add twice", []string{"CAP_CHOWN"}, nil, []string{"CAP_CHOWN"}, nil, 14},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := testSpec(t, false, Security{CapAdd: tc.add, CapDrop: tc.drop}, Resources{})
+			s := testSpec(t, Security{CapAdd: tc.add, CapDrop: tc.drop}, Resources{})
 			c := s.Process.Capabilities
 			for _, set := range [][]string{c.Bounding, c.Effective, c.Permitted} {
 				for _, h := range tc.has {
@@ -96,7 +95,7 @@ func TestNormalizeCapability(t *testing.T) {
 
 func TestPrivileged(t *testing.T) {
 	t.Parallel()
-	s := testSpec(t, false, Security{Privileged: true}, Resources{})
+	s := testSpec(t, Security{Privileged: true}, Resources{})
 	if len(s.Process.Capabilities.Bounding) != len(AllCapabilities()) {
 		t.Errorf("privileged caps %d, want all %d", len(s.Process.Capabilities.Bounding), len(AllCapabilities()))
 	}
@@ -118,7 +117,7 @@ func TestPrivileged(t *testing.T) {
 		t.Errorf("host devices not added")
 	}
 	// A profile given with privileged still applies, as in Docker.
-	s = testSpec(t, false, Security{Privileged: true, Seccomp: `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["chmod"],"action":"SCMP_ACT_ERRNO"}]}`}, Resources{})
+	s = testSpec(t, Security{Privileged: true, Seccomp: `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["chmod"],"action":"SCMP_ACT_ERRNO"}]}`}, Resources{})
 	if s.Linux.Seccomp == nil || len(s.Linux.Seccomp.Syscalls) != 1 {
 		t.Errorf("explicit profile dropped for a privileged container: %+v", s.Linux.Seccomp)
 	}
@@ -126,11 +125,11 @@ func TestPrivileged(t *testing.T) {
 
 func TestSeccompChoices(t *testing.T) {
 	t.Parallel()
-	if s := testSpec(t, false, Security{Seccomp: SeccompUnconfined}, Resources{}); s.Linux.Seccomp != nil {
+	if s := testSpec(t, Security{Seccomp: SeccompUnconfined}, Resources{}); s.Linux.Seccomp != nil {
 		t.Errorf("unconfined kept a profile")
 	}
-	def := testSpec(t, false, Security{}, Resources{})
-	admin := testSpec(t, false, Security{CapAdd: []string{"CAP_SYS_ADMIN"}}, Resources{})
+	def := testSpec(t, Security{}, Resources{})
+	admin := testSpec(t, Security{CapAdd: []string{"CAP_SYS_ADMIN"}}, Resources{})
 	// Docker's profile allows mount to CAP_SYS_ADMIN only: the default
 	// profile must follow the capabilities set before it.
 	allows := func(s *specs.Spec, name string) bool {
@@ -144,7 +143,7 @@ func TestSeccompChoices(t *testing.T) {
 	if allows(def, "mount") || !allows(admin, "mount") {
 		t.Errorf("mount allowed: default %v, with CAP_SYS_ADMIN %v", allows(def, "mount"), allows(admin, "mount"))
 	}
-	cfg := libcontainerConfig(t, testSpec(t, false, Security{Seccomp: `{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read","write"],"action":"SCMP_ACT_ALLOW"}]}`}, Resources{}))
+	cfg := libcontainerConfig(t, testSpec(t, Security{Seccomp: `{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read","write"],"action":"SCMP_ACT_ALLOW"}]}`}, Resources{}))
 	if cfg.Seccomp == nil || cfg.Seccomp.DefaultAction != configs.Errno || len(cfg.Seccomp.Syscalls) != 2 {
 		t.Errorf("custom profile not converted: %+v", cfg.Seccomp)
 	}
@@ -153,7 +152,7 @@ func TestSeccompChoices(t *testing.T) {
 func TestSecurityKeysInSpec(t *testing.T) {
 	t.Parallel()
 	adj := -500
-	s := testSpec(t, false, Security{
+	s := testSpec(t, Security{
 		NoNewPrivileges:   true,
 		ReadOnly:          true,
 		ShmSize:           8 << 20,
@@ -203,7 +202,7 @@ func TestSecurityKeysInSpec(t *testing.T) {
 
 func TestDevices(t *testing.T) {
 	t.Parallel()
-	s := testSpec(t, false, Security{Devices: []Device{{Source: "/dev/null", Target: "/dev/mynull", Permissions: "rw"}}}, Resources{})
+	s := testSpec(t, Security{Devices: []Device{{Source: "/dev/null", Target: "/dev/mynull", Permissions: "rw"}}}, Resources{})
 	d := s.Linux.Devices[len(s.Linux.Devices)-1]
 	if d.Path != "/dev/mynull" || d.Type != "c" || d.Major != 1 || d.Minor != 3 {
 		t.Errorf("device %+v", d)
@@ -223,7 +222,7 @@ func TestResourcesCgroupV1(t *testing.T) {
 		Memory: 64 << 20, MemoryReservation: 32 << 20, MemorySwappiness: &swappiness,
 		NanoCPUs: 1.5e9, CPUShares: 512, CpusetCpus: "0", PidsLimit: 50,
 	}
-	cfg := libcontainerConfig(t, testSpec(t, false, Security{}, res))
+	cfg := libcontainerConfig(t, testSpec(t, Security{}, res))
 	r := cfg.Cgroups.Resources
 	if r.Memory != 64<<20 || r.MemoryReservation != 32<<20 || *r.MemorySwappiness != 10 {
 		t.Errorf("memory %d reservation %d swappiness %v", r.Memory, r.MemoryReservation, r.MemorySwappiness)
@@ -270,7 +269,7 @@ func TestResourcesCgroupV2(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := libcontainerConfig(t, testSpec(t, true, Security{}, tc.res))
+			cfg := libcontainerConfig(t, testSpec(t, Security{}, tc.res))
 			dir := t.TempDir()
 			if err := os.WriteFile(filepath.Join(dir, "cgroup.controllers"), []byte("cpuset cpu io memory pids\n"), 0o644); err != nil {
 				t.Fatal(err)

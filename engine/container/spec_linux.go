@@ -3,6 +3,7 @@ package container
 import (
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/containerd/errdefs"
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -27,12 +28,9 @@ type SpecOptions struct {
 	Rootfs      string // absolute path of the mounted root filesystem
 	NetNS       string // network namespace to join; empty means a new one
 	CgroupsPath string // e.g. "/berth/<id>"
-	// CgroupV2 gives the container a private cgroup namespace, as Docker
-	// does on unified hosts; on v1 hosts it shares the host's.
-	CgroupV2 bool
-	Hostname string
-	Process  Process
-	Mounts   []specs.Mount // volumes, binds, resolv.conf, hosts, hostname
+	Hostname    string
+	Process     Process
+	Mounts      []specs.Mount // volumes, binds, resolv.conf, hosts, hostname
 }
 
 // defaultCaps is Docker's default capability set.
@@ -96,7 +94,12 @@ func Spec(o SpecOptions, opts ...SpecOpt) (*specs.Spec, error) {
 			},
 		},
 	}
-	if o.CgroupV2 {
+	// A private cgroup namespace on cgroup v1 hosts too (Docker's default
+	// there is the host's): libcontainer then mounts each v1 controller
+	// once instead of binding the container's cgroup and remounting it
+	// read-only, 1 to 2 ms of the init's CPU a start. `cgroup: host`
+	// takes it out again. docs/compat.md, docs/performance.md.
+	if cgroupNamespaces() {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
 	}
 	for _, opt := range opts {
@@ -119,6 +122,14 @@ func Spec(o SpecOptions, opts ...SpecOpt) (*specs.Spec, error) {
 	s.Linux.Seccomp = prof
 	return s, nil
 }
+
+// cgroupNamespaces tells whether the kernel has cgroup namespaces (4.6
+// and later): without them a container shares the host's, as under
+// Docker.
+var cgroupNamespaces = sync.OnceValue(func() bool {
+	_, err := os.Stat("/proc/self/ns/cgroup")
+	return err == nil
+})
 
 func defaultMounts() []specs.Mount {
 	return []specs.Mount{

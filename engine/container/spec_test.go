@@ -6,7 +6,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -17,66 +16,89 @@ func hasNS(s *specs.Spec, t specs.LinuxNamespaceType) bool {
 }
 
 // TestSpecDefaults checks the floor every container gets, and that the
-// libcontainer config built from it carries the same settings on both cgroup
-// versions (the v2 path is checked here even on a v1 host).
+// libcontainer config built from it carries the same settings. The spec
+// is the same on cgroup v1 and v2 hosts (libcontainer picks the
+// /sys/fs/cgroup mount's kind from the host when it starts).
 func TestSpecDefaults(t *testing.T) {
 	t.Parallel()
-	for _, v2 := range []bool{false, true} {
-		s, err := Spec(SpecOptions{
-			Rootfs:      "/tmp/rootfs",
-			CgroupsPath: "/berth-test/abc",
-			CgroupV2:    v2,
-			Hostname:    "web",
-			NetNS:       "/run/berth/netns/abc",
-			Process:     Process{Args: []string{"sh"}, Cwd: "/", Env: []string{"PATH=/bin"}},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, ns := range []specs.LinuxNamespaceType{specs.PIDNamespace, specs.MountNamespace, specs.UTSNamespace, specs.IPCNamespace, specs.NetworkNamespace} {
-			if !hasNS(s, ns) {
-				t.Errorf("v2=%v: namespace %s missing", v2, ns)
-			}
-		}
-		if hasNS(s, specs.CgroupNamespace) != v2 {
-			t.Errorf("v2=%v: cgroup namespace present=%v", v2, !v2)
-		}
-		if got := s.Process.Capabilities.Bounding; len(got) != 14 || slices.Contains(got, "CAP_SYS_ADMIN") {
-			t.Errorf("capabilities %v", got)
-		}
-		if s.Linux.Seccomp == nil || s.Linux.Seccomp.DefaultAction != specs.ActErrno || len(s.Linux.Seccomp.Syscalls) == 0 {
-			t.Fatalf("seccomp profile missing or not default-deny")
-		}
-		if !slices.Contains(s.Linux.MaskedPaths, "/proc/kcore") || !slices.Contains(s.Linux.ReadonlyPaths, "/proc/sys") {
-			t.Errorf("masked/readonly paths missing")
-		}
-
-		// specconv resolves against the working directory.
-		dir := t.TempDir()
-		wd, _ := os.Getwd()
-		_ = wd
-		s.Root.Path = filepath.Join(dir, "rootfs")
-		cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: "abc", Spec: s})
-		if err != nil {
-			t.Fatalf("v2=%v: specconv: %v", v2, err)
-		}
-		if cfg.Cgroups.Path != "/berth-test/abc" {
-			t.Errorf("cgroup path %q", cfg.Cgroups.Path)
-		}
-		if cfg.Seccomp == nil || cfg.Seccomp.DefaultAction != configs.Errno {
-			t.Errorf("seccomp not converted")
-		}
-		if cfg.Namespaces.Contains(configs.NEWCGROUP) != v2 {
-			t.Errorf("v2=%v: libcontainer cgroup ns mismatch", v2)
-		}
-		if p := cfg.Namespaces.PathOf(configs.NEWNET); p != "/run/berth/netns/abc" {
-			t.Errorf("netns path %q", p)
-		}
-		if cfg.Cgroups.Resources == nil || len(cfg.Cgroups.Resources.Devices) == 0 {
-			t.Errorf("device rules missing")
+	s, err := Spec(SpecOptions{
+		Rootfs:      "/tmp/rootfs",
+		CgroupsPath: "/berth-test/abc",
+		Hostname:    "web",
+		NetNS:       "/run/berth/netns/abc",
+		Process:     Process{Args: []string{"sh"}, Cwd: "/", Env: []string{"PATH=/bin"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []specs.LinuxNamespaceType{specs.PIDNamespace, specs.MountNamespace, specs.UTSNamespace, specs.IPCNamespace, specs.NetworkNamespace, specs.CgroupNamespace} {
+		if !hasNS(s, ns) {
+			t.Errorf("namespace %s missing", ns)
 		}
 	}
-	_ = cgroups.IsCgroup2UnifiedMode
+	if got := s.Process.Capabilities.Bounding; len(got) != 14 || slices.Contains(got, "CAP_SYS_ADMIN") {
+		t.Errorf("capabilities %v", got)
+	}
+	if s.Linux.Seccomp == nil || s.Linux.Seccomp.DefaultAction != specs.ActErrno || len(s.Linux.Seccomp.Syscalls) == 0 {
+		t.Fatalf("seccomp profile missing or not default-deny")
+	}
+	if !slices.Contains(s.Linux.MaskedPaths, "/proc/kcore") || !slices.Contains(s.Linux.ReadonlyPaths, "/proc/sys") {
+		t.Errorf("masked/readonly paths missing")
+	}
+
+	// specconv resolves against the working directory.
+	s.Root.Path = filepath.Join(t.TempDir(), "rootfs")
+	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: "abc", Spec: s})
+	if err != nil {
+		t.Fatalf("specconv: %v", err)
+	}
+	if cfg.Cgroups.Path != "/berth-test/abc" {
+		t.Errorf("cgroup path %q", cfg.Cgroups.Path)
+	}
+	if cfg.Seccomp == nil || cfg.Seccomp.DefaultAction != configs.Errno {
+		t.Errorf("seccomp not converted")
+	}
+	if !cfg.Namespaces.Contains(configs.NEWCGROUP) {
+		t.Errorf("libcontainer config lacks the cgroup namespace")
+	}
+	if p := cfg.Namespaces.PathOf(configs.NEWNET); p != "/run/berth/netns/abc" {
+		t.Errorf("netns path %q", p)
+	}
+	if cfg.Cgroups.Resources == nil || len(cfg.Cgroups.Resources.Devices) == 0 {
+		t.Errorf("device rules missing")
+	}
+}
+
+// TestCgroupNamespaceIsPrivateUnlessHost: every container gets a cgroup
+// namespace of its own, on cgroup v1 hosts too (there libcontainer then
+// mounts each controller instead of binding and remounting it), and
+// `cgroup: host` gives it the host's, so it sees Docker's v1 view.
+func TestCgroupNamespaceIsPrivateUnlessHost(t *testing.T) {
+	t.Parallel()
+	if !cgroupNamespaces() {
+		t.Skip("the kernel has no cgroup namespaces")
+	}
+	count := func(s *specs.Spec) int {
+		n := 0
+		for _, ns := range s.Linux.Namespaces {
+			if ns.Type == specs.CgroupNamespace {
+				n++
+			}
+		}
+		return n
+	}
+	for _, tc := range []struct {
+		cgroup string
+		want   int
+	}{{"", 1}, {"private", 1}, {"host", 0}} {
+		s := testSpec(t, Security{Cgroup: tc.cgroup}, Resources{})
+		if got := count(s); got != tc.want {
+			t.Errorf("cgroup %q: %d cgroup namespaces in the spec, want %d", tc.cgroup, got, tc.want)
+		}
+		if got := libcontainerConfig(t, s).Namespaces.Contains(configs.NEWCGROUP); got != (tc.want == 1) {
+			t.Errorf("cgroup %q: libcontainer's cgroup namespace %v", tc.cgroup, got)
+		}
+	}
 }
 
 func TestResolveUser(t *testing.T) {
