@@ -70,7 +70,10 @@ func (e *Engine) Events(ctx context.Context, fn func(Event) error, o EventOption
 			return true
 		}
 		parts := strings.Split(rel, string(filepath.Separator))
-		return len(parts) > 2 || len(parts) == 2 && parts[1] != "container.json" && parts[1] != "status.json"
+		// A create's staging directory and a removed one are no
+		// container's (a container's appears and goes in one rename).
+		return strings.HasPrefix(parts[0], ".") ||
+			len(parts) > 2 || len(parts) == 2 && parts[1] != "container.json" && parts[1] != "status.json"
 	}
 	w, err := fswatch.New([]string{root}, skip, 0)
 	if err != nil {
@@ -83,6 +86,9 @@ func (e *Engine) Events(ctx context.Context, fn func(Event) error, o EventOption
 		return err
 	}
 	for _, d := range ents {
+		if skip(filepath.Join(root, d.Name())) {
+			continue
+		}
 		if s, ok := e.look(d.Name()); ok {
 			known[d.Name()] = s
 		}

@@ -28,14 +28,14 @@ func readNames(root string) ([]nameOf, error) {
 	}
 	var out []nameOf
 	for _, e := range ents {
-		if !e.IsDir() {
+		if !e.IsDir() || isLeftover(e.Name()) {
 			continue
 		}
 		p := filepath.Join(root, e.Name(), "container.json")
 		n, err := readHead(p)
 		if err != nil {
 			if err := atomicfile.ReadJSON(p, &n); err != nil {
-				continue // none yet (Orphans), or unreadable
+				continue // none (see clean), or unreadable
 			}
 		}
 		out = append(out, n)

@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/berth-dev/berth/internal/atomicfile"
+	"github.com/berth-dev/berth/internal/crashpoint"
 	"github.com/berth-dev/berth/internal/lockfile"
 	"github.com/berth-dev/berth/internal/names"
 )
@@ -131,54 +132,54 @@ func (s *Store) lock(ctx context.Context) (*lockfile.Lock, error) {
 
 // Create stores a new record. Names are unique: a taken name is
 // errdefs.ErrAlreadyExists (a Conflict in Docker's words). The record is
-// written and synced before the store's lock is taken; under the lock
-// only the names are read and the record renamed into place, so the
-// creates of one up do not queue behind each other's fsyncs. A crash
-// before the rename leaves a directory without a record (Orphans).
+// written and synced in a staging directory before the store's lock is
+// taken; under the lock only the names are read and the directory renamed
+// into place, so the creates of one up do not queue behind each other's
+// fsyncs, and a container's directory never exists without its record. A
+// crash leaves at most a staging directory, which the next List removes
+// (see clean).
 func (s *Store) Create(ctx context.Context, name string, cfg Config) (Container, error) {
 	if err := names.Object("container", name); err != nil {
 		return Container{}, err
 	}
 	c := Container{ID: newID(), Name: name, Created: time.Now().UTC(), Config: cfg}
-	dir := s.Dir(c.ID)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	st, err := s.stage(c)
+	if err != nil {
 		return Container{}, err
 	}
-	err := s.commitNew(ctx, c)
+	defer st.close()
+	crashpoint.At("container-staged")
+	err = s.commitNew(ctx, c, st.dir)
 	if err == nil {
-		err = atomicfile.SyncDir(dir)
+		crashpoint.At("container-committed")
+		err = atomicfile.SyncDir(s.root)
 	}
 	if err != nil {
-		os.RemoveAll(dir)
+		os.RemoveAll(st.dir)
+		os.RemoveAll(s.Dir(c.ID))
 		return Container{}, err
 	}
 	return c, nil
 }
 
-// commitNew puts c's record in place unless its name is taken.
-func (s *Store) commitNew(ctx context.Context, c Container) error {
-	st, err := atomicfile.StageJSON(filepath.Join(s.Dir(c.ID), "container.json"), c, 0o600)
-	if err != nil {
-		return err
-	}
+// commitNew renames the staged directory of c into place unless c's name
+// is taken.
+func (s *Store) commitNew(ctx context.Context, c Container, staged string) error {
 	l, err := s.lock(ctx)
 	if err != nil {
-		st.Abort()
 		return err
 	}
 	defer l.Unlock()
 	all, err := readNames(s.root)
 	if err != nil {
-		st.Abort()
 		return err
 	}
 	for _, o := range all {
 		if o.Name == c.Name {
-			st.Abort()
 			return fmt.Errorf("container name %q is already in use by %s: %w", c.Name, Container{ID: o.ID}.ShortID(), errdefs.ErrAlreadyExists)
 		}
 	}
-	return st.Commit()
+	return os.Rename(staged, s.Dir(c.ID))
 }
 
 // Rename gives a container a new name; names stay unique (a taken one is
@@ -247,12 +248,15 @@ func (s *Store) Get(ctx context.Context, ref string) (Container, error) {
 	return Container{}, fmt.Errorf("container %q is ambiguous: %w", ref, errdefs.ErrInvalidArgument)
 }
 
-// List returns every record, oldest first. A directory whose record is
-// missing or torn (a crash between mkdir and write) is skipped.
+// List returns every record, oldest first. What an interrupted create or
+// removal left is skipped, and cleaned (see clean).
 func (s *Store) List(ctx context.Context) ([]Container, error) {
-	out, err := readRecords[Container](s.root)
+	out, leftovers, err := readRecords[Container](s.root)
 	if err != nil {
 		return nil, err
+	}
+	if len(leftovers) > 0 {
+		s.clean(ctx, leftovers)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].Created.Equal(out[j].Created) {
@@ -267,7 +271,7 @@ func (s *Store) List(ctx context.Context) ([]Container, error) {
 // only that part of every record: the DNS publication reads them all at
 // each batch of starts.
 func (s *Store) Networking() (map[string]Networking, error) {
-	rs, err := readRecords[struct {
+	rs, _, err := readRecords[struct {
 		ID     string `json:"id"`
 		Config struct {
 			Net Networking `json:"net"`
@@ -285,39 +289,31 @@ func (s *Store) Networking() (map[string]Networking, error) {
 
 // readRecords decodes every readable record under root into a T (all of
 // Container, or only the fields a caller needs), in directory order.
-func readRecords[T any](root string) ([]T, error) {
+// leftovers names the directories that are no container's: a create's or
+// a removal's (see clean), and those without a record.
+func readRecords[T any](root string) (out []T, leftovers []string, err error) {
 	ents, err := os.ReadDir(root)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []T
 	for _, e := range ents {
 		if !e.IsDir() {
+			continue
+		}
+		if isLeftover(e.Name()) {
+			leftovers = append(leftovers, e.Name())
 			continue
 		}
 		var c T
 		if err := atomicfile.ReadJSON(filepath.Join(root, e.Name(), "container.json"), &c); err != nil {
-			continue // none yet (Orphans), or unreadable
+			if errors.Is(err, os.ErrNotExist) {
+				leftovers = append(leftovers, e.Name())
+			}
+			continue // unreadable
 		}
 		out = append(out, c)
 	}
-	return out, nil
-}
-
-// Orphans lists directories with no readable record: leftovers of a crash
-// that the next command may delete.
-func (s *Store) Orphans() []string {
-	ents, _ := os.ReadDir(s.root)
-	var out []string
-	for _, e := range ents {
-		if !e.IsDir() {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(s.root, e.Name(), "container.json")); errors.Is(err, os.ErrNotExist) {
-			out = append(out, e.Name())
-		}
-	}
-	return out
+	return out, leftovers, nil
 }
 
 // Remove deletes the record and everything in its directory.
@@ -325,7 +321,7 @@ func (s *Store) Remove(ctx context.Context, id string) error {
 	if len(id) != 64 {
 		return fmt.Errorf("container id %q: %w", id, errdefs.ErrInvalidArgument)
 	}
-	return os.RemoveAll(s.Dir(id))
+	return s.remove(id)
 }
 
 func newID() string {
