@@ -1,6 +1,7 @@
 // Package hostside holds what a container's start leaves on the host
 // outside its own namespaces (network endpoints and sandbox, DNS records,
-// the root filesystem and /dev/shm mounts, the instance's cgroup parent),
+// the root filesystem and /dev/shm mounts, the container's cgroups and the
+// instance's cgroup parent),
 // the DNS publication that follows every change of endpoints, and the
 // teardown that undoes it all. The engine uses it at every start and
 // removal; a container's shim uses it alone when the container exits, so
@@ -94,6 +95,10 @@ func (h *Host) Teardown(ctx context.Context, id string) error {
 	sw := stopwatch.Start(ctx, "teardown", "id", id[:12])
 	defer sw.Done()
 	var errs []error
+	if err := h.removeCgroups(id); err != nil {
+		errs = append(errs, err)
+	}
+	sw.Lap("cgroups")
 	if err := h.Networks.Unpublish(ctx, id); err != nil {
 		errs = append(errs, err)
 	}
