@@ -265,7 +265,12 @@ func (s *shim) running() (*run, Status, error) {
 	return s.run, st, nil
 }
 
+// errPaused refuses what a paused container cannot do.
+var errPaused = fmt.Errorf("container is paused; unpause it first: %w", errdefs.ErrConflict)
+
 func (s *shim) pause() error {
+	s.starts.Lock() // no process start under way (runIn)
+	defer s.starts.Unlock()
 	r, st, err := s.running()
 	if err != nil {
 		return err

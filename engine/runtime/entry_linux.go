@@ -219,7 +219,19 @@ func (s *shim) viaEntry(p *libcontainer.Process, root string, mounts []*configs.
 // runIn starts p in the running container of r. Every process started in
 // a running container (exec, healthcheck) goes through here, so none misses
 // the precompiled seccomp program.
+//
+// A process is never started into a paused container: its bootstrap would
+// join the frozen cgroup and freeze there while libcontainer, waiting for
+// it, holds the container's mutex, which the unpause, a signal and the
+// stop all need: a stop that waits forever. A pause waits for the starts
+// under way (they take milliseconds); a start after it finds the
+// container paused.
 func (s *shim) runIn(r *run, p *libcontainer.Process) error {
+	s.starts.RLock()
+	defer s.starts.RUnlock()
+	if s.snapshot().State == StatePaused {
+		return errPaused
+	}
 	pid, err := r.init.Pid()
 	if err != nil {
 		return err

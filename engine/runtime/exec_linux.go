@@ -86,7 +86,7 @@ func (s *shim) startExec(req Request) (*libcontainer.Process, *procIO, error) {
 		return nil, nil, err
 	}
 	if st.State == StatePaused {
-		return nil, nil, fmt.Errorf("container is paused; unpause it first: %w", errdefs.ErrConflict)
+		return nil, nil, errPaused
 	}
 	base := s.cfg.Process
 	p := &libcontainer.Process{
@@ -260,7 +260,7 @@ func (s *shim) attach(conn net.Conn, br *bufio.Reader, req Request) {
 	if !ok || st.State == StatePaused {
 		s.mu.Unlock()
 		if st.State == StatePaused {
-			s.answer(conn, req, Response{}, fmt.Errorf("container is paused; unpause it first: %w", errdefs.ErrConflict))
+			s.answer(conn, req, Response{}, errPaused)
 			return
 		}
 		s.answer(conn, req, Response{}, fmt.Errorf("container is not running: %w", errdefs.ErrFailedPrecondition))

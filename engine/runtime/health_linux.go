@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -30,7 +31,10 @@ func (s *shim) monitorHealth(r *run, cfg HealthConfig, stop <-chan struct{}) {
 		if s.snapshot().State != StateRunning {
 			continue // paused: Docker skips the probe
 		}
-		p := s.probe(r, cfg, stop)
+		p, ran := s.probe(r, cfg, stop)
+		if !ran {
+			continue // paused since the check above
+		}
 		inStartPeriod := time.Since(r.startedAt) < cfg.StartPeriod
 		select {
 		case <-stop:
@@ -49,12 +53,13 @@ func (s *shim) monitorHealth(r *run, cfg HealthConfig, stop <-chan struct{}) {
 }
 
 // probe runs the healthcheck's command once in the container, as its user
-// and in its environment, and gives up on it after the timeout.
-func (s *shim) probe(r *run, cfg HealthConfig, stop <-chan struct{}) HealthProbe {
+// and in its environment, and gives up on it after the timeout. ran is
+// false when the container was paused before the probe could start.
+func (s *shim) probe(r *run, cfg HealthConfig, stop <-chan struct{}) (_ HealthProbe, ran bool) {
 	res := HealthProbe{Start: time.Now().UTC()}
-	finish := func(code int, out string) HealthProbe {
+	finish := func(code int, out string) (HealthProbe, bool) {
 		res.End, res.ExitCode, res.Output = time.Now().UTC(), code, out
-		return res
+		return res, true
 	}
 	base := s.cfg.Process
 	p := &libcontainer.Process{
@@ -72,7 +77,9 @@ func (s *shim) probe(r *run, cfg HealthConfig, stop <-chan struct{}) HealthProbe
 		return finish(-1, err.Error())
 	}
 	defer pio.close()
-	if err := s.runIn(r, p); err != nil {
+	if err := s.runIn(r, p); errors.Is(err, errPaused) {
+		return HealthProbe{}, false
+	} else if err != nil {
 		return finish(-1, execError(err).Error())
 	}
 	if err := pio.started(false); err != nil {

@@ -161,6 +161,10 @@ type shim struct {
 	log      *jsonlog.Writer
 	handlers sync.WaitGroup
 	writeMu  sync.Mutex // serialises updates, so the file ends with the latest
+	// starts is held shared by each exec and probe from its check that
+	// the container is not paused to the end of its start, exclusively by
+	// a pause (runIn, pause).
+	starts sync.RWMutex
 
 	mu      sync.Mutex
 	status  Status
