@@ -22,10 +22,7 @@ import (
 // that is starting); hangs and leftovers are not. A short run in the
 // suite; BERTH_STRESS_ROUNDS=N runs N rounds by hand.
 func TestStopsRacingStartsMustNeverHang(t *testing.T) {
-	rounds := 6
-	if n, err := strconv.Atoi(os.Getenv("BERTH_STRESS_ROUNDS")); err == nil && n > 0 {
-		rounds = n
-	}
+	rounds := stressRounds(6)
 	e := newEnv(t)
 	e.writeProject(map[string]string{"compose.yaml": `
 name: race
@@ -41,39 +38,59 @@ services:
 		{"start"}, {"stop", "-t", "0"}, {"kill"}, {"pause"}, {"unpause"},
 		{"restart", "-t", "0"}, {"up", "-d"}, {"stop", "-t", "1"},
 	}
-	const deadline = 60 * time.Second
 	for round := range rounds {
 		var wg sync.WaitGroup
-		hangs := make(chan string, len(verbs))
+		hangs := make(chan error, len(verbs))
 		for i := range verbs {
 			// Each round runs every verb once, in a rotated order, all
 			// at once.
 			args := verbs[(i+round)%len(verbs)]
 			wg.Go(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), deadline)
-				defer cancel()
-				c := e.cmd(ctx, args...)
-				out, _ := c.CombinedOutput()
-				if ctx.Err() != nil {
-					hangs <- fmt.Sprintf("%s did not return in %s:\n%s", strings.Join(args, " "), deadline, out)
+				if err := runWithin(e, stressDeadline, args...); err != nil {
+					hangs <- err
 				}
 			})
 		}
 		wg.Wait()
 		close(hangs)
-		for h := range hangs {
-			t.Errorf("round %d: %s\n%s", round, h, shimTree(e))
+		for err := range hangs {
+			t.Errorf("round %d: %v", round, err)
 		}
 		if t.Failed() {
 			return
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), deadline)
-	defer cancel()
-	if out, err := e.cmd(ctx, "down", "-t", "0").CombinedOutput(); err != nil {
-		t.Fatalf("down: %v\n%s\n%s", err, out, shimTree(e))
+	if err := runWithin(e, stressDeadline, "down", "-t", "0"); err != nil {
+		t.Fatal(err)
 	}
 	e.mustBeGone("race")
+}
+
+// stressDeadline bounds each verb of the stress tests: they take
+// milliseconds, seconds on a loaded machine; more is a hang.
+const stressDeadline = 20 * time.Second
+
+// stressRounds is $BERTH_STRESS_ROUNDS, or def.
+func stressRounds(def int) int {
+	if n, err := strconv.Atoi(os.Getenv("BERTH_STRESS_ROUNDS")); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+// runWithin runs a berth command and fails only if it does not return
+// within d: then with what its shims wait on, after thawing the env's
+// containers so the test's cleanup can end them.
+func runWithin(e *env, d time.Duration, args ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	out, _ := e.cmd(ctx, args...).CombinedOutput()
+	if ctx.Err() == nil {
+		return nil
+	}
+	err := fmt.Errorf("%s did not return in %s:\n%s\n%s", strings.Join(args, " "), d, out, shimTree(e))
+	thaw(e)
+	return err
 }
 
 // shimTree describes each shim of the env and its children, with their
@@ -132,10 +149,7 @@ func procLine(pid string) string {
 // check just before a pause must not leave its process frozen with the
 // container's lock held (then unpause, stop and down wait forever).
 func TestPausesRacingProbesAndExecsMustNeverHang(t *testing.T) {
-	rounds := 40
-	if n, err := strconv.Atoi(os.Getenv("BERTH_STRESS_ROUNDS")); err == nil && n > 0 {
-		rounds = n
-	}
+	rounds := stressRounds(40)
 	e := newEnv(t)
 	e.writeProject(map[string]string{"compose.yaml": `
 name: pauses
@@ -147,18 +161,7 @@ services:
 `})
 	e.downAtEnd("pauses")
 	e.must("up", "-d")
-	const deadline = 20 * time.Second
-	run := func(args ...string) error {
-		ctx, cancel := context.WithTimeout(context.Background(), deadline)
-		defer cancel()
-		out, _ := e.cmd(ctx, args...).CombinedOutput()
-		if ctx.Err() != nil {
-			err := fmt.Errorf("%s did not return in %s:\n%s\n%s", strings.Join(args, " "), deadline, out, shimTree(e))
-			thaw(e) // so that the cleanup's down can end it
-			return err
-		}
-		return nil
-	}
+	run := func(args ...string) error { return runWithin(e, stressDeadline, args...) }
 	done := make(chan struct{})
 	execs := make(chan error, 1)
 	go func() {
