@@ -30,8 +30,7 @@ type staging struct {
 	f   *os.File
 }
 
-// stage makes c's staging directory, locks it and writes c's record in it,
-// durably.
+// stage makes c's staging directory, locks it and writes c's record in it.
 func (s *Store) stage(c Container) (*staging, error) {
 	dir := filepath.Join(s.root, stagePrefix+c.ID)
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -42,7 +41,16 @@ func (s *Store) stage(c Container) (*staging, error) {
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
 	}
 	if err == nil {
-		err = atomicfile.WriteJSON(filepath.Join(dir, "container.json"), c, 0o600)
+		// The record's data is synced; its name in the staging directory
+		// is not, only the store's directory once the staging directory
+		// is renamed into it (Create): a create costs one file and one
+		// directory fsync, as it did when the record was renamed into the
+		// container's directory. A power cut that loses the name leaves a
+		// container directory without a record, which clean removes.
+		var st *atomicfile.Staged
+		if st, err = atomicfile.StageJSON(filepath.Join(dir, "container.json"), c, 0o600); err == nil {
+			err = st.Commit()
+		}
 	}
 	if err != nil {
 		if f != nil {
