@@ -34,7 +34,7 @@ func main() {
 	go func() { <-ctx.Done(); stop() }()
 	var err error
 	switch {
-	case len(os.Args) == 3 && os.Args[1] == "shim":
+	case (len(os.Args) == 3 || len(os.Args) == 4) && os.Args[1] == "shim":
 		err = daemon.Shim(ctx, os.Args[2])
 	case len(os.Args) >= 2 && os.Args[1] == "dns":
 		err = daemon.DNS(ctx, os.Args[2:])

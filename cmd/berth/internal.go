@@ -16,10 +16,10 @@ var (
 // (cmd/berth-helper), with the same code.
 func newShimCommand(*projectFlags) *cobra.Command {
 	return &cobra.Command{
-		Use:    "shim CONFIG",
+		Use:    "shim CONFIG|- [RUNDIR]",
 		Short:  "Supervise one container (internal)",
 		Hidden: true,
-		Args:   cobra.ExactArgs(1),
+		Args:   cobra.RangeArgs(1, 2), // RUNDIR only names the container in ps
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return daemon.Shim(cmd.Context(), args[0])
 		},

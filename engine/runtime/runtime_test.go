@@ -235,6 +235,33 @@ func TestShimOutlivesCaller(t *testing.T) {
 	}
 }
 
+// TestShimConfigMustComeOnItsInput: Spawn hands the shim its configuration
+// on its standard input, not in a file (two inodes fewer a start: the
+// staged file and its rename); the shim's command line names its run
+// directory, for ps.
+func TestShimConfigMustComeOnItsInput(t *testing.T) {
+	needRoot(t)
+	h := newHarness(t, "sleep", "30")
+	h.start(t)
+	st, err := runtime.ReadStatus(h.cfg.StatusPath)
+	if err != nil || st.State != runtime.StateRunning {
+		t.Fatalf("status %+v, %v", st, err)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", st.ShimPid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"); len(args) != 4 || args[1] != "shim" || args[2] != "-" || args[3] != h.dir {
+		t.Errorf("shim command line %q, want shim - %s", args, h.dir)
+	}
+	ents, _ := os.ReadDir(h.dir)
+	for _, e := range ents {
+		if strings.Contains(e.Name(), "shim.json") {
+			t.Errorf("%s written: the configuration goes on the shim's input", e.Name())
+		}
+	}
+}
+
 // TestShimRunsWithOnePButTheContainerDoesNot: a shim keeps less memory
 // with one P (docs/performance.md), set in its environment by the spawner;
 // the container's command must not inherit it.

@@ -2,8 +2,10 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -23,8 +25,8 @@ import (
 	"github.com/berth-dev/berth/internal/stopwatch"
 )
 
-// Config tells a shim where everything of its container is. The engine
-// writes it as JSON next to the socket; fields may be added over time.
+// Config tells a shim where everything of its container is. Spawn hands it
+// to the shim as JSON on its standard input; fields may be added over time.
 type Config struct {
 	ID         string `json:"id"`
 	Bundle     string `json:"bundle"`      // directory holding config.json (the OCI spec)
@@ -63,10 +65,23 @@ type Config struct {
 	Seccomp      *SeccompRef    `json:"seccomp,omitempty"`
 }
 
-// ReadConfig loads a shim configuration file.
+// ConfigFromStdin, as the shim's configuration path, says the configuration
+// comes on standard input (as Spawn passes it).
+const ConfigFromStdin = "-"
+
+// ReadConfig loads a shim configuration from a file, or from standard input
+// (ConfigFromStdin).
 func ReadConfig(path string) (Config, error) {
 	var c Config
-	if err := atomicfile.ReadJSON(path, &c); err != nil {
+	if path == ConfigFromStdin {
+		b, err := io.ReadAll(os.Stdin)
+		if err != nil {
+			return c, fmt.Errorf("shim config: %w", err)
+		}
+		if err := json.Unmarshal(b, &c); err != nil {
+			return c, fmt.Errorf("shim config: %w", err)
+		}
+	} else if err := atomicfile.ReadJSON(path, &c); err != nil {
 		return c, err
 	}
 	if c.ID == "" || c.Bundle == "" || c.Socket == "" || c.StatusPath == "" {

@@ -1,7 +1,9 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -14,8 +16,6 @@ import (
 
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
-
-	"github.com/berth-dev/berth/internal/atomicfile"
 )
 
 // Spawned is a shim Spawn started.
@@ -34,9 +34,10 @@ func (s *Spawned) Release() {
 	}
 }
 
-// Spawn converts the bundle's spec for the shim (start_linux.go), writes
-// the shim's configuration next to its socket and starts
-// "<exe> shim <config>" in a session of its own, so it survives the CLI, and
+// Spawn converts the bundle's spec for the shim (start_linux.go) and starts
+// "<exe> shim - <run dir>" in a session of its own, so it survives the CLI, with the
+// shim's configuration on its standard input (no file: nothing reads it
+// after the shim, and each file a start creates costs), and
 // returns once the shim reports the container running (created, with
 // Hold) or fails to start it. logPath receives the shim's diagnostics.
 func Spawn(ctx context.Context, exe string, cfg Config, logPath string) (*Spawned, error) {
@@ -63,8 +64,8 @@ func spawn(ctx context.Context, exe string, cfg Config, logPath string) (*Spawne
 	if err := lockShim(lock, cfg.ID); err != nil {
 		return nil, err
 	}
-	confPath := filepath.Join(dir, "shim.json")
-	if err := atomicfile.ReplaceJSON(confPath, cfg, 0o600); err != nil {
+	conf, err := json.Marshal(cfg)
+	if err != nil {
 		return nil, err
 	}
 	// The socket listens from here on and passes to the shim: a client
@@ -103,8 +104,11 @@ func spawn(ctx context.Context, exe string, cfg Config, logPath string) (*Spawne
 		return nil, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(exe, "shim", confPath)
+	// The run directory only names the container in ps (and to the tests'
+	// leak check).
+	cmd := exec.Command(exe, "shim", ConfigFromStdin, dir)
 	cmd.Env = shimEnv(os.Environ())
+	cmd.Stdin = bytes.NewReader(conf)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.ExtraFiles = []*os.File{w, lock, sock, holdR} // fds 3, 4, 5, 6
