@@ -56,6 +56,9 @@ type Config struct {
 	// profile, see entry_linux.go); empty leaves the compiling to
 	// libcontainer at every start.
 	SeccompCache string `json:"seccomp_cache,omitempty"`
+	// CgroupMounts are the host's cgroup v1 mounts, set by Spawn, so the
+	// shim does not read the mount table for them (cgroupmounts_linux.go).
+	CgroupMounts []CgroupMount `json:"cgroup_mounts,omitempty"`
 	// Set by Spawn from the bundle's spec (start_linux.go): the container's
 	// first process, libcontainer's configuration (its JSON; bytes, not
 	// json.RawMessage, so it is encoded as base64, not scanned again) and
@@ -230,6 +233,7 @@ func (s *shim) setup() error {
 			return err
 		}
 	}
+	useCgroupMounts(cfg.CgroupMounts)
 	// A crash may have left libcontainer state for this ID behind.
 	if old, err := libcontainer.Load(cfg.StateRoot, cfg.ID); err == nil {
 		_ = old.Signal(unix.SIGKILL)

@@ -64,6 +64,7 @@ func spawn(ctx context.Context, exe string, cfg Config, logPath string) (*Spawne
 	if err := lockShim(lock, cfg.ID); err != nil {
 		return nil, err
 	}
+	cfg.CgroupMounts = hostCgroupMounts()
 	conf, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
