@@ -10,7 +10,8 @@ package runtime
 // controller is not mounted there (net_cls, perf_event, rdma, misc on many
 // hosts): about 0.5 ms of CPU in every shim (docs/performance.md). The
 // spawner, one process for all the starts of a command, reads the cgroup
-// mounts once and hands them to each shim in its configuration; the shim
+// mounts once (again after two seconds, in a long-lived command) and hands
+// them to each shim in its configuration; the shim
 // puts them in libcontainer's cache of the mount table before it creates
 // the container, so the manager finds the same mount points without the
 // read. Nothing is handed on cgroup v2 (its manager reads no mount table)
@@ -19,6 +20,7 @@ package runtime
 
 import (
 	"sync"
+	"time"
 	_ "unsafe" // go:linkname, for libcontainer's cache of the mount table
 
 	"github.com/moby/sys/mountinfo"
@@ -44,9 +46,28 @@ var cgroupMountinfo []*mountinfo.Info
 var readMountinfoOnce sync.Once
 
 // hostCgroupMounts are the cgroup v1 mounts of the spawner's mount
-// namespace (a shim's: Spawn starts it in the same), read at the first
-// spawn of the process; nil on cgroup v2 or when they cannot be read.
-var hostCgroupMounts = sync.OnceValue(func() []CgroupMount {
+// namespace (a shim's: Spawn starts it in the same); nil on cgroup v2 or
+// when they cannot be read. Read again when the last read is older than
+// cgroupMountsTTL, so a long-lived command (up with watch) never hands on
+// a table from before the host mounted or unmounted a hierarchy.
+func hostCgroupMounts() []CgroupMount {
+	cgroupMountsCache.Lock()
+	defer cgroupMountsCache.Unlock()
+	if c := &cgroupMountsCache; c.read.IsZero() || time.Since(c.read) > cgroupMountsTTL {
+		c.mounts, c.read = readCgroupMounts(), time.Now()
+	}
+	return cgroupMountsCache.mounts
+}
+
+const cgroupMountsTTL = 2 * time.Second
+
+var cgroupMountsCache struct {
+	sync.Mutex
+	read   time.Time
+	mounts []CgroupMount
+}
+
+func readCgroupMounts() []CgroupMount {
 	if cgroups.IsCgroup2UnifiedMode() {
 		return nil
 	}
@@ -59,7 +80,7 @@ var hostCgroupMounts = sync.OnceValue(func() []CgroupMount {
 		out = append(out, CgroupMount{Mountpoint: mi.Mountpoint, Root: mi.Root, Options: mi.VFSOptions})
 	}
 	return out
-})
+}
 
 // useCgroupMounts gives libcontainer the cgroup mounts the spawner read,
 // unless it has read the mount table already; it reports whether it did.
