@@ -219,15 +219,6 @@ func (e *Engine) stepNetwork(ctx context.Context, p build.Process) (netSetup, er
 	return e.prepareNetwork(ctx, c, sw)
 }
 
-// etcDir is where a container's /etc files are written: its record's
-// directory, or a build step's run directory (a step has no record).
-func (e *Engine) etcDir(id string) string {
-	if build.IsStepID(id) {
-		return e.runDir(id)
-	}
-	return e.Containers.Dir(id)
-}
-
 // adjustStepSpec applies what a step asks beyond a normal container:
 // the size of /dev/shm, ulimits.
 func adjustStepSpec(s *specs.Spec, p build.Process) {

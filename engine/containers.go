@@ -260,7 +260,8 @@ func (e *Engine) startContainer(ctx context.Context, id string, extra runtime.Co
 	}()
 	sw := stopwatch.Start(ctx, "start", "container", c.Name)
 	defer sw.Done()
-	if err := e.prepare(ctx, c); err != nil {
+	spec, err := e.prepare(ctx, c)
+	if err != nil {
 		return nil, err
 	}
 	sw.Lap("prepare")
@@ -268,6 +269,7 @@ func (e *Engine) startContainer(ctx context.Context, id string, extra runtime.Co
 	cfg := extra
 	cfg.ID = c.ID
 	cfg.Bundle = runDir
+	cfg.Spec = spec
 	cfg.StateRoot = e.libcontainerRoot()
 	cfg.LogPath = e.Containers.LogPath(c.ID)
 	cfg.Log = c.Config.Run.Log

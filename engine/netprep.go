@@ -1,8 +1,11 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -141,15 +144,20 @@ func (e *Engine) joinNetwork(ctx context.Context, c container.Container, ref str
 			ns.hostname = other.ShortID()
 		}
 	}
-	dir := e.Containers.Dir(other.ID)
-	for _, name := range []string{"hosts", "resolv.conf"} {
-		ns.files = append(ns.files, specs.Mount{Destination: "/etc/" + name, Type: "bind", Source: filepath.Join(dir, name), Options: []string{"rbind", "rprivate"}})
+	// Its files are in its run directory, or, started by a berth before
+	// that, beside its record.
+	dir := e.runDir(other.ID)
+	if _, err := os.Stat(filepath.Join(dir, "hosts")); err != nil {
+		dir = e.Containers.Dir(other.ID)
 	}
-	p := filepath.Join(e.Containers.Dir(c.ID), "hostname")
-	if err := atomicfile.Write(p, []byte(ns.hostname+"\n"), 0o644); err != nil {
+	for _, name := range []string{"hosts", "resolv.conf"} {
+		ns.files = append(ns.files, etcMount(name, filepath.Join(dir, name)))
+	}
+	p := filepath.Join(e.runDir(c.ID), "hostname")
+	if err := writeEtcFile(p, []byte(ns.hostname+"\n")); err != nil {
 		return netSetup{}, err
 	}
-	ns.files = append(ns.files, specs.Mount{Destination: "/etc/hostname", Type: "bind", Source: p, Options: []string{"rbind", "rprivate"}})
+	ns.files = append(ns.files, etcMount("hostname", p))
 	return ns, nil
 }
 
@@ -262,10 +270,14 @@ func extraHosts(entries []string, gateways []netip.Addr) ([]netdns.HostsEntry, e
 	return out, nil
 }
 
-// writeEtcFiles writes the container's hostname, hosts and resolv.conf and
-// returns their bind mounts.
+// writeEtcFiles writes the container's hostname, hosts and resolv.conf
+// in its run directory and returns their bind mounts. They are made anew
+// for each start, as Docker rebuilds them (an edit made inside a running
+// container lasts until it stops); the run directory, a tmpfs on an
+// installed host, holds them with the rest of the start (rootfs, the shim's
+// files), so a start creates no inode of them on the state's disk.
 func (e *Engine) writeEtcFiles(c container.Container, hostname string, hosts, resolv []byte) ([]specs.Mount, error) {
-	dir := e.etcDir(c.ID)
+	dir := e.runDir(c.ID)
 	files := map[string][]byte{
 		"hostname":    []byte(hostname + "\n"),
 		"hosts":       hosts,
@@ -274,10 +286,46 @@ func (e *Engine) writeEtcFiles(c container.Container, hostname string, hosts, re
 	var mounts []specs.Mount
 	for _, name := range []string{"hostname", "hosts", "resolv.conf"} {
 		p := filepath.Join(dir, name)
-		if err := atomicfile.Replace(p, files[name], 0o644); err != nil {
+		if err := writeEtcFile(p, files[name]); err != nil {
 			return nil, err
 		}
-		mounts = append(mounts, specs.Mount{Destination: "/etc/" + name, Type: "bind", Source: p, Options: []string{"rbind", "rprivate"}})
+		mounts = append(mounts, etcMount(name, p))
 	}
 	return mounts, nil
+}
+
+// etcMount binds the file at source over /etc/name.
+func etcMount(name, source string) specs.Mount {
+	return specs.Mount{Destination: "/etc/" + name, Type: "bind", Source: source, Options: []string{"rbind", "rprivate"}}
+}
+
+// writeEtcFile puts data at path, an /etc file of a container about to
+// start. A new file is written in place: nothing reads it before the start
+// is done (the container binds it then, a container joining its namespace
+// later still), and a start that fails part way through leaves a file
+// that differs from what the next start writes. A file that holds data
+// already is left alone (a restart creates nothing); any other is
+// replaced whole by a rename, so a container that still has it bound
+// never reads it half-written.
+func writeEtcFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+			return nil
+		}
+		return atomicfile.Replace(path, data, 0o644)
+	}
+	if err != nil {
+		return err
+	}
+	// The mode first (whatever the umask: the container's users read the
+	// file), so that a file whose content is whole has its mode too.
+	err = f.Chmod(0o644)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -16,38 +16,41 @@ import (
 )
 
 // prepare builds everything a start needs, in an order where each step only
-// adds to the host: the caller's teardown undoes any prefix of it.
-func (e *Engine) prepare(ctx context.Context, c container.Container) error {
+// adds to the host: the caller's teardown undoes any prefix of it. It
+// returns the container's OCI spec, which goes to the spawner in memory:
+// no start reads a config.json (BERTH_DEBUG still writes one in the run
+// directory, for a look or another runtime).
+func (e *Engine) prepare(ctx context.Context, c container.Container) (*specs.Spec, error) {
 	sw := stopwatch.Start(ctx, "prepare", "container", c.Name)
 	defer sw.Done()
 	img, err := e.Images.Get(ctx, c.Config.ImageID)
 	if err != nil {
-		return fmt.Errorf("image %q of container %s: %w", c.Config.Image, c.Name, err)
+		return nil, fmt.Errorf("image %q of container %s: %w", c.Config.Image, c.Name, err)
 	}
 	if err := e.unpack(ctx, img); err != nil {
-		return err
+		return nil, err
 	}
 	runDir := e.runDir(c.ID)
 	if err := os.MkdirAll(runDir, 0o700); err != nil {
-		return err
+		return nil, err
 	}
 	mounts, err := e.Snapshots.Prepare(ctx, c.ID, img.ChainIDs)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rootfs := e.rootfsDir(c.ID)
 	if err := snapshot.MountAll(mounts, rootfs); err != nil {
-		return fmt.Errorf("mount root filesystem: %w", err)
+		return nil, fmt.Errorf("mount root filesystem: %w", err)
 	}
 	sw.Lap("rootfs")
 
 	net, err := e.prepareNetwork(ctx, c, sw)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	uid, gid, groups, err := container.ResolveUser(rootfs, c.Config.User)
 	if err != nil {
-		return fmt.Errorf("container %s: %w", c.Name, err)
+		return nil, fmt.Errorf("container %s: %w", c.Name, err)
 	}
 	cwd := c.Config.WorkingDir
 	if cwd == "" {
@@ -59,11 +62,11 @@ func (e *Engine) prepare(ctx context.Context, c container.Container) error {
 	}
 	volMounts, err := e.volumeMounts(ctx, c, rootfs)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	opts, err := e.isolationOpts(ctx, c, rootfs)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	spec, err := container.Spec(container.SpecOptions{
 		Rootfs:      rootfs,
@@ -78,13 +81,18 @@ func (e *Engine) prepare(ctx context.Context, c container.Container) error {
 		Mounts: append(net.files, volMounts...),
 	}, opts...)
 	if err != nil {
-		return fmt.Errorf("container %s: %w", c.Name, err)
+		return nil, fmt.Errorf("container %s: %w", c.Name, err)
 	}
 	net.applySpec(spec)
 	applyRun(spec, c.Config.Run)
 	rootPropagation(spec)
 	sw.Lap("spec")
-	return atomicfile.ReplaceJSON(filepath.Join(runDir, "config.json"), spec, 0o600)
+	if os.Getenv("BERTH_DEBUG") != "" {
+		if err := atomicfile.ReplaceJSON(filepath.Join(runDir, "config.json"), spec, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return spec, nil
 }
 
 // volumeMounts turns the container's volumes, binds, tmpfs mounts,

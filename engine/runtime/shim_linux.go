@@ -17,6 +17,7 @@ import (
 
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/configs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/engine/jsonlog"
@@ -29,7 +30,7 @@ import (
 // to the shim as JSON on its standard input; fields may be added over time.
 type Config struct {
 	ID         string `json:"id"`
-	Bundle     string `json:"bundle"`      // directory holding config.json (the OCI spec)
+	Bundle     string `json:"bundle"`      // the container's directory; config.json there is its OCI spec, unless Spec is set
 	StateRoot  string `json:"state_root"`  // libcontainer's state directory root
 	LogPath    string `json:"log_path"`    // json-file log
 	StatusPath string `json:"status_path"` // Status record
@@ -59,6 +60,11 @@ type Config struct {
 	// CgroupMounts are the host's cgroup v1 mounts, set by Spawn, so the
 	// shim does not read the mount table for them (cgroupmounts_linux.go).
 	CgroupMounts []CgroupMount `json:"cgroup_mounts,omitempty"`
+	// Spec, when set, is the OCI spec Spawn converts, handed over in
+	// memory: the bundle's config.json is then not read (the engine's
+	// starts write none: a file and a JSON round trip less per start).
+	// Never encoded: the shim reads no spec.
+	Spec *specs.Spec `json:"-"`
 	// Set by Spawn from the bundle's spec (start_linux.go): the container's
 	// first process, libcontainer's configuration (its JSON; bytes, not
 	// json.RawMessage, so it is encoded as base64, not scanned again) and

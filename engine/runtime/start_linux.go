@@ -54,45 +54,32 @@ type SeccompRef struct {
 	Sum  string `json:"sum"` // hex
 }
 
-// prepareStart converts the OCI spec of cfg's bundle for the shim, into
-// cfg: libcontainer's configuration, the process, and the seccomp profile
-// apart (its text, written under cfg.SeccompCache, or dir without one; not
-// decoded here: the shim decodes it only when its program is not cached,
-// and reports a profile that does not convert). A spec that does not
-// convert otherwise fails here, before any shim runs.
+// prepareStart converts the OCI spec (cfg.Spec, or the bundle's) for the
+// shim, into cfg: libcontainer's configuration, the process, and the
+// seccomp profile apart (its text, written under cfg.SeccompCache, or dir
+// without one; not decoded here: the shim decodes it only when its program
+// is not cached, and reports a profile that does not convert). A spec that
+// does not convert otherwise fails here, before any shim runs.
 func prepareStart(cfg *Config, dir string) error {
-	var spec struct {
-		specs.Spec
-		Linux *struct {
-			specs.Linux
-			Seccomp json.RawMessage `json:"seccomp"`
-		} `json:"linux"`
-	}
-	path := filepath.Join(cfg.Bundle, "config.json")
-	if err := atomicfile.ReadJSON(path, &spec); err != nil {
-		return fmt.Errorf("read spec: %w", err)
-	}
-	if spec.Process == nil || spec.Root == nil {
-		return fmt.Errorf("spec %s: process and root are required", path)
+	spec, profile, err := startSpec(cfg)
+	if err != nil {
+		return err
 	}
 	cfg.Seccomp = nil
-	if spec.Linux != nil {
-		spec.Spec.Linux = &spec.Linux.Linux
-		if p := spec.Linux.Seccomp; len(p) > 0 && string(p) != "null" {
-			if !seccompBuilt {
-				return errors.New("this berth was built without the seccomp build tag; rebuild with make build")
-			}
-			if cfg.SeccompCache != "" {
-				dir = cfg.SeccompCache
-			}
-			ref, err := writeProfile(dir, p)
-			if err != nil {
-				return err
-			}
-			cfg.Seccomp = ref
+	if len(profile) > 0 {
+		if !seccompBuilt {
+			return errors.New("this berth was built without the seccomp build tag; rebuild with make build")
 		}
+		if cfg.SeccompCache != "" {
+			dir = cfg.SeccompCache
+		}
+		ref, err := writeProfile(dir, profile)
+		if err != nil {
+			return err
+		}
+		cfg.Seccomp = ref
 	}
-	lcfg, err := libcontainerConfig(cfg.ID, cfg.Bundle, &spec.Spec)
+	lcfg, err := libcontainerConfig(cfg.ID, cfg.Bundle, spec)
 	if err != nil {
 		return err
 	}
@@ -109,6 +96,52 @@ func prepareStart(cfg *Config, dir string) error {
 		cfg.Process.Size = &WindowSize{Rows: uint16(p.ConsoleSize.Height), Cols: uint16(p.ConsoleSize.Width)}
 	}
 	return nil
+}
+
+// startSpec is the spec a start converts, without its seccomp profile,
+// and that profile's JSON text (nil without one): cfg.Spec when the caller
+// handed it over, else the bundle's config.json. Both give the same text
+// for one profile (the compact encoding), so a cached program is found
+// either way.
+func startSpec(cfg *Config) (*specs.Spec, []byte, error) {
+	if s := cfg.Spec; s != nil {
+		if s.Process == nil || s.Root == nil {
+			return nil, nil, errors.New("spec: process and root are required")
+		}
+		if s.Linux == nil || s.Linux.Seccomp == nil {
+			return s, nil, nil
+		}
+		profile, err := json.Marshal(s.Linux.Seccomp)
+		if err != nil {
+			return nil, nil, err
+		}
+		c, l := *s, *s.Linux
+		l.Seccomp = nil
+		c.Linux = &l
+		return &c, profile, nil
+	}
+	var spec struct {
+		specs.Spec
+		Linux *struct {
+			specs.Linux
+			Seccomp json.RawMessage `json:"seccomp"`
+		} `json:"linux"`
+	}
+	path := filepath.Join(cfg.Bundle, "config.json")
+	if err := atomicfile.ReadJSON(path, &spec); err != nil {
+		return nil, nil, fmt.Errorf("read spec: %w", err)
+	}
+	if spec.Process == nil || spec.Root == nil {
+		return nil, nil, fmt.Errorf("spec %s: process and root are required", path)
+	}
+	var profile []byte
+	if spec.Linux != nil {
+		spec.Spec.Linux = &spec.Linux.Linux
+		if p := spec.Linux.Seccomp; len(p) > 0 && string(p) != "null" {
+			profile = p
+		}
+	}
+	return &spec.Spec, profile, nil
 }
 
 // writeProfile keeps a seccomp profile's text in dir under its SHA-256,

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -115,4 +116,58 @@ func writeConfig(t *testing.T, cfg Config) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// TestSpecInMemoryMustConvertAsTheBundlesFile: a spec handed to the spawner
+// in memory (the engine's starts write no config.json) gives the shim the
+// same configuration and the same profile sum as the compact file the
+// engine wrote before, so programs cached then are still found; the caller's spec keeps its
+// profile, and the shim's configuration carries no spec.
+func TestSpecInMemoryMustConvertAsTheBundlesFile(t *testing.T) {
+	bundle, dir := t.TempDir(), t.TempDir()
+	spec := &specs.Spec{
+		Version: specs.Version,
+		Root:    &specs.Root{Path: "rootfs"},
+		Process: &specs.Process{Args: []string{"sleep", "1"}, Cwd: "/"},
+		Mounts:  []specs.Mount{{Destination: "/data", Source: "data", Type: "bind", Options: []string{"rbind"}}},
+		Linux: &specs.Linux{
+			CgroupsPath: "/berth-test/c1",
+			Seccomp:     &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"keyctl"}, Action: specs.ActErrno}}},
+		},
+	}
+	if err := atomicfile.ReplaceJSON(filepath.Join(bundle, "config.json"), spec, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fromFile := Config{ID: "c1", Bundle: bundle}
+	if err := prepareStart(&fromFile, dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(bundle, "config.json")); err != nil {
+		t.Fatal(err)
+	}
+	inMemory := Config{ID: "c1", Bundle: bundle, Spec: spec}
+	if err := prepareStart(&inMemory, dir); err != nil {
+		t.Fatalf("a spec in memory must need no config.json: %v", err)
+	}
+	if string(inMemory.Libcontainer) != string(fromFile.Libcontainer) {
+		t.Errorf("libcontainer configuration from memory:\n%s\nfrom the file:\n%s", inMemory.Libcontainer, fromFile.Libcontainer)
+	}
+	if inMemory.Seccomp == nil || fromFile.Seccomp == nil || *inMemory.Seccomp != *fromFile.Seccomp {
+		t.Errorf("seccomp from memory %+v, from the file %+v: want the same profile and sum", inMemory.Seccomp, fromFile.Seccomp)
+	}
+	if spec.Linux.Seccomp == nil {
+		t.Error("the conversion took the profile out of the caller's spec")
+	}
+	raw, err := json.Marshal(inMemory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), `"ociVersion"`) {
+		t.Errorf("the shim's configuration carries the spec: %s", raw)
+	}
+	// Without a process (or root) the spawn fails, as with a file.
+	inMemory.Spec = &specs.Spec{Root: spec.Root}
+	if err := prepareStart(&inMemory, dir); err == nil {
+		t.Error("a spec without a process was converted")
+	}
 }
