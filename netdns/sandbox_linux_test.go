@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/miekg/dns"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/netnstest"
@@ -330,5 +332,48 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in 5 s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRedirectMustNotWaitForItsSocketsClose: the sandbox's rules are in
+// when redirect returns, and its netlink socket is still open, handed to
+// closeAside: closing it in line made each new sandbox of a reload wait an
+// RCU grace period, and the reload opens an up's sandboxes one after
+// another.
+func TestRedirectMustNotWaitForItsSocketsClose(t *testing.T) {
+	sb := newSandbox(t)
+	ns, err := netns.GetFromPath(sb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	held := make(chan *nftables.Conn, 1)
+	orig := closeAside
+	closeAside = func(c *nftables.Conn) { held <- c }
+	defer func() { closeAside = orig }()
+	if err := redirect(ns, 5353); err != nil {
+		t.Fatal(err)
+	}
+	var c *nftables.Conn
+	select {
+	case c = <-held:
+	default:
+		t.Fatal("redirect closed its netlink socket itself, in line")
+	}
+	defer c.CloseLasting()
+	look, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := look.ListTablesOfFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, tb := range tables {
+		found = found || tb.Name == dnsTable
+	}
+	if !found {
+		t.Errorf("table %s is not in the sandbox while redirect's socket is still open", dnsTable)
 	}
 }
