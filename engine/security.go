@@ -113,9 +113,4 @@ func (e *Engine) mountShm(c container.Container) (string, error) {
 
 // cgroupsPath is where a container's cgroup goes: under the instance's
 // parent, or under its cgroup_parent as Docker puts it.
-func (e *Engine) cgroupsPath(c container.Container) string {
-	if p := c.Config.Security.CgroupParent; p != "" {
-		return "/" + strings.Trim(p, "/") + "/" + c.ID
-	}
-	return e.cgroupParent() + "/" + c.ID
-}
+func (e *Engine) cgroupsPath(c container.Container) string { return e.host.CgroupsPath(c) }

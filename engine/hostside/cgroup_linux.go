@@ -1,17 +1,29 @@
 package hostside
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 
 	"github.com/opencontainers/cgroups"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-dev/berth/engine/container"
 	"github.com/berth-dev/berth/internal/atomicfile"
 )
+
+// CgroupsPath is the cgroup a start puts container c in: under the
+// service's cgroup_parent, else under the instance's parent.
+func (h *Host) CgroupsPath(c container.Container) string {
+	if p := c.Config.Security.CgroupParent; p != "" {
+		return "/" + strings.Trim(p, "/") + "/" + c.ID
+	}
+	return h.CgroupParent() + "/" + c.ID
+}
 
 // cgroupRoot is where the cgroup hierarchies are mounted.
 const cgroupRoot = "/sys/fs/cgroup"
@@ -48,10 +60,12 @@ func (h *Host) removeCgroups(id string) error {
 	return errors.Join(errs...)
 }
 
-// cgroupsPath is the container's cgroup as its start's spec put it (the
-// instance's parent, or the service's cgroup_parent), or under the
-// instance's parent when no spec is left. It always ends in the
-// container's ID, so nothing else is ever killed or removed.
+// cgroupsPath is the container's cgroup as its start put it (the
+// instance's parent, or the service's cgroup_parent): from the spec a
+// build step's start (or an older berth's) left in the run directory, else
+// from the container's record (a container's start writes no spec file),
+// else under the instance's parent. It always ends in the container's ID,
+// so nothing else is ever killed or removed.
 func (h *Host) cgroupsPath(id string) (string, error) {
 	var spec struct {
 		Linux struct {
@@ -61,6 +75,10 @@ func (h *Host) cgroupsPath(id string) (string, error) {
 	p := h.CgroupParent() + "/" + id
 	if err := atomicfile.ReadJSON(filepath.Join(h.RunDir(id), "config.json"), &spec); err == nil && spec.Linux.CgroupsPath != "" {
 		p = spec.Linux.CgroupsPath
+	} else if h.Containers != nil {
+		if c, err := h.Containers.Get(context.Background(), id); err == nil && c.ID == id {
+			p = h.CgroupsPath(c)
+		}
 	}
 	p = path.Clean("/" + p)
 	if id == "" || path.Base(p) != id {

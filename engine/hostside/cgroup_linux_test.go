@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berth-dev/berth/engine/container"
 	"github.com/berth-dev/berth/engine/runtime"
 	"github.com/berth-dev/berth/internal/lockfile"
 )
@@ -134,6 +135,21 @@ func TestCgroupsPathMustBeTheContainers(t *testing.T) {
 	if got, err := h.cgroupsPath(id); err != nil || got != "/berth-x/"+id {
 		t.Fatalf("no spec: %q, %v", got, err)
 	}
+	// A container's start writes no spec: its record gives the cgroup_parent.
+	store, err := container.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Containers = store
+	rec := `{"id":"` + id + `","name":"c","config":{"security":{"cgroup_parent":"/custom/"}}}`
+	os.MkdirAll(store.Dir(id), 0o700)
+	if err := os.WriteFile(filepath.Join(store.Dir(id), "container.json"), []byte(rec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := h.cgroupsPath(id); err != nil || got != "/custom/"+id {
+		t.Fatalf("no spec, a record with a cgroup_parent: %q, %v; want /custom/%s", got, err, id)
+	}
+	h.Containers = nil
 	os.MkdirAll(h.RunDir(id), 0o700)
 	for spec, ok := range map[string]bool{
 		`{"linux":{"cgroupsPath":"/p/` + id + `"}}`:  true,
