@@ -23,17 +23,24 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "entry_linux.h"
+
 extern char **environ;
 
-static void entry_fail(const char *what, int err)
+static void entry_exit(const char *what, int err)
 {
 	dprintf(2, "berth: container entry: %s: %s\n", what, strerror(err));
 	_exit(127);
 }
 
+// berth_entry_fail reports a failed step and does not return: the entry
+// prints it and exits, the C init (cinit_linux.c) sends it to the parent.
+void (*berth_entry_fail)(const char *what, int err) = entry_exit;
+#define entry_fail(what, err) berth_entry_fail(what, err)
+
 // read_program reads "FLAGS COUNT" (two native uint32) and COUNT filter
 // instructions from fd, then closes it: the command must not inherit it.
-static struct sock_filter *read_program(int fd, uint32_t *flags, uint16_t *len)
+struct sock_filter *berth_read_program(int fd, uint32_t *flags, uint16_t *len)
 {
 	uint32_t head[2];
 	if (pread(fd, head, sizeof(head), 0) != sizeof(head))
@@ -52,7 +59,7 @@ static struct sock_filter *read_program(int fd, uint32_t *flags, uint16_t *len)
 	return prog;
 }
 
-static void install(struct sock_filter *filter, uint16_t len, uint32_t flags)
+void berth_install_filter(struct sock_filter *filter, uint16_t len, uint32_t flags)
 {
 	struct sock_fprog prog = {.len = len, .filter = filter};
 	long r;
@@ -67,7 +74,7 @@ static void install(struct sock_filter *filter, uint16_t len, uint32_t flags)
 // set_caps makes the thread's capability sets the container's: it drops
 // from the bounding set and lowers what libcontainer granted beyond them
 // only so this entry could install the filter (see seccomp_linux.go).
-static void set_caps(const char *spec)
+void berth_set_caps(const char *spec)
 {
 	unsigned long long b, e, p, i, a;
 	if (sscanf(spec, "%llx:%llx:%llx:%llx:%llx", &b, &e, &p, &i, &a) != 5)
@@ -111,17 +118,17 @@ __attribute__((constructor)) static void berth_container_entry(int argc, char **
 	uint32_t flags = 0;
 	uint16_t len = 0;
 	if (fd >= 0)
-		filter = read_program(fd, &flags, &len);
+		filter = berth_read_program(fd, &flags, &len);
 	// With no_new_privs the filter goes last, right before exec, as
 	// libcontainer does; without it, installing needs CAP_SYS_ADMIN, so it
 	// goes first, before the capabilities are dropped.
 	int nnp = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1;
 	if (filter && !nnp)
-		install(filter, len, flags);
+		berth_install_filter(filter, len, flags);
 	if (strcmp(caps, "-") != 0)
-		set_caps(caps);
+		berth_set_caps(caps);
 	if (filter && nnp)
-		install(filter, len, flags);
+		berth_install_filter(filter, len, flags);
 	free(filter);
 	if (init)
 		return; // the Go runtime starts and runs the minimal init

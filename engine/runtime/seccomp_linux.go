@@ -81,20 +81,7 @@ func decodeProgram(b []byte) (*program, error) {
 // the entry reads it from an inherited descriptor, and no process in the
 // container can change it, even through /proc/PID/fd.
 func (p *program) memfd() (*os.File, error) {
-	fd, err := unix.MemfdCreate("berth-seccomp", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
-	if err != nil {
-		return nil, err
-	}
-	f := os.NewFile(uintptr(fd), "berth-seccomp")
-	if _, err := f.Write(p.encode()); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_SEAL|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
+	return sealedMemfd("berth-seccomp", p.encode())
 }
 
 // cacheable reports whether a profile can be compiled ahead: one that hands

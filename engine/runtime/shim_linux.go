@@ -341,7 +341,7 @@ func (s *shim) create() (*run, error) {
 	for _, g := range p.AdditionalGids {
 		proc.AdditionalGroups = append(proc.AdditionalGroups, int(g))
 	}
-	entered, err := s.viaEntry(proc, s.lcfg.Rootfs, s.lcfg.Mounts)
+	entered, err := s.viaInit(proc, p.Terminal)
 	if err != nil {
 		_ = c.Destroy()
 		return nil, fmt.Errorf("start container: %w", err)

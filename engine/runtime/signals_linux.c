@@ -21,10 +21,10 @@ struct kernel_sigaction {
 	uint64_t mask;
 };
 
-__attribute__((constructor)) static void berth_reset_ignored_signals(int argc, char **argv)
+// berth_reset_ignored_signals is also called by the C init
+// (cinit_linux.c), which runs before this constructor and never returns.
+void berth_reset_ignored_signals(void)
 {
-	if (argc < 2 || strcmp(argv[1], "init") != 0)
-		return;
 	for (int sig = 1; sig <= 64; sig++) {
 		struct kernel_sigaction old, dfl;
 		if (sig == SIGKILL || sig == SIGSTOP)
@@ -35,4 +35,10 @@ __attribute__((constructor)) static void berth_reset_ignored_signals(int argc, c
 		dfl.handler = (void *)SIG_DFL;
 		syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(uint64_t));
 	}
+}
+
+__attribute__((constructor)) static void berth_reset_ignored_signals_in_init(int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "init") == 0)
+		berth_reset_ignored_signals();
 }

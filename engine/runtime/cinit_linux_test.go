@@ -1,0 +1,116 @@
+package runtime
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/configs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// plainConfig is libcontainer's configuration of a plain container, as
+// specconv converts Berth's kind of spec.
+func plainConfig(t *testing.T) *configs.Config {
+	t.Helper()
+	spec := &specs.Spec{
+		Version:  specs.Version,
+		Root:     &specs.Root{Path: "/rootfs"},
+		Hostname: "h",
+		Process:  &specs.Process{Args: []string{"sleep", "1"}, Cwd: "/", Env: []string{"PATH=/bin"}},
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+			{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"ro", "nosuid", "noexec", "nodev"}},
+			{Destination: "/etc/hosts", Type: "bind", Source: "/run/x/hosts", Options: []string{"rbind", "rprivate"}},
+		},
+		Linux: &specs.Linux{
+			CgroupsPath:   "/berth-test/c1",
+			MaskedPaths:   []string{"/proc/kcore"},
+			ReadonlyPaths: []string{"/proc/sys"},
+			Namespaces: []specs.LinuxNamespace{{Type: "pid"}, {Type: "network"}, {Type: "ipc"}, {Type: "uts"},
+				{Type: "mount"}, {Type: "cgroup"}},
+		},
+	}
+	c, err := libcontainerConfig("c1", t.TempDir(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestCInitMustServeOnlyWhatItImplements: a plain container's
+// configuration goes to the C init; one with what the C init does not do
+// goes to libcontainer's Go init, with the reason.
+func TestCInitMustServeOnlyWhatItImplements(t *testing.T) {
+	p := &libcontainer.Process{Args: []string{"sleep", "1"}}
+	if r := cinitReason(plainConfig(t), p, false); r != "" {
+		t.Fatalf("plain container refused: %s", r)
+	}
+	for name, tc := range map[string]struct {
+		change   func(*configs.Config)
+		terminal bool
+		want     string
+	}{
+		"terminal":    {terminal: true, want: "terminal"},
+		"user ns":     {change: func(c *configs.Config) { c.Namespaces.Add(configs.NEWUSER, "") }, want: "user namespace"},
+		"hooks":       {change: func(c *configs.Config) { c.Hooks = configs.Hooks{configs.Prestart: nil} }, want: "hooks"},
+		"seccomp":     {change: func(c *configs.Config) { c.Seccomp = &configs.Seccomp{} }, want: "seccomp"},
+		"apparmor":    {change: func(c *configs.Config) { c.AppArmorProfile = "p" }, want: "LSM"},
+		"idmap":       {change: func(c *configs.Config) { c.Mounts[0].IDMapping = &configs.MountIDMapping{} }, want: "idmapped"},
+		"copy-up":     {change: func(c *configs.Config) { c.Mounts[1].Extensions = 1 }, want: "copy-up"},
+		"overlay":     {change: func(c *configs.Config) { c.Mounts[0].Device = "overlay" }, want: "device overlay"},
+		"remount":     {change: func(c *configs.Config) { c.Mounts[0].Flags |= unix.MS_REMOUNT }, want: "flags"},
+		"host cgroup": {change: func(c *configs.Config) { c.Namespaces.Remove(configs.NEWCGROUP) }, want: "cgroup namespace"},
+		"veth":        {change: func(c *configs.Config) { c.Networks = append(c.Networks, &configs.Network{Type: "veth"}) }, want: "networks"},
+	} {
+		c := plainConfig(t)
+		if tc.change != nil {
+			tc.change(c)
+		}
+		if r := cinitReason(c, p, tc.terminal); !strings.Contains(r, tc.want) {
+			t.Errorf("%s: reason %q, want one with %q", name, r, tc.want)
+		}
+	}
+}
+
+// TestCInitPlanMustCarryTheConfigInOrder: the plan has the mounts in the
+// configuration's order, the paths, the user and the command.
+func TestCInitPlanMustCarryTheConfigInOrder(t *testing.T) {
+	c := plainConfig(t)
+	c.NoNewPrivileges = true
+	p := &libcontainer.Process{Args: []string{"sleep", "1"}, Env: []string{"PATH=/bin"}, Cwd: "/srv", UID: 1000, GID: 1001, AdditionalGroups: []int{5}}
+	plan, err := cinitPlan("c1", c, p, "1:2:3:4:5", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	words := strings.Split(strings.TrimSuffix(string(plan), "\x00"), "\x00")
+	if words[0] != cinitMagic || words[len(words)-1] != "end" {
+		t.Fatalf("plan framing: %q ... %q", words[0], words[len(words)-1])
+	}
+	text := strings.Join(words, " ")
+	var order []string
+	for i, w := range words {
+		if w == "mount" {
+			order = append(order, words[i+3])
+		}
+	}
+	if got := strings.Join(order, " "); got != "/proc /dev /sys /sys/fs/cgroup /etc/hosts" {
+		t.Errorf("mount order %q", got)
+	}
+	for _, want := range []string{
+		"rootfs /rootfs", "lo", "mount bind /run/x/hosts /etc/hosts", "hostname h", "ro /proc/sys", "mask /proc/kcore",
+		"keyring _ses.c1", "nnp", "user 1000 1001", "group 5", "caps 1:2:3:4:5", "seccomp 4", "cwd /srv",
+		"env PATH=/bin", "arg sleep arg 1 end",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("plan lacks %q: %s", want, text)
+		}
+	}
+	if bytes.Count(plan, []byte("\x00devlinks\x00")) != 1 {
+		t.Errorf("plan has no /dev links step: %s", text)
+	}
+}
