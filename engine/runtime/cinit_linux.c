@@ -1,10 +1,9 @@
 // The C container init: libcontainer's init stage ("runc:[2:INIT]") done
 // in C, for a configuration the shim found it can serve (cinit_linux.go).
-// This constructor runs before nsenter's: when this process is a
-// container's init (_LIBCONTAINER_INITTYPE=standard) and its first
-// inherited file is a plan (a sealed memfd named berth-cinit that starts
-// with BERTHCINIT1), it calls nsexec itself, and in the stage-2 child it
-// runs the plan: mounts (the new mount API, every target resolved under
+// When this process is a container's init (_LIBCONTAINER_INITTYPE=standard)
+// and its first inherited file is a plan (a sealed memfd named berth-cinit that
+// starts with BERTHCINIT1), its constructor runs the plan in nsexec's
+// stage-2 child, before Go starts: mounts (the new mount API, every target resolved under
 // the root with openat2), /dev's nodes and links, pivot_root, hostname,
 // sysctls, read-only and masked paths, the session keyring, the user,
 // capabilities, no_new_privs and the seccomp program; it speaks
@@ -38,8 +37,6 @@
 
 #include "entry_linux.h"
 
-// nsexec is nsenter's (another package): weak, so this package links alone.
-extern void nsexec(void) __attribute__((weak));
 extern void berth_reset_ignored_signals(void);
 
 #define PLAN_FD 3
@@ -220,6 +217,23 @@ static int in_root(int root, const char *path, int flags, int mode, int nosym)
 	return fd;
 }
 
+static int mkdir_all(int root, const char *path, int nosym);
+
+// parent_dir makes the directory that holds path (absolute) under root, and
+// returns an O_PATH descriptor of it, with base the last element of path.
+static int parent_dir(int root, const char *path, int nosym, const char **base)
+{
+	char parent[4096];
+	const char *slash = strrchr(path, '/');
+	if (slash == NULL || slash[1] == 0 || path[0] != '/' || strlen(path) >= sizeof(parent)) {
+		errno = EINVAL;
+		return -1;
+	}
+	*base = slash + 1;
+	snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
+	return parent[0] ? mkdir_all(root, parent, nosym) : in_root(root, "/", O_PATH | O_DIRECTORY, 0, 1);
+}
+
 // mkdir_all makes every missing directory of path under root and returns
 // an O_PATH descriptor of it.
 static int mkdir_all(int root, const char *path, int nosym)
@@ -227,15 +241,11 @@ static int mkdir_all(int root, const char *path, int nosym)
 	int fd = in_root(root, path, O_PATH | O_DIRECTORY, 0, nosym);
 	if (fd >= 0 || errno != ENOENT)
 		return fd;
-	char parent[4096];
-	const char *slash = strrchr(path, '/');
-	if (slash == NULL || slash[1] == 0)
-		return -1;
-	snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
-	int pfd = parent[0] ? mkdir_all(root, parent, nosym) : in_root(root, "/", O_PATH | O_DIRECTORY, 0, 1);
+	const char *base;
+	int pfd = parent_dir(root, path, nosym, &base);
 	if (pfd < 0)
 		return -1;
-	if (mkdirat(pfd, slash + 1, 0755) < 0 && errno != EEXIST) {
+	if (mkdirat(pfd, base, 0755) < 0 && errno != EEXIST) {
 		int e = errno;
 		close(pfd);
 		errno = e;
@@ -260,10 +270,8 @@ static int target(int root, const char *path, int dir, int nosym)
 		return fd;
 	if (errno != ENOENT)
 		ci_failf("mount target %s: %s", path, strerror(errno));
-	char parent[4096];
-	const char *slash = strrchr(path, '/');
-	snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
-	int pfd = parent[0] ? mkdir_all(root, parent, nosym) : in_root(root, "/", O_PATH | O_DIRECTORY, 0, 1);
+	const char *base;
+	int pfd = parent_dir(root, path, nosym, &base);
 	if (pfd < 0)
 		ci_failf("mount target %s: %s", path, strerror(errno));
 	close(pfd);
@@ -410,8 +418,9 @@ static void do_mount(int root)
 			ci_fail("bind source", errno);
 		int t = target(root, dst, S_ISDIR(st.st_mode), 0);
 		if (attrs) {
+			// The top mount only, as libcontainer's remount.
 			struct mount_attr a = {.attr_set = attrs};
-			if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | (rec ? AT_RECURSIVE : 0), &a, sizeof(a)) < 0)
+			if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &a, sizeof(a)) < 0)
 				ci_failf("bind %s on %s: attributes: %s", src, dst, strerror(errno));
 		}
 		if (syscall(SYS_move_mount, tree, "", t, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
@@ -448,12 +457,8 @@ static void do_dev(int root)
 {
 	const char *path = word(), *type = word();
 	unsigned long long maj = num(), min = num(), mode = num(), uid = num(), gid = num();
-	char parent[4096];
-	const char *slash = strrchr(path, '/');
-	if (slash == NULL)
-		ci_failf("device %s: not absolute", path);
-	snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
-	int d = mkdir_all(root, parent[0] ? parent : "/", 1);
+	const char *base;
+	int d = parent_dir(root, path, 1, &base);
 	if (d < 0)
 		ci_failf("device %s: %s", path, strerror(errno));
 	int dfd = openat(d, ".", O_DIRECTORY | O_CLOEXEC);
@@ -461,11 +466,11 @@ static void do_dev(int root)
 	if (dfd < 0)
 		ci_failf("device %s: %s", path, strerror(errno));
 	mode_t kind = type[0] == 'b' ? S_IFBLK : type[0] == 'p' ? S_IFIFO : S_IFCHR;
-	if (mknodat(dfd, slash + 1, kind | mode, makedev(maj, min)) < 0)
+	if (mknodat(dfd, base, kind | mode, makedev(maj, min)) < 0)
 		ci_failf("mknod %s: %s", path, strerror(errno));
-	if (fchownat(dfd, slash + 1, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+	if (fchownat(dfd, base, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
 		ci_failf("chown %s: %s", path, strerror(errno));
-	if (fchmodat(dfd, slash + 1, mode, 0) < 0) // past the umask
+	if (fchmodat(dfd, base, mode, 0) < 0) // past the umask
 		ci_failf("chmod %s: %s", path, strerror(errno));
 	close(dfd);
 }
@@ -550,7 +555,7 @@ static void mask_path(int root, const char *path)
 	if (fstat(t, &st) < 0)
 		ci_failf("mask %s: %s", path, strerror(errno));
 	if (S_ISDIR(st.st_mode)) {
-		close(fs_mount(t, "tmpfs", "tmpfs", NULL, MOUNT_ATTR_RDONLY, path));
+		close(fs_mount(t, "tmpfs", "tmpfs", "ro", MOUNT_ATTR_RDONLY, path));
 	} else {
 		int tree = syscall(SYS_open_tree, AT_FDCWD, "/dev/null", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
 		if (tree < 0)
@@ -856,6 +861,8 @@ static void cinit(void)
 	}
 	if (uid != 0)
 		fix_stdio(uid, gid);
+	if (strcmp(caps, "-") != 0)
+		berth_drop_bounding(caps);
 	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
 		ci_fail("keep caps", errno);
 	if (setgroups(nsup, groups) < 0)
@@ -909,15 +916,28 @@ static void cinit(void)
 	_exit(err == ENOENT ? 127 : 126);
 }
 
-// Before nsenter's constructor (a default-priority one): a prioritised
-// constructor runs first.
-__attribute__((constructor(200))) static void berth_cinit(int argc, char **argv)
+// nsexec is nsenter's (another package): weak, so this package links alone.
+extern void nsexec(void) __attribute__((weak));
+
+// The constructor runs at nsenter's priority, so with the same C library
+// and constructors set up as nsexec's own call. Which of the two runs first
+// is link order: today this one. If nsexec has not run yet it is called
+// here (stages 0 and 1 exit inside it; stage 2 returns); if it has, this
+// is stage 2 already.
+__attribute__((constructor)) static void berth_cinit(int argc, char **argv)
 {
 	if (argc < 2 || strcmp(argv[1], "init") != 0)
 		return;
 	const char *t = getenv("_LIBCONTAINER_INITTYPE");
-	if (t == NULL || strcmp(t, "standard") != 0 || nsexec == NULL || !is_plan(PLAN_FD))
+	if (t == NULL || strcmp(t, "standard") != 0 || !is_plan(PLAN_FD))
 		return;
-	nsexec(); // stages 0 and 1 exit in it; stage 2 returns here
+	char name[17] = {0};
+	if (prctl(PR_GET_NAME, name, 0, 0, 0) < 0 || strcmp(name, "runc:[2:INIT]") != 0) {
+		if (nsexec == NULL) {
+			dprintf(2, "berth: container init: no nsexec in this binary\n");
+			_exit(255);
+		}
+		nsexec();
+	}
 	cinit();
 }

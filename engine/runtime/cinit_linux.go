@@ -6,9 +6,8 @@ package runtime
 // in C after nsexec instead of starting Go. Everything else goes through
 // libcontainer's Go init unchanged.
 //
-// Work in progress (docs/cinit-status.md): the C init is used only when
-// BERTH_C_INIT=1 is set in the shim's environment, until the conformance
-// suites pass through it.
+// BERTH_GO_INIT=1 in the shim's environment forces libcontainer's Go init
+// (for comparison, and as an escape hatch).
 
 import (
 	"bytes"
@@ -29,7 +28,7 @@ import (
 const cinitMagic = "BERTHCINIT1"
 
 // cinitWanted says whether the shim should try the C init at all.
-func cinitWanted() bool { return os.Getenv("BERTH_C_INIT") == "1" }
+func cinitWanted() bool { return os.Getenv("BERTH_GO_INIT") != "1" }
 
 // cinitReason is why cfg needs libcontainer's Go init, or "" when the C
 // init can serve it.
@@ -101,11 +100,11 @@ func cinitMountReason(c *configs.Config, m *configs.Mount) string {
 		flags &^= unix.MS_BIND | unix.MS_REC
 	case "proc", "tmpfs", "devpts", "mqueue":
 	case "sysfs":
-		if !c.Namespaces.IsPrivate(configs.NEWNET) {
+		if !c.Namespaces.Contains(configs.NEWNET) {
 			return "sysfs without a network namespace"
 		}
 	case "cgroup":
-		if !c.Namespaces.IsPrivate(configs.NEWCGROUP) {
+		if !c.Namespaces.Contains(configs.NEWCGROUP) {
 			return "cgroup without a cgroup namespace"
 		}
 	default:
@@ -254,8 +253,8 @@ func (s *shim) viaInit(p *libcontainer.Process, terminal bool) (done func(), err
 	return s.viaEntry(p, s.lcfg.Rootfs, s.lcfg.Mounts)
 }
 
-// viaCInit readies p for the C init when BERTH_C_INIT=1 asks for it and
-// cfg allows it: the plan goes in as the init's first inherited file (a
+// viaCInit readies p for the C init unless BERTH_GO_INIT=1 forbids it or
+// cfg needs what only the Go init does: the plan goes in as the init's first inherited file (a
 // sealed memfd named berth-cinit), the seccomp program as the second. ok
 // is false (and p unchanged) when the Go init must run; done closes what p
 // inherited, once p has started.

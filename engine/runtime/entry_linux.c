@@ -71,13 +71,12 @@ void berth_install_filter(struct sock_filter *filter, uint16_t len, uint32_t fla
 		entry_fail("install seccomp program", errno);
 }
 
-// set_caps makes the thread's capability sets the container's: it drops
-// from the bounding set and lowers what libcontainer granted beyond them
-// only so this entry could install the filter (see seccomp_linux.go).
-void berth_set_caps(const char *spec)
+// berth_drop_bounding drops from the bounding set what spec's bounding mask
+// lacks (it needs CAP_SETPCAP: the C init calls it before it changes user).
+void berth_drop_bounding(const char *spec)
 {
-	unsigned long long b, e, p, i, a;
-	if (sscanf(spec, "%llx:%llx:%llx:%llx:%llx", &b, &e, &p, &i, &a) != 5)
+	unsigned long long b;
+	if (sscanf(spec, "%llx:", &b) != 1)
 		entry_fail("capabilities", EINVAL);
 	for (int c = 0; c < 64; c++) {
 		int in = prctl(PR_CAPBSET_READ, c, 0, 0, 0);
@@ -86,6 +85,17 @@ void berth_set_caps(const char *spec)
 		if (in == 1 && !(b & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0)
 			entry_fail("drop from the bounding set", errno);
 	}
+}
+
+// set_caps makes the thread's capability sets the container's: it drops
+// from the bounding set and lowers what libcontainer granted beyond them
+// only so this entry could install the filter (see seccomp_linux.go).
+void berth_set_caps(const char *spec)
+{
+	unsigned long long b, e, p, i, a;
+	if (sscanf(spec, "%llx:%llx:%llx:%llx:%llx", &b, &e, &p, &i, &a) != 5)
+		entry_fail("capabilities", EINVAL);
+	berth_drop_bounding(spec);
 	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
 	struct __user_cap_data_struct cur[2], want[2];
 	if (syscall(SYS_capget, &hdr, cur) < 0)
