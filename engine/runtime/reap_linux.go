@@ -24,17 +24,26 @@ import (
 // is unreaped, so the container never exits and the shim waits for it
 // forever: a stop that hangs.
 //
-// reapStrays reaps the one that blocks: on every SIGCHLD while a run is
+// The last stage is named "runc:[1:CHILD]" from its fork until its first
+// instructions rename it: one killed in between is a zombie of the
+// container's namespace under the first stage's name, and blocks the same.
+//
+// reapStrays reaps the ones that block: on every SIGCHLD while a run is
 // up, each zombie child still named "runc:[2:INIT]" (it died before its
-// command ran), but for the run's own init, which supervise waits for.
-// The first stage is left alone: it lives outside the container, and
-// libcontainer waits for it itself while it starts an init (taking it
-// there fails the start). No run, no reaping: a run being created owns
-// its stages until it is up.
+// command ran), and each zombie named "runc:[1:CHILD]" that is in the
+// container's own pid namespace, but for the run's own init, which
+// supervise waits for. A first stage proper is left alone: it lives
+// outside the container, and libcontainer waits for it itself while it
+// starts an init (taking it there fails the start). No run, no reaping: a
+// run being created owns its stages until it is up.
 
 // bootstrapInit is the name libcontainer's last bootstrap stage carries
-// until it execs the process's command.
-const bootstrapInit = "runc:[2:INIT]"
+// until it execs the process's command; bootstrapChild the first stage's,
+// which the last carries from its fork until it renames itself.
+const (
+	bootstrapInit  = "runc:[2:INIT]"
+	bootstrapChild = "runc:[1:CHILD]"
+)
 
 // reapStrays starts reaping, for the life of the shim.
 func (s *shim) reapStrays() {
@@ -62,11 +71,19 @@ func (s *shim) initPid() int {
 }
 
 // reapBootstrapZombies waits for each zombie child of this process still
-// named as the last bootstrap stage, but for keep, and returns their pids.
+// named as the last bootstrap stage, and each named as the first one in
+// keep's pid namespace when that is not this process's, but for keep, and
+// returns their pids.
 func reapBootstrapZombies(keep int) []int {
+	// Only a namespace of the container's own has an init that waits for
+	// its zombies; in a shared one a first stage is libcontainer's.
+	inside := pidNS(keep)
+	if inside == "" || inside == pidNS(os.Getpid()) {
+		inside = ""
+	}
 	var reaped []int
 	for _, pid := range childPids() {
-		if pid == keep || !bootstrapZombie(pid) {
+		if pid == keep || !strayStage(pid, inside) {
 			continue
 		}
 		var ws unix.WaitStatus
@@ -98,6 +115,29 @@ func childPids() []int {
 // bootstrapZombie says whether pid is a zombie still named as the last
 // bootstrap stage.
 func bootstrapZombie(pid int) bool {
+	return strayStage(pid, "")
+}
+
+// strayStage says whether pid is a zombie still named as the last
+// bootstrap stage, or as the first one and in the pid namespace inside
+// (none when inside is empty).
+func strayStage(pid int, inside string) bool {
 	name, f, err := procstat.Read(pid)
-	return err == nil && len(f) > 0 && f[0] == "Z" && name == bootstrapInit
+	if err != nil || len(f) == 0 || f[0] != "Z" {
+		return false
+	}
+	switch name {
+	case bootstrapInit:
+		return true
+	case bootstrapChild:
+		return inside != "" && pidNS(pid) == inside
+	}
+	return false
+}
+
+// pidNS names pid's pid namespace (a zombie keeps its own), or is empty
+// when pid is gone.
+func pidNS(pid int) string {
+	ns, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/pid")
+	return ns
 }
