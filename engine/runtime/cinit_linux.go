@@ -232,6 +232,59 @@ func cinitPlan(id string, c *configs.Config, p *libcontainer.Process, caps strin
 	return b.Bytes(), nil
 }
 
+// symlinkedTarget names the first mount target that the image reaches
+// through a symlink, or is empty. Such a target goes to libcontainer's Go
+// init, which resolves it as Docker's runc does (inside the root, making
+// what is missing: an image's /etc/resolv.conf that links to
+// ../run/systemd/resolve/stub-resolv.conf); the C init, stricter, would
+// refuse a link whose destination is missing. Targets under a file system
+// mounted earlier in the list (/dev/shm under /dev's tmpfs) are not the
+// image's and are not looked at. A component that does not exist ends the
+// walk: the init makes it.
+func symlinkedTarget(rootfs string, mounts []*configs.Mount) string {
+	var fresh []string
+	for _, m := range mounts {
+		d := filepath.Clean(m.Destination)
+		if !underAny(d, fresh) && symlinkOnPath(rootfs, d) {
+			return d
+		}
+		if m.Device != "bind" {
+			fresh = append(fresh, d)
+		}
+	}
+	return ""
+}
+
+// underAny says whether path is at or under one of dirs.
+func underAny(path string, dirs []string) bool {
+	for _, d := range dirs {
+		if path == d || strings.HasPrefix(path, strings.TrimSuffix(d, "/")+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// symlinkOnPath says whether a component of dest under rootfs is a
+// symlink; it never follows one.
+func symlinkOnPath(rootfs, dest string) bool {
+	p := rootfs
+	for _, c := range strings.Split(strings.TrimPrefix(dest, "/"), "/") {
+		if c == "" {
+			continue
+		}
+		p = filepath.Join(p, c)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return false
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // devTmpfs says whether /dev is a tmpfs the init fills (libcontainer's
 // needsSetupDev).
 func devTmpfs(c *configs.Config) bool {
@@ -265,6 +318,10 @@ func (s *shim) viaCInit(p *libcontainer.Process, terminal bool) (done func(), ok
 	}
 	if r := cinitReason(s.lcfg, p, terminal); r != "" {
 		slog.Debug("container init", "init", "go", "reason", r)
+		return done, false, nil
+	}
+	if d := symlinkedTarget(s.lcfg.Rootfs, s.lcfg.Mounts); d != "" {
+		slog.Debug("container init", "init", "go", "reason", "symlink on the way to mount target "+d)
 		return done, false, nil
 	}
 	slog.Debug("container init", "init", "c")

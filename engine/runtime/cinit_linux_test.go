@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -112,5 +114,50 @@ func TestCInitPlanMustCarryTheConfigInOrder(t *testing.T) {
 	}
 	if bytes.Count(plan, []byte("\x00devlinks\x00")) != 1 {
 		t.Errorf("plan has no /dev links step: %s", text)
+	}
+}
+
+// TestSymlinkedMountTargetsMustGoToTheGoInit: a target the image reaches
+// through a symlink (a dangling /etc/resolv.conf link, a /etc that links
+// elsewhere) is named, so libcontainer's init resolves it as runc does;
+// plain targets, missing ones and those under a file system mounted
+// earlier in the list are not.
+func TestSymlinkedMountTargetsMustGoToTheGoInit(t *testing.T) {
+	mounts := func(dests ...string) []*configs.Mount {
+		ms := []*configs.Mount{{Device: "tmpfs", Destination: "/dev"}}
+		for _, d := range dests {
+			ms = append(ms, &configs.Mount{Device: "bind", Destination: d})
+		}
+		return ms
+	}
+	for name, tc := range map[string]struct {
+		links map[string]string // path under the root -> link text
+		dirs  []string
+		dests []string
+		want  string
+	}{
+		"plain":            {dirs: []string{"etc", "dev"}, dests: []string{"/etc/hosts", "/etc/resolv.conf"}},
+		"missing":          {dests: []string{"/etc/hosts", "/data/x"}},
+		"dangling file":    {dirs: []string{"etc"}, links: map[string]string{"etc/resolv.conf": "../run/systemd/resolve/stub-resolv.conf"}, dests: []string{"/etc/hosts", "/etc/resolv.conf"}, want: "/etc/resolv.conf"},
+		"linked directory": {links: map[string]string{"etc": "/elsewhere"}, dests: []string{"/etc/hosts"}, want: "/etc/hosts"},
+		"under /dev":       {dirs: []string{"dev"}, links: map[string]string{"dev/shm": "/run/shm"}, dests: []string{"/dev/shm"}},
+	} {
+		root := t.TempDir()
+		for _, d := range tc.dirs {
+			if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for p, to := range tc.links {
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(to, filepath.Join(root, p)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := symlinkedTarget(root, mounts(tc.dests...)); got != tc.want {
+			t.Errorf("%s: symlinkedTarget = %q, want %q", name, got, tc.want)
+		}
 	}
 }
