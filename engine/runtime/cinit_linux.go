@@ -11,12 +11,14 @@ package runtime
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/configs"
@@ -29,6 +31,28 @@ const cinitMagic = "BERTHCINIT1"
 
 // cinitWanted says whether the shim should try the C init at all.
 func cinitWanted() bool { return os.Getenv("BERTH_GO_INIT") != "1" }
+
+// cinitKernel says, once per process, whether the kernel has the system
+// calls the C init makes: openat2 (Linux 5.6) and the new mount API with
+// mount_setattr (5.12). On an older kernel every container takes
+// libcontainer's Go init.
+var cinitKernel = sync.OnceValue(func() bool {
+	return kernelHasCInitCalls(
+		func() error { _, err := unix.Openat2(-1, "", &unix.OpenHow{}); return err },
+		func() error { return unix.MountSetattr(-1, "", 0, &unix.MountAttr{}) },
+	)
+})
+
+// kernelHasCInitCalls makes each probe, a call that fails on its arguments
+// where the kernel has it, and says whether none was missing (ENOSYS).
+func kernelHasCInitCalls(probes ...func() error) bool {
+	for _, probe := range probes {
+		if errors.Is(probe(), unix.ENOSYS) {
+			return false
+		}
+	}
+	return true
+}
 
 // cinitReason is why cfg needs libcontainer's Go init, or "" when the C
 // init can serve it.
@@ -314,6 +338,10 @@ func (s *shim) viaInit(p *libcontainer.Process, terminal bool) (done func(), err
 func (s *shim) viaCInit(p *libcontainer.Process, terminal bool) (done func(), ok bool, err error) {
 	done = func() {}
 	if !cinitWanted() {
+		return done, false, nil
+	}
+	if !cinitKernel() {
+		slog.Debug("container init", "init", "go", "reason", "kernel without openat2 or mount_setattr")
 		return done, false, nil
 	}
 	if r := cinitReason(s.lcfg, p, terminal); r != "" {

@@ -161,3 +161,20 @@ func TestSymlinkedMountTargetsMustGoToTheGoInit(t *testing.T) {
 		}
 	}
 }
+
+// TestCInitMustNotServeOnAKernelWithoutItsCalls: a kernel that answers
+// ENOSYS to a call the C init makes sends every container to the Go init;
+// one that refuses the probes' arguments has them.
+func TestCInitMustNotServeOnAKernelWithoutItsCalls(t *testing.T) {
+	has := func() error { return unix.EBADF }
+	missing := func() error { return unix.ENOSYS }
+	if !kernelHasCInitCalls(has, has) {
+		t.Error("calls that fail on their arguments taken for missing")
+	}
+	if kernelHasCInitCalls(has, missing) || kernelHasCInitCalls(missing, has) {
+		t.Error("a call answering ENOSYS not taken for missing")
+	}
+	if !cinitKernel() {
+		t.Error("this kernel taken for one without openat2 or mount_setattr")
+	}
+}
