@@ -112,12 +112,6 @@ func childPids() []int {
 	return pids
 }
 
-// bootstrapZombie says whether pid is a zombie still named as the last
-// bootstrap stage.
-func bootstrapZombie(pid int) bool {
-	return strayStage(pid, "")
-}
-
 // strayStage says whether pid is a zombie still named as the last
 // bootstrap stage, or as the first one and in the pid namespace inside
 // (none when inside is empty).

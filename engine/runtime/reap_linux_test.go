@@ -37,7 +37,7 @@ func TestReapBootstrapZombiesTakesOnlyDeadInitStagesButTheRunsInit(t *testing.T)
 	if !slices.Equal(got, []int{probe}) {
 		t.Fatalf("reaped %v, want only the probe's stage %d (init %d, first stage %d, command %d)", got, probe, init, child, command)
 	}
-	if bootstrapZombie(probe) {
+	if strayStage(probe, "") {
 		t.Errorf("the probe's stage %d is still a zombie", probe)
 	}
 	// The others are left for their waiters: supervise, libcontainer, exec.
@@ -51,10 +51,10 @@ func TestReapBootstrapZombiesTakesOnlyDeadInitStagesButTheRunsInit(t *testing.T)
 
 func TestBootstrapZombieReadsNamesWithParentheses(t *testing.T) {
 	pid := zombie(t, "a) Z (runc:[")
-	if bootstrapZombie(pid) {
+	if strayStage(pid, "") {
 		t.Fatalf("pid %d (%q) taken for a bootstrap stage", pid, "a) Z (runc:[")
 	}
-	if bootstrapZombie(1 << 30) {
+	if strayStage(1<<30, "") {
 		t.Fatal("a pid that does not exist taken for a zombie")
 	}
 }
